@@ -1,0 +1,274 @@
+"""The ``mlflowkit`` command line: validate, plan, run, schema, models, runs.
+
+Exit codes: 0 success, 1 a run or command failed, 2 the spec (or the command line) is invalid.
+Heavy modules load only in the commands that need them, so ``validate`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlflowkit.errors import MlflowkitError, SpecError
+
+if TYPE_CHECKING:
+    from mlflowkit.plan.model import Plan, PlanStep
+    from mlflowkit.run.engine import RunResult, StepRecord
+    from mlflowkit.spec.models import SpecBase
+
+app = typer.Typer(name="mlflowkit", help="One YAML spec for the whole ML lifecycle.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
+models_app = typer.Typer(help="Registered models: versions, aliases, lineage.", no_args_is_help=True)
+runs_app = typer.Typer(help="Past runs: status, steps, timings.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(runs_app, name="runs")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a param: --set params.NAME=VALUE (repeatable).")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Artifact store / registry root (any fsspec URI).")]
+
+
+def _fail(exc: MlflowkitError) -> NoReturn:
+    err.print(f"[bold red]error[/]: {exc}" if not isinstance(exc, SpecError) else str(exc), markup=not isinstance(exc, SpecError))
+    raise typer.Exit(exc.exit_code)
+
+
+def _load(path: Path, overrides: list[str] | None) -> SpecBase:
+    from mlflowkit.spec.load import load_spec
+
+    if not path.is_file():
+        err.print(f"[bold red]error[/]: no spec file at {path}")
+        raise typer.Exit(2)
+    try:
+        return load_spec(path, overrides=overrides or ())
+    except SpecError as exc:
+        _fail(exc)
+
+
+@app.command()
+def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")],
+             set_: SetOpt = None) -> None:
+    """Check spec files: syntax, types, recipe, kinds, references. Writes nothing."""
+    failed = False
+    for path in specs:
+        try:
+            spec = _load(path, set_)
+        except typer.Exit:
+            failed = True
+            continue
+        out.print(f"[green]✓[/] {path}: valid ({spec.recipe}, {len(spec.recipe_def.stages) + len(spec.steps)} steps)")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def plan(spec_path: SpecArg, set_: SetOpt = None,
+         fmt: Annotated[str, typer.Option("--format", "-f", help="tree, mermaid or json.")] = "tree") -> None:
+    """Compile a spec and show its plan: steps, kinds, dependencies, cache keys."""
+    from mlflowkit.plan.compile import compile_spec
+
+    compiled = compile_spec(_load(spec_path, set_))
+    if fmt == "json":
+        out.print(compiled.to_json(), markup=False)
+    elif fmt == "mermaid":
+        out.print(compiled.to_mermaid(), markup=False)
+    elif fmt == "tree":
+        out.print(compiled.to_tree(), markup=False)
+        out.print()
+        out.print("```mermaid", markup=False)
+        out.print(compiled.to_mermaid(), markup=False)
+        out.print("```", markup=False)
+    else:
+        err.print(f"[bold red]error[/]: --format must be tree, mermaid or json (got {fmt!r})")
+        raise typer.Exit(2)
+
+
+class _Progress:
+    """Prints one line per step event; safe to call from Prefect's worker threads."""
+
+    icons = {"ran": "[green]✓[/]", "cached": "[cyan]↺[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
+
+    def step_started(self, step: PlanStep) -> None:
+        out.print(f"  [dim]→ {step.name} ({step.kind})[/]")
+
+    def step_finished(self, record: StepRecord) -> None:
+        note = f"  [red]{record.error}[/]" if record.error else ""
+        out.print(f"  {self.icons.get(record.status, '?')} {record.name:<16} {record.status:<7} {record.seconds:7.2f}s{note}")
+
+
+def _summary(result: RunResult) -> None:
+    table = Table(title=f"run {result.run_id}", title_justify="left")
+    for col in ("step", "kind", "status", "seconds", "outputs"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for rec in result.steps:
+        table.add_row(rec.name, rec.kind, rec.status, f"{rec.seconds:.2f}", ", ".join(rec.outputs))
+    out.print(table)
+
+
+def _verdict_table(verdict: dict[str, Any]) -> None:
+    table = Table(title="gate verdict: " + ("[green]PASS[/]" if verdict.get("passed") else "[red]FAIL[/]"), title_justify="left")
+    for col in ("rule", "value", "threshold", "result", "note"):
+        table.add_column(col)
+    for rule in verdict.get("rules", []):
+        fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        table.add_row(rule["rule"], fmt(rule["value"]), fmt(rule["threshold"]),
+                      "[green]pass[/]" if rule["passed"] else "[red]fail[/]", rule.get("note") or "")
+    out.print(table)
+
+
+@app.command()
+def run(spec_path: SpecArg, set_: SetOpt = None, store: StoreOpt = None,
+        from_step: Annotated[str | None, typer.Option("--from", help="Rerun this step and every step after it.")] = None,
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False) -> None:
+    """Run a spec as a Prefect flow; unchanged steps are taken from the cache."""
+    spec = _load(spec_path, set_)
+    from mlflowkit.plan.compile import compile_spec
+
+    compiled: Plan = compile_spec(spec)
+    if from_step is not None and from_step not in {s.name for s in compiled.steps}:
+        from mlflowkit.plugins import did_you_mean
+
+        hint = did_you_mean(from_step, [s.name for s in compiled.steps])
+        err.print(f"[bold red]error[/]: --from names no step {from_step!r}{'; ' + hint if hint else ''} "
+                  f"(steps: {', '.join(s.name for s in compiled.steps)})")
+        raise typer.Exit(2)
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from mlflowkit.run.engine import run_spec
+
+    out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
+    result = run_spec(spec, compiled, store=store, from_step=from_step, progress=_Progress())
+    _summary(result)
+    if result.verdict:
+        _verdict_table(result.verdict)
+    where = "Prefect flow run " + str(result.flow_run_id) if result.orchestrated else "all steps cached; no flow run needed"
+    if result.ok:
+        out.print(f"[green]done[/] in {result.seconds:.2f}s ({where})")
+        return
+    assert result.exception is not None  # noqa: S101 - a failed result always carries its error
+    _fail(result.exception)
+
+
+@app.command()
+def schema(output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None) -> None:
+    """Print the JSON Schema of the spec format (for editors and CI)."""
+    from mlflowkit.spec.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
+
+
+def _store(store: str | None, spec_path: Path | None) -> str:
+    if store:
+        return store
+    if spec_path is not None:
+        from mlflowkit.run.engine import store_root
+
+        return store_root(_load(spec_path, None))
+    return os.environ.get("MLFLOWKIT_STORE") or str(Path(".mlflowkit").resolve())
+
+
+SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Use the store of this spec.")]
+
+
+def _registry(store: str | None, spec_path: Path | None) -> Any:
+    from mlflowkit.store import ModelRegistry
+
+    root = _store(store, spec_path)
+    return ModelRegistry(root.rstrip("/") + "/registry" if "://" in root else os.path.join(root, "registry"))
+
+
+@models_app.command("list")
+def models_list(store: StoreOpt = None, spec: SpecOpt = None) -> None:
+    """Every registered model, with its newest version and aliases."""
+    registry = _registry(store, spec)
+    table = Table()
+    for col in ("model", "versions", "latest", "aliases"):
+        table.add_column(col)
+    for name in registry.models():
+        versions = registry.versions(name)
+        aliases = ", ".join(f"{a} → v{v}" for a, v in sorted(registry.aliases(name).items()))
+        table.add_row(name, str(len(versions)), f"v{versions[-1].version}" if versions else "-", aliases)
+    out.print(table)
+
+
+@models_app.command("show")
+def models_show(model: str, version: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
+                store: StoreOpt = None, spec: SpecOpt = None) -> None:
+    """One model version: lineage, metrics, aliases, files."""
+    registry = _registry(store, spec)
+    try:
+        mv = registry.get(model, version)
+    except MlflowkitError as exc:
+        _fail(exc)
+    out.print(f"[bold]{mv.model} v{mv.version}[/]  created {mv.created_at}  aliases: {', '.join(mv.aliases) or '-'}")
+    out.print(f"files: {', '.join(mv.files)}")
+    out.print_json(json.dumps(mv.lineage, default=str))
+    history = [e for e in registry.history(model) if e.version == mv.version or e.previous == mv.version]
+    for event in history:
+        out.print(f"  {event.at}  {event.alias}: v{event.previous or '-'} → v{event.version or '-'}  by {event.actor}: {event.reason}")
+
+
+def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str, Any]]]:
+    from mlflowkit.store import ArtifactStore
+
+    st = ArtifactStore(_store(store, spec_path))
+    records = [st.read_json(k) for k in st.list_keys("runs") if k.endswith(".json")]
+    return st, sorted(records, key=lambda r: r["started_at"])
+
+
+@runs_app.command("list")
+def runs_list(store: StoreOpt = None, spec: SpecOpt = None,
+              limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 20) -> None:
+    """Recent runs: status, duration, how many steps ran or came from the cache."""
+    _, records = _runs(store, spec)
+    table = Table()
+    for col in ("run", "spec", "status", "seconds", "ran", "cached", "flow run"):
+        table.add_column(col)
+    for r in records[-limit:]:
+        statuses = [s["status"] for s in r.get("steps", [])]
+        table.add_row(r["run_id"], r["spec_name"], r["status"], f"{r.get('seconds', 0):.2f}", str(statuses.count("ran")),
+                      str(statuses.count("cached")), (r.get("flow_run_id") or "-")[:8])
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, store: StoreOpt = None, spec: SpecOpt = None) -> None:
+    """One run: its steps with timings and outputs, its verdict, its error."""
+    _, records = _runs(store, spec)
+    match = [r for r in records if r["run_id"].startswith(run_id)]
+    if len(match) != 1:
+        err.print(f"[bold red]error[/]: {'no run' if not match else 'several runs'} matching {run_id!r}")
+        raise typer.Exit(1)
+    r = match[0]
+    out.print(f"[bold]{r['run_id']}[/] {r['spec_name']} ({r['spec_path']}): [bold]{r['status']}[/] in {r.get('seconds', 0):.2f}s")
+    out.print(f"spec {r['spec_hash'][:12]}  params {json.dumps(r['params'])}  git {r.get('git_commit') or '-'}  flow run {r.get('flow_run_id') or '-'}")
+    table = Table()
+    for col in ("step", "kind", "status", "seconds", "outputs"):
+        table.add_column(col)
+    for s in r["steps"]:
+        table.add_row(s["name"], s["kind"], s["status"], f"{s['seconds']:.2f}", ", ".join(s["outputs"]))
+    out.print(table)
+    if r.get("verdict"):
+        _verdict_table(r["verdict"])
+    if r.get("error"):
+        out.print(f"[red]error[/]: {r['error']}", markup=True)
+
+
+def main() -> None:
+    """Entry point of the ``mlflowkit`` script."""
+    app()

@@ -1,0 +1,135 @@
+"""What a step kind is: typed params, a run method, and the context and inputs a step gets.
+
+Built-in kinds and third-party kinds subclass :class:`StepKind` and register under the
+``mlflowkit.kinds`` entry-point group. Kind modules import only pydantic at import time, so that
+``mlflowkit validate`` stays fast; heavy libraries are imported inside :meth:`StepKind.run`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    import logging
+
+    from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
+
+__all__ = ["Inputs", "Params", "StepContext", "StepKind"]
+
+
+class Params(BaseModel):
+    """Base of every kind's params: frozen, unknown keys refused, every field described."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a running step may use besides its params and inputs.
+
+    Attributes:
+        step: the step's name in the plan.
+        run_id: the id of this run (also written into lineage).
+        spec_name: the spec's ``name``.
+        spec_hash: sha256 of the resolved spec.
+        spec_dir: the folder the spec lives in; relative data paths resolve against it.
+        store: the artifact store.
+        registry: the model registry.
+        git_commit: the commit of the spec's repository, if there is one.
+        params: the run's resolved ``params:`` values.
+        model_name: the registered model this spec produces (for champion look-ups).
+        logger: a logger that reaches the run's output (and Prefect's logs inside a flow).
+    """
+
+    step: str
+    run_id: str
+    spec_name: str
+    spec_hash: str
+    spec_dir: str
+    store: ArtifactStore
+    registry: ModelRegistry
+    logger: logging.Logger
+    model_name: str = ""
+    git_commit: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Inputs(Mapping[str, "Ref"]):
+    """The outputs of a step's upstream steps, merged by output name.
+
+    A step reads what it needs by name (``inputs["train"]``), whatever step produced it, so that
+    a custom step placed in between (which re-emits ``train``) is picked up without rewiring.
+    When two upstream steps emit the same name, the one nearer in the plan wins.
+    """
+
+    def __init__(self, by_step: Mapping[str, Mapping[str, Ref]], order: tuple[str, ...]) -> None:
+        self.by_step = dict(by_step)
+        merged: dict[str, Ref] = {}
+        for name in order:  # plan order: later (nearer) steps override earlier ones
+            merged.update(by_step.get(name, {}))
+        self._merged = merged
+
+    def __getitem__(self, key: str) -> Ref:
+        try:
+            return self._merged[key]
+        except KeyError:
+            have = ", ".join(sorted(self._merged)) or "nothing"
+            raise KeyError(f"no upstream step produced {key!r} (upstream produced: {have})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._merged)
+
+    def __len__(self) -> int:
+        return len(self._merged)
+
+
+class StepKind(ABC):
+    """A step implementation, selected by ``kind:`` in the spec or by the recipe's default.
+
+    Subclasses set ``Params`` (a :class:`Params` subclass) and implement :meth:`run`. ``list_field``
+    lets a section be written as a bare list in YAML (``gates: [...]``): the list becomes that field.
+    """
+
+    Params: ClassVar[type[Params]]
+    summary: ClassVar[str] = ""
+    list_field: ClassVar[str | None] = None
+
+    @abstractmethod
+    def run(self, ctx: StepContext, params: Any, inputs: Inputs) -> dict[str, Ref]:
+        """Do the step's work and return its outputs by name, as references into the store."""
+
+    def fingerprint(self, ctx: StepContext, params: Any) -> str | None:
+        """A hash of what the step reads from outside the store (a source file, say), or None.
+
+        It joins the step's cache key, so a changed input file means the step runs again.
+        """
+        return None
+
+    @classmethod
+    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+        """Cross-field checks of a validated section: ``(path under the section, message, hint)``.
+
+        Runs at validate time, so it must not import heavy libraries.
+        """
+        return ()
+
+    @classmethod
+    def metrics_produced(cls, section: Any) -> set[str]:
+        """Names of the metrics this step produces (gates may use them)."""
+        return set()
+
+    @classmethod
+    def code_version(cls) -> str:
+        """A short hash of the source of the module that defines this kind."""
+        try:
+            source = inspect.getsource(inspect.getmodule(cls) or cls)
+        except (OSError, TypeError):
+            source = f"{cls.__module__}.{cls.__qualname__}"
+        return hashlib.sha256(source.encode()).hexdigest()[:16]

@@ -1,0 +1,101 @@
+"""The ``python`` kind: a user's function (``uses: module:function``) applied to the tables flowing past.
+
+The function takes a pandas DataFrame and keyword params and returns a DataFrame; it is applied to
+every table its upstream step emitted (the dataset, or the train and test splits), so a feature step
+placed before or after the split works the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from mlflowkit.errors import StepFailed
+from mlflowkit.kinds._frames import PARQUET, load_frame, save_frame
+from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlflowkit.store import Ref
+
+__all__ = ["PythonStep"]
+
+
+class PythonParams(Params):
+    """The function to call and its keyword arguments."""
+
+    uses: str = Field(description="`module:function`, imported from the spec's folder.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the function.")
+
+
+def _import(ctx: StepContext, uses: str) -> Callable[..., Any]:
+    module_name, _, attr = uses.partition(":")
+    if ctx.spec_dir not in sys.path:
+        sys.path.insert(0, ctx.spec_dir)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StepFailed(ctx.step, f"cannot import {module_name!r} for uses: {uses}: {exc}") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise StepFailed(ctx.step, f"{module_name!r} has no function {attr!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+class PythonStep(StepKind):
+    """Apply a user function to every table from the step before it.
+
+    Example:
+
+    ```yaml
+    steps:
+      - name: add_features
+        uses: churn_steps:add_features
+        after: load
+        params: {cap: 100}
+    ```
+    """
+
+    Params = PythonParams
+    summary = "apply a Python function to each table"
+
+    def fingerprint(self, ctx: StepContext, params: PythonParams) -> str | None:
+        # The function's source file is part of the cache key: editing it reruns the step.
+        module_name = params.uses.partition(":")[0]
+        if ctx.spec_dir not in sys.path:
+            sys.path.insert(0, ctx.spec_dir)
+        spec = importlib.util.find_spec(module_name)
+        if spec is None or not spec.origin or not spec.has_location:
+            return None
+        with open(spec.origin, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+
+    def run(self, ctx: StepContext, params: PythonParams, inputs: Inputs) -> dict[str, Ref]:
+        import pandas as pd
+
+        fn = _import(ctx, params.uses)
+        outputs: dict[str, Ref] = {}
+        for name in inputs:
+            ref = inputs[name]
+            if ref.media_type != PARQUET:
+                continue
+            try:
+                result = fn(load_frame(ctx.store, ref), **params.params)
+            except Exception as exc:  # the user's code may raise anything; name the step and keep the cause
+                raise StepFailed(ctx.step, f"{params.uses} raised {type(exc).__name__}: {exc}") from exc
+            if not isinstance(result, pd.DataFrame):
+                raise StepFailed(ctx.step, f"{params.uses} returned {type(result).__name__}; expected a pandas DataFrame")
+            meta = {k: v for k, v in ref.meta.items() if k not in {"rows", "columns"}}
+            target = meta.get("target")
+            if target and target not in result.columns:
+                raise StepFailed(ctx.step, f"{params.uses} dropped the target column {target!r}")
+            outputs[name] = save_frame(ctx.store, result, **meta)
+        if not outputs:
+            raise StepFailed(ctx.step, "the step before it emitted no table to transform")
+        return outputs

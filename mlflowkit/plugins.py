@@ -1,0 +1,132 @@
+"""Plug-in discovery: step kinds and recipes from entry points, each checked when it registers.
+
+A broken plug-in is recorded with its reason and does not break the others; it fails only when
+a spec asks for it. The built-ins come through our own pyproject's entry points, like anyone's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from mlflowkit.errors import PluginError
+from mlflowkit.kinds.base import StepKind
+
+__all__ = ["KINDS_GROUP", "RECIPES_GROUP", "PluginSet", "did_you_mean", "kinds", "recipes", "verify_kind"]
+
+KINDS_GROUP = "mlflowkit.kinds"
+RECIPES_GROUP = "mlflowkit.recipes"
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
+    """A ``did you mean 'x'?`` hint, or an empty string when nothing is close."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+class PluginSet:
+    """The plug-ins of one entry-point group, each loaded and checked on first use.
+
+    ``get`` loads one plug-in; ``ok`` and ``broken`` load them all (for listings and did-you-mean).
+    A plug-in that fails is remembered with its reason and never breaks the others.
+    """
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self._entry_points: dict[str, metadata.EntryPoint] = {}
+        self._loaded: dict[str, Any] = {}
+        self._broken: dict[str, str] = {}
+        self.origin: dict[str, str] = {}
+        for ep in metadata.entry_points(group=group):
+            dist = ep.dist.name if ep.dist else "?"
+            if ep.name in self._entry_points:
+                self._broken[ep.name] = f"registered twice (again by {dist} as {ep.value})"
+                continue
+            self._entry_points[ep.name] = ep
+            self.origin[ep.name] = f"{dist}: {ep.value}"
+
+    @property
+    def names(self) -> list[str]:
+        """Every registered name, loaded or not."""
+        return sorted(self._entry_points)
+
+    def _try(self, name: str) -> None:
+        if name in self._loaded or name in self._broken:
+            return
+        ep = self._entry_points[name]
+        try:
+            obj = ep.load()
+            if self.group == KINDS_GROUP:
+                obj = verify_kind(name, obj)
+            elif self.group == RECIPES_GROUP and not Path(str(obj)).is_file():
+                raise PluginError(name, self.group, f"recipe entry point must name a YAML file; {obj!r} is not one")
+        except PluginError as exc:
+            self._broken[name] = exc.reason
+        except Exception as exc:  # a plug-in's import may raise anything; record it and go on
+            self._broken[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            self._loaded[name] = obj
+
+    @property
+    def ok(self) -> dict[str, Any]:
+        """Every plug-in that loads, by name (loads them all)."""
+        for name in self._entry_points:
+            self._try(name)
+        return dict(self._loaded)
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Every plug-in that does not load, with the reason (loads them all)."""
+        self.ok  # noqa: B018 - loading is the point
+        return dict(self._broken)
+
+    def get(self, name: str) -> Any:
+        """The plug-in called ``name``; a PluginError names it when it is broken or missing."""
+        if name in self._entry_points:
+            self._try(name)
+        if name in self._loaded:
+            return self._loaded[name]
+        if name in self._broken:
+            raise PluginError(name, self.group, f"is installed but failed to load: {self._broken[name]}")
+        hint = did_you_mean(name, self.names)
+        raise PluginError(name, self.group, f"is not installed{'; ' + hint if hint else ''}")
+
+
+def verify_kind(name: str, obj: object) -> type[StepKind]:
+    """Check that ``obj`` is a usable step kind, or raise PluginError saying what is wrong."""
+    if not (inspect.isclass(obj) and issubclass(obj, StepKind)):
+        raise PluginError(name, KINDS_GROUP, f"{obj!r} is not a subclass of mlflowkit.StepKind")
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+        raise PluginError(name, KINDS_GROUP, f"{obj.__qualname__} does not implement {missing}")
+    params = getattr(obj, "Params", None)
+    if not (inspect.isclass(params) and issubclass(params, BaseModel)):
+        raise PluginError(name, KINDS_GROUP, f"{obj.__qualname__}.Params must be a pydantic model class")
+    if params.model_config.get("extra") != "forbid":
+        raise PluginError(name, KINDS_GROUP, f"{obj.__qualname__}.Params must refuse unknown keys (extra='forbid')")
+    run_params = list(inspect.signature(obj.run).parameters)
+    if run_params[:4] != ["self", "ctx", "params", "inputs"]:
+        raise PluginError(
+            name, KINDS_GROUP, f"{obj.__qualname__}.run must take (self, ctx, params, inputs); it takes ({', '.join(run_params)})"
+        )
+    if obj.list_field is not None and obj.list_field not in params.model_fields:
+        raise PluginError(name, KINDS_GROUP, f"list_field {obj.list_field!r} is not a field of {params.__qualname__}")
+    return obj
+
+
+@cache
+def kinds() -> PluginSet:
+    """Every installed step kind (entry-point group ``mlflowkit.kinds``)."""
+    return PluginSet(KINDS_GROUP)
+
+
+@cache
+def recipes() -> PluginSet:
+    """Every installed recipe (entry-point group ``mlflowkit.recipes``): name -> YAML file path."""
+    return PluginSet(RECIPES_GROUP)

@@ -1,0 +1,371 @@
+"""Run a Plan: one Prefect task per step, outputs stored by reference, finished steps reused.
+
+This is the only module that imports Prefect. Steps are executed by :class:`Runner`, which owns
+caching (content-addressed keys), run records and progress; Prefect owns ordering, retries,
+timeouts, concurrency and the view in its UI. A run whose every step is already cached needs no
+orchestration, so with the embedded (ephemeral) API it does not start one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlflowkit.errors import GateFailed, MlflowkitError, StepFailed
+from mlflowkit.kinds.base import Inputs, StepContext
+from mlflowkit.plan.model import Plan, PlanStep
+from mlflowkit.spec.models import SpecBase
+from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
+
+__all__ = ["Progress", "RunResult", "Runner", "StepRecord", "run_spec", "state_dir", "store_root"]
+
+log = logging.getLogger("mlflowkit.run")
+
+
+class Progress(Protocol):
+    """Receives step events as they happen (from worker threads)."""
+
+    def step_started(self, step: PlanStep) -> None: ...
+    def step_finished(self, record: StepRecord) -> None: ...
+
+
+class _Silent:
+    def step_started(self, step: PlanStep) -> None:
+        pass
+
+    def step_finished(self, record: StepRecord) -> None:
+        pass
+
+
+@dataclass
+class StepRecord:
+    """What happened to one step: ``ran``, ``cached``, ``failed`` or ``skipped``."""
+
+    name: str
+    kind: str
+    status: str = "skipped"
+    seconds: float = 0.0
+    key: str = ""
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run, as written to ``runs/<run_id>.json`` in the store."""
+
+    run_id: str
+    spec_name: str
+    spec_path: str
+    spec_hash: str
+    model: str
+    params: dict[str, Any]
+    status: str
+    started_at: str
+    finished_at: str = ""
+    seconds: float = 0.0
+    orchestrated: bool = False
+    flow_run_id: str | None = None
+    git_commit: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    verdict: dict[str, Any] | None = None
+    error: str | None = None
+    exception: MlflowkitError | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when every step ran or was cached."""
+        return self.status == "completed"
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON."""
+        data = {k: v for k, v in self.__dict__.items() if k not in {"exception", "steps"}}
+        data["steps"] = [s.__dict__ for s in self.steps]
+        return data
+
+
+def state_dir(spec: SpecBase) -> Path:
+    """The local state folder next to the spec (``.mlflowkit/``): Prefect home, and the default store."""
+    return Path(spec.spec_dir) / ".mlflowkit"
+
+
+def store_root(spec: SpecBase, override: str | None = None) -> str:
+    """Where artifacts and the registry live: ``--store``, else ``MLFLOWKIT_STORE``, else ``spec.store``, else state dir."""
+    root = override or os.environ.get("MLFLOWKIT_STORE") or spec.store
+    if root is None:
+        return str(state_dir(spec))
+    if "://" not in root and not os.path.isabs(root):
+        return os.path.join(spec.spec_dir, root)
+    return root
+
+
+def _git_commit(folder: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+class Runner:
+    """Executes the steps of a plan against a store; used inside Prefect tasks or directly.
+
+    Args:
+        spec: the loaded spec.
+        plan: its compiled plan.
+        store: artifact store root (see :func:`store_root`).
+        from_step: rerun this step and everything after it, ignoring their cached outputs.
+        progress: receives step events.
+    """
+
+    def __init__(self, spec: SpecBase, plan: Plan, store: str, *, from_step: str | None = None, progress: Progress | None = None) -> None:
+        from mlflowkit.plugins import kinds
+
+        self.spec, self.plan = spec, plan
+        self.store = ArtifactStore(store)
+        self.registry = ModelRegistry(os.path.join(store, "registry") if "://" not in store else store.rstrip("/") + "/registry")
+        self.forced = set(plan.downstream(from_step)) if from_step else set()
+        self.progress = progress or _Silent()
+        self.kinds = {s.name: kinds().get(s.kind)() for s in plan.steps}
+        self.records = {s.name: StepRecord(s.name, s.kind, key=s.key) for s in plan.steps}
+        self.outputs: dict[str, dict[str, Ref]] = {}
+        self.run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.git_commit = _git_commit(spec.spec_dir)
+        self._fingerprints: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def context(self, step: PlanStep, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> StepContext:
+        """The StepContext a step runs with."""
+        return StepContext(
+            step=step.name, run_id=self.run_id, spec_name=self.spec.name, spec_hash=self.spec.spec_hash,
+            spec_dir=self.spec.spec_dir, store=self.store, registry=self.registry, model_name=self.plan.model,
+            git_commit=self.git_commit, params=dict(self.spec.params),
+            logger=logger or logging.getLogger(f"mlflowkit.step.{step.name}"),  # type: ignore[arg-type]
+        )
+
+    def runtime_key(self, step: PlanStep, upstream: Mapping[str, Mapping[str, Ref]]) -> str:
+        """The static key plus what the step reads: upstream content hashes and outside inputs."""
+        if step.name not in self._fingerprints:
+            kind = self.kinds[step.name]
+            self._fingerprints[step.name] = kind.fingerprint(self.context(step), kind.Params.model_validate(step.params))
+        inputs = {n: {o: r.sha256 for o, r in sorted(upstream.get(n, {}).items())} for n in step.needs}
+        return _key(step.key, inputs, self._fingerprints[step.name])
+
+    def cached(self, step: PlanStep, key: str) -> dict[str, Ref] | None:
+        """The step's stored outputs for ``key``, if every one still exists in the store."""
+        if not step.cache or step.name in self.forced:
+            return None
+        try:
+            entry = self.store.read_json(f"cache/{key}.json")
+        except FileNotFoundError:
+            return None
+        refs = {name: Ref.model_validate(raw) for name, raw in entry["outputs"].items()}
+        return refs if all(self.store.exists(r) for r in refs.values()) else None
+
+    def all_cached(self) -> bool:
+        """Resolve every step from the cache, in order; True (and outputs filled) if all hit."""
+        found: dict[str, dict[str, Ref]] = {}
+        for step in self.plan.steps:
+            try:
+                hit = self.cached(step, self.runtime_key(step, found))
+            except StepFailed:
+                return False  # e.g. the data source is missing: let the real run report it
+            if hit is None:
+                return False
+            found[step.name] = hit
+        for step in self.plan.steps:
+            self._finish(step, "cached", 0.0, found[step.name])
+        return True
+
+    def execute(self, name: str, upstream: Mapping[str, Mapping[str, Ref]], logger: Any = None) -> dict[str, Ref]:
+        """Run one step (or take it from the cache); record and report what happened."""
+        step = self.plan.step(name)
+        self.progress.step_started(step)
+        start = time.perf_counter()
+        try:
+            key = self.runtime_key(step, upstream)
+            hit = self.cached(step, key)
+            if hit is not None:
+                self._finish(step, "cached", time.perf_counter() - start, hit)
+                return hit
+            kind = self.kinds[name]
+            params = kind.Params.model_validate(step.params)
+            inputs = Inputs({n: upstream[n] for n in step.needs if n in upstream}, step.needs)
+            outputs = kind.run(self.context(step, logger), params, inputs)
+            self.store.write_json(
+                f"cache/{key}.json",
+                {"step": name, "kind": step.kind, "run_id": self.run_id, "outputs": {k: r.model_dump(mode="json") for k, r in outputs.items()}},
+            )
+        except Exception as exc:
+            error = exc if isinstance(exc, MlflowkitError) else StepFailed(name, f"{type(exc).__name__}: {exc}")
+            if error is not exc:
+                error.__cause__ = exc
+            self._finish(step, "failed", time.perf_counter() - start, {}, error)
+            raise error from (exc if error is not exc else exc.__cause__)
+        self._finish(step, "ran", time.perf_counter() - start, outputs)
+        return outputs
+
+    def _finish(self, step: PlanStep, status: str, seconds: float, outputs: dict[str, Ref], error: MlflowkitError | None = None) -> None:
+        with self._lock:
+            record = self.records[step.name]
+            record.status, record.seconds, record.error = status, round(seconds, 4), str(error) if error else None
+            record.outputs = {k: r.model_dump(mode="json") for k, r in outputs.items()}
+            if status in {"ran", "cached"}:
+                self.outputs[step.name] = outputs
+            if isinstance(error, MlflowkitError):
+                self.records[step.name].__dict__["exception"] = error
+        self.progress.step_finished(record)
+
+    def run_inline(self) -> None:
+        """Execute every step in plan order in this thread, without an orchestrator (for tests and debugging)."""
+        for step in self.plan.steps:
+            self.execute(step.name, {n: self.outputs[n] for n in step.needs})
+
+
+def _ephemeral() -> bool:
+    return not os.environ.get("PREFECT_API_URL")
+
+
+@contextmanager
+def _prefect_settings(state: Path) -> Iterator[None]:
+    """Settings for an embedded run: PREFECT_HOME in the state dir, no analytics, no result persistence."""
+    wanted = {
+        "PREFECT_HOME": str(state / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    }
+    updates = {k: v for k, v in wanted.items() if k not in os.environ}
+    saved = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)  # before `import prefect`, so its settings see them
+    try:
+        import prefect.settings
+
+        names = {k: getattr(prefect.settings, k) for k in updates if hasattr(prefect.settings, k)}
+        with prefect.settings.temporary_settings(updates={names[k]: v for k, v in updates.items() if k in names}):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _should_retry(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only failures that may pass: a step that refused its input will refuse it again."""
+    try:
+        state.result()
+    except MlflowkitError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+def _build_flow(runner: Runner) -> Callable[..., Any]:
+    from prefect import Flow, get_run_logger, task
+    from prefect.cache_policies import NO_CACHE
+
+    plan = runner.plan
+    tasks = {}
+    for step in plan.steps:
+
+        def body(upstream: dict[str, dict[str, Ref]], _name: str = step.name) -> dict[str, Ref]:
+            return runner.execute(_name, upstream, get_run_logger())
+
+        tasks[step.name] = task(
+            body, name=step.name, retries=step.retries, retry_delay_seconds=step.retry_delay,
+            timeout_seconds=step.timeout, cache_policy=NO_CACHE, persist_result=False,
+            retry_condition_fn=_should_retry, task_run_name=step.name,
+        )
+
+    def lifecycle(**params: Any) -> dict[str, Any]:
+        futures: dict[str, Any] = {}
+        for step in plan.steps:
+            futures[step.name] = tasks[step.name].submit({n: futures[n] for n in step.needs})
+        for future in futures.values():
+            future.wait()
+        for step in plan.steps:  # the first failure in plan order is the cause; later ones follow from it
+            if runner.records[step.name].status == "failed":
+                futures[step.name].result()
+        return {"run_id": runner.run_id, "model": plan.model}
+
+    # Prefect reads flow parameters from the signature: expose the spec's params with their values.
+    lifecycle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in plan.params.items()]
+    )
+    return Flow(lifecycle, name=plan.name, description=f"mlflowkit: {plan.name} (recipe {plan.recipe})", log_prints=True,
+                validate_parameters=False, persist_result=False)
+
+
+def run_spec(spec: SpecBase, plan: Plan, *, store: str | None = None, from_step: str | None = None,
+             progress: Progress | None = None, orchestrate: bool | None = None) -> RunResult:
+    """Run a compiled spec and write its run record.
+
+    Args:
+        spec: the loaded spec.
+        plan: its plan (see :func:`mlflowkit.compile`).
+        store: artifact store root; default from :func:`store_root`.
+        from_step: rerun this step and everything downstream of it.
+        progress: receives step events.
+        orchestrate: force (True) or skip (False) the Prefect flow; by default a fully cached
+            run skips it when the API is the embedded one, and everything else runs in Prefect.
+
+    Returns:
+        The run's result; ``result.ok`` says whether every step finished.
+    """
+    root = store_root(spec, store)
+    runner = Runner(spec, plan, root, from_step=from_step, progress=progress)
+    started = time.perf_counter()
+    result = RunResult(
+        run_id=runner.run_id, spec_name=spec.name, spec_path=spec.path, spec_hash=spec.spec_hash, model=plan.model,
+        params=dict(plan.params), status="running", started_at=datetime.now(UTC).isoformat(), git_commit=runner.git_commit,
+    )
+    runner.store.write_json(f"runs/{runner.run_id}.json", result.to_json())
+    skip_flow = orchestrate is False or (orchestrate is None and _ephemeral() and not from_step and runner.all_cached())
+    error: MlflowkitError | None = None
+    if skip_flow:
+        if not runner.all_cached() if orchestrate is False else False:
+            runner.run_inline()
+    else:
+        result.orchestrated = True
+        with _prefect_settings(state_dir(spec)):
+            flow = _build_flow(runner)
+            state = flow(**plan.params, return_state=True)
+            result.flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
+    failed = [r for r in runner.records.values() if r.status == "failed"]
+    if failed:
+        error = failed[0].__dict__.get("exception") or StepFailed(failed[0].name, failed[0].error or "failed")
+    elif any(r.status == "skipped" for r in runner.records.values()):
+        error = MlflowkitError("the flow ended before every step ran")
+    result.steps = list(runner.records.values())
+    for record in result.steps:
+        record.__dict__.pop("exception", None)
+    result.status = "failed" if error else "completed"
+    result.error, result.exception = (str(error), error) if error else (None, None)
+    if isinstance(error, GateFailed):
+        result.verdict = error.verdict
+    elif "gates" in runner.outputs and "verdict" in runner.outputs["gates"]:
+        result.verdict = json.loads(runner.store.get_bytes(runner.outputs["gates"]["verdict"]))
+    result.finished_at = datetime.now(UTC).isoformat()
+    result.seconds = round(time.perf_counter() - started, 3)
+    runner.store.write_json(f"runs/{runner.run_id}.json", result.to_json())
+    return result

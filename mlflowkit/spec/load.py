@@ -1,0 +1,242 @@
+"""Load a spec: safe YAML, recipe defaults, interpolation, per-kind validation, cross-field checks.
+
+Every problem of a file is collected and raised together as one :class:`SpecError`, each issue at
+the file, line and column it comes from (the spec, the recipe, or a ``--set`` override).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mlflowkit.errors import PluginError, SpecError, SpecIssue
+from mlflowkit.spec._validate import issues_from_validation
+from mlflowkit.spec._yaml import LoadedYaml, dotted, load_yaml_file, load_yaml_text
+from mlflowkit.spec.interpolate import interpolate
+from mlflowkit.spec.models import SpecBase, spec_model
+from mlflowkit.spec.recipe import find_recipe, load_recipe
+
+__all__ = ["Sources", "load_spec", "load_spec_text", "parse_overrides"]
+
+YamlPath = tuple[str | int, ...]
+
+
+@dataclass
+class Sources:
+    """Where each value of a resolved spec came from, so an issue can point at the right file."""
+
+    spec: LoadedYaml
+    recipe: LoadedYaml | None = None
+    overrides: dict[YamlPath, str] = field(default_factory=dict)
+
+    def issue(self, path: YamlPath, message: str, *, hint: str = "", prefer_key: bool = False) -> SpecIssue:
+        """A located issue: an override's ``--set``, else the spec, else the recipe's defaults."""
+        path = tuple(path)
+        for length in range(len(path), 0, -1):
+            if path[:length] in self.overrides:
+                return SpecIssue(message, dotted(path), "<--set>", 0, 0, hint, self.overrides[path[:length]])
+        in_spec = path in self.spec.values or path in self.spec.keys
+        recipe_path = ("defaults", *path)
+        if not in_spec and self.recipe is not None and (recipe_path in self.recipe.values or recipe_path in self.recipe.keys):
+            found = self.recipe.issue(recipe_path, message, hint=hint, prefer_key=prefer_key)
+            return SpecIssue(found.message, dotted(path), found.file, found.line, found.col, found.hint, found.snippet)
+        return self.spec.issue(path, message, hint=hint, prefer_key=prefer_key)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["params.n=3", "params.name=x"]`` -> ``{"n": 3, "name": "x"}``; values are YAML scalars."""
+    out: dict[str, Any] = {}
+    issues = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.startswith("params.") or len(key) <= len("params."):
+            issues.append(SpecIssue(f"cannot parse {item!r}: expected params.NAME=VALUE", "", "<--set>"))
+            continue
+        try:
+            value = load_yaml_text(f"v: {raw}" if raw.strip() else "v: ''", "<--set>").data["v"]
+        except SpecError:
+            value = raw  # not valid YAML as a scalar: take the text as it is
+        out[key.removeprefix("params.")] = value
+    if issues:
+        raise SpecError(issues)
+    return out
+
+
+def _get(data: Any, dotted_path: str) -> Any:
+    for part in dotted_path.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _merge(defaults: Any, override: Any) -> Any:
+    """Deep-merge mappings; anything else in the spec replaces the default whole."""
+    if isinstance(defaults, dict) and isinstance(override, dict):
+        merged = dict(defaults)
+        for key, value in override.items():
+            merged[key] = _merge(defaults.get(key), value) if key in defaults else value
+        return merged
+    return override
+
+
+def load_spec(
+    path: str | os.PathLike[str],
+    *,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    env: Mapping[str, str] | None = None,
+) -> SpecBase:
+    """Load, resolve and validate the spec file at ``path``.
+
+    Args:
+        path: the YAML file.
+        overrides: ``params.NAME=VALUE`` strings (as from ``--set``) or a mapping of param values.
+        env: the environment for ``${env:NAME}``; defaults to ``os.environ``.
+
+    Returns:
+        A frozen spec model; sections are attributes (``spec.train.estimator``).
+
+    Raises:
+        SpecError: with every issue found, each located in its file.
+    """
+    file = Path(path)
+    display = os.path.relpath(file) if not file.is_absolute() or str(file).startswith(os.getcwd()) else str(file)
+    return _resolve(load_yaml_file(file, display=display), file.resolve().parent, overrides, env)
+
+
+def load_spec_text(
+    text: str,
+    file: str = "<string>",
+    *,
+    spec_dir: str | os.PathLike[str] | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    env: Mapping[str, str] | None = None,
+) -> SpecBase:
+    """Like :func:`load_spec`, from text; relative paths resolve against ``spec_dir`` (default: cwd)."""
+    return _resolve(load_yaml_text(text, file), Path(spec_dir or os.getcwd()).resolve(), overrides, env)
+
+
+def _resolve(
+    source: LoadedYaml, spec_dir: Path, overrides: Iterable[str] | Mapping[str, Any], env: Mapping[str, str] | None
+) -> SpecBase:
+    from mlflowkit.plugins import did_you_mean, kinds
+
+    data: dict[str, Any] = source.data
+    sources = Sources(source)
+    issues: list[SpecIssue] = []
+
+    # 1. The recipe fixes the stage graph; without it nothing else can be typed.
+    recipe_name = data.get("recipe")
+    if not isinstance(recipe_name, str):
+        from mlflowkit.plugins import recipes
+
+        message = "missing required key 'recipe'" if "recipe" not in data else f"recipe must be a name (got {recipe_name!r})"
+        raise SpecError([sources.issue(("recipe",), message, hint=f"recipes: {', '.join(sorted(recipes().ok))}")])
+    try:
+        recipe, recipe_source = load_recipe(find_recipe(recipe_name, spec_dir))
+    except KeyError as exc:
+        raise SpecError([sources.issue(("recipe",), str(exc.args[0]))]) from None
+    sources.recipe = recipe_source
+
+    # 2. Which kind runs each stage: the section's `kind:`, else the recipe's default.
+    registry = kinds()
+    stage_kinds: dict[str, str] = {}
+    for stage_name, stage in recipe.stages.items():
+        section = recipe.section_of(stage_name)
+        raw = _get(data, section)
+        kind = raw.get("kind", stage.kind) if isinstance(raw, dict) else stage.kind
+        kind_path = (*section.split("."), "kind")
+        if not isinstance(kind, str):
+            issues.append(sources.issue(kind_path, f"kind must be a string (got {kind!r})"))
+            continue
+        try:
+            registry.get(kind)
+        except PluginError as exc:
+            unknown = kind not in registry.names
+            issues.append(sources.issue(
+                kind_path,
+                f"unknown kind {kind!r} for section {section!r}" if unknown else f"kind {kind!r} {exc.reason}",
+                hint=did_you_mean(kind, registry.names) or f"installed kinds: {', '.join(registry.names)}",
+            ))
+            continue
+        stage_kinds[stage_name] = kind
+
+    # 3. Defaults under the spec, bare lists into their list field, params and interpolation.
+    merged: dict[str, Any] = _merge(recipe.defaults, data)
+    wrapped: dict[YamlPath, str] = {}
+    for stage_name, kind in stage_kinds.items():
+        section_path = recipe.section_of(stage_name).split(".")
+        parent = merged
+        for part in section_path[:-1]:
+            parent = parent.setdefault(part, {}) if isinstance(parent.get(part, {}), dict) else {}
+        value = parent.get(section_path[-1])
+        list_field = registry.get(kind).list_field
+        if value is None:
+            parent[section_path[-1]] = {}
+        elif list_field and isinstance(value, list):
+            parent[section_path[-1]] = {list_field: value}
+            wrapped[tuple(section_path)] = list_field
+
+    env = os.environ if env is None else env
+    params = dict(merged.get("params") or {}) if isinstance(merged.get("params"), dict) else {}
+    params = interpolate(params, {}, env, sources.issue, issues, ("params",))
+    override_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
+    for name, value in override_values.items():
+        sources.overrides[("params", name)] = f"params.{name}={value}"
+        if name not in params:
+            known = sorted(params)
+            hint = did_you_mean(name, known) or f"params: {', '.join(known) or 'none declared'}"
+            issues.append(sources.issue(("params", name), f"--set names param {name!r}, which the spec does not declare", hint=hint))
+        params[name] = value
+    if "params" in merged:
+        merged["params"] = params
+    merged = {k: (v if k == "params" else interpolate(v, params, env, sources.issue, issues, (k,))) for k, v in merged.items()}
+
+    # 4. Validate everything at once with the model assembled for this recipe and these kinds.
+    sections = tuple(sorted((recipe.section_of(s), k) for s, k in stage_kinds.items()))
+    model = spec_model(sections)
+
+    def loc_to_path(loc: YamlPath) -> YamlPath:
+        for prefix, list_field in wrapped.items():
+            n = len(prefix)
+            if loc[:n] == prefix and len(loc) > n and loc[n] == list_field:
+                return (*prefix, *loc[n + 1 :])
+        return loc
+
+    spec: SpecBase | None = None
+    try:
+        spec = model.model_validate(merged)
+    except ValidationError as exc:
+        issues += issues_from_validation(exc, sources.issue, model, data=merged, loc_to_path=loc_to_path)
+    if issues or spec is None or len(stage_kinds) < len(recipe.stages):
+        raise SpecError(_sorted(issues))
+
+    spec._meta.update(
+        path=source.file, spec_dir=str(spec_dir), recipe=recipe, stage_kinds=stage_kinds, sources=sources,
+        hash=_hash(spec),
+    )
+
+    # 5. Cross-field checks run on the fully defaulted, validated spec.
+    from mlflowkit.spec.checks import run_checks
+
+    issues = run_checks(spec, sources)
+    if issues:
+        raise SpecError(_sorted(issues))
+    return spec
+
+
+def _hash(spec: SpecBase) -> str:
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _sorted(issues: list[SpecIssue]) -> list[SpecIssue]:
+    return sorted(issues, key=lambda i: (i.file != "<--set>", i.file, i.line, i.col))
+

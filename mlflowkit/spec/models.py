@@ -1,0 +1,165 @@
+"""The spec's pydantic models: the fixed top level, custom steps, and per-kind section models.
+
+Sections are typed by the step kind that reads them, so the model of a spec is assembled from its
+recipe and its kinds (:func:`spec_model`); it is built once per combination and cached.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model
+
+from mlflowkit.kinds.base import StepKind
+
+if TYPE_CHECKING:
+    from mlflowkit.spec.load import Sources
+    from mlflowkit.spec.recipe import Recipe
+
+__all__ = ["CONTROL_KEYS", "CustomStep", "SpecBase", "StepControls", "section_model", "spec_model"]
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+JsonValue = str | int | float | bool | None | list[Any] | dict[str, Any]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StepControls(_Frozen):
+    """Keys every section accepts besides its kind's params: which kind, retries, timeout, caching."""
+
+    kind: str | None = Field(None, description="The step kind that runs this section; the recipe sets the default.")
+    retries: int | None = Field(None, ge=0, le=20, description="How often a failed step is retried.")
+    retry_delay: float = Field(0.0, ge=0, description="Seconds to wait between retries.")
+    timeout: float | None = Field(None, gt=0, description="Seconds after which the step fails.")
+    cache: bool = Field(True, description="Reuse the step's stored outputs when its inputs and params are unchanged.")
+
+
+CONTROL_KEYS = frozenset(StepControls.model_fields)
+
+
+class CustomStep(_Frozen):
+    """A Python function placed into the recipe's graph after a named step."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="The step's name; unique in the plan.")
+    uses: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
+        description="The function, as `module:function`; the module is imported from the spec's folder.",
+    )
+    after: str = Field(description="The step this one follows; the steps that followed it now follow this one.")
+    params: dict[str, JsonValue] = Field(default_factory=dict, description="Keyword arguments for the function.")
+    retries: int | None = Field(None, ge=0, le=20, description="How often a failed step is retried.")
+    timeout: float | None = Field(None, gt=0, description="Seconds after which the step fails.")
+    cache: bool = Field(True, description="Reuse the step's stored outputs when its inputs are unchanged.")
+
+
+class SpecBase(_Frozen):
+    """The top level of a spec. Sections (data, train, ...) are added per recipe by :func:`spec_model`."""
+
+    spec: Literal["mlflowkit/v1"] = Field(description="The spec format version.")
+    name: str = Field(pattern=NAME_PATTERN, description="The pipeline's name; also the default model name.")
+    description: str = Field("", description="What this pipeline is for.")
+    recipe: str = Field(description="The recipe that fixes the stage graph and its defaults.")
+    params: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="Values referenced as ${params.NAME}; overridable per run (--set params.NAME=...) and in Prefect.",
+    )
+    store: str | None = Field(
+        None, description="Artifact store and registry location (any fsspec URI); defaults to .mlflowkit/ next to the spec."
+    )
+    steps: tuple[CustomStep, ...] = Field((), description="Custom Python steps, each placed after a named step.")
+
+    _meta: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    # Facts about where a loaded spec came from: set by the loader, read by plan and run.
+    @property
+    def path(self) -> str:
+        """The spec file, as shown in messages."""
+        return str(self._meta.get("path", "<spec>"))
+
+    @property
+    def spec_dir(self) -> str:
+        """The folder of the spec; relative paths resolve against it."""
+        return str(self._meta["spec_dir"])
+
+    @property
+    def recipe_def(self) -> Recipe:
+        """The resolved recipe."""
+        recipe: Recipe = self._meta["recipe"]
+        return recipe
+
+    @property
+    def stage_kinds(self) -> dict[str, str]:
+        """Stage name -> kind name, after the spec's ``kind:`` overrides."""
+        return dict(self._meta["stage_kinds"])
+
+    @property
+    def sources(self) -> Sources:
+        """Where each value came from, for located errors."""
+        sources: Sources = self._meta["sources"]
+        return sources
+
+    @property
+    def spec_hash(self) -> str:
+        """sha256 of the resolved spec (params and defaults included)."""
+        return str(self._meta["hash"])
+
+    def section(self, dotted_path: str) -> BaseModel | None:
+        """The validated section at ``dotted_path`` (``"data.split"``), or None."""
+        value: Any = self
+        for part in dotted_path.split("."):
+            value = getattr(value, part, None)
+        return value if isinstance(value, BaseModel) else None
+
+
+@cache
+def section_model(kind_name: str, kind: type[StepKind], children: tuple[tuple[str, type[BaseModel]], ...] = ()) -> type[BaseModel]:
+    """The model of a section run by ``kind``: its params, the step controls, and nested sections."""
+    params = kind.Params
+    fields: dict[str, Any] = {
+        name: (model | None, Field(None, description=model.__doc__ or "")) for name, model in children
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        f"{params.__name__.removesuffix('Params')}Section",
+        __base__=(StepControls, params),
+        __doc__=f"Section run by kind {kind_name!r}. {params.__doc__ or ''}".strip(),
+        **fields,
+    )
+
+
+@cache
+def container_model(name: str, children: tuple[tuple[str, type[BaseModel]], ...]) -> type[BaseModel]:
+    """The model of a section that no stage reads itself but that holds sections that stages read."""
+    fields: dict[str, Any] = {child: (model | None, None) for child, model in children}
+    return create_model(f"{name.title()}Container", __base__=_Frozen, **fields)  # type: ignore[call-overload,no-any-return]
+
+
+@cache
+def spec_model(sections: tuple[tuple[str, str], ...]) -> type[SpecBase]:
+    """The spec model for a set of ``(section path, kind name)`` pairs; cached per combination."""
+    from mlflowkit.plugins import kinds
+
+    registry = kinds()
+    by_path = dict(sections)
+
+    def build(path: str) -> type[BaseModel]:
+        prefix = path + "."
+        direct = sorted({p[len(prefix):].split(".")[0] for p in by_path if p.startswith(prefix)})
+        children = tuple((child, build(prefix + child)) for child in direct)
+        if path in by_path:
+            return section_model(by_path[path], registry.get(by_path[path]), children)
+        return container_model(path.rsplit(".", 1)[-1], children)
+
+    top = sorted({p.split(".")[0] for p in by_path})
+    fields: dict[str, Any] = {}
+    for name in top:
+        model = build(name)
+        fields[name] = (model | None, Field(None, description=model.__doc__ or ""))
+    with warnings.catch_warnings():
+        # A section called `register` shadows ABCMeta.register on the class; instances read the field.
+        warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+        return create_model("Spec", __base__=SpecBase, **fields)  # type: ignore[call-overload,no-any-return]
+

@@ -1,0 +1,111 @@
+"""Recipes: a stage graph with defaults, found next to the spec or through an entry point."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlflowkit.errors import PluginError, SpecError, SpecIssue
+from mlflowkit.spec._yaml import LoadedYaml, load_yaml_file
+
+__all__ = ["Recipe", "Stage", "find_recipe", "load_recipe"]
+
+_NAME = r"^[a-z][a-z0-9_-]*$"
+
+
+class Stage(BaseModel):
+    """One node of a recipe's stage graph."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str = Field(description="The default step kind; a spec may override it with `kind:` in the section.")
+    section: str | None = Field(
+        None, description="Dotted path of the spec section that configures this stage; defaults to the stage name."
+    )
+    needs: tuple[str, ...] = Field((), description="Stages that must finish before this one.")
+    retries: int = Field(0, ge=0, description="Default retry count for the stage.")
+    timeout: float | None = Field(None, gt=0, description="Default timeout in seconds.")
+    description: str = Field("", description="What the stage does, for `mlflowkit plan` and the docs.")
+
+
+class Recipe(BaseModel):
+    """A stage graph plus the default values of each section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipe: str = Field(pattern=_NAME, description="The recipe's name, as a spec writes it in `recipe:`.")
+    description: str = Field("", description="What the recipe builds.")
+    stages: dict[str, Stage] = Field(description="The stage graph, in order.")
+    defaults: dict[str, Any] = Field(default_factory=dict, description="Default section values; the spec wins.")
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_names(cls, stages: dict[str, Stage]) -> dict[str, Stage]:
+        for name in stages:
+            if not re.match(_NAME, name):
+                raise ValueError(f"stage name {name!r} must match {_NAME}")
+        return stages
+
+    @model_validator(mode="after")
+    def _graph(self) -> Recipe:
+        names = list(self.stages)
+        sections: dict[str, str] = {}
+        for name, stage in self.stages.items():
+            for need in stage.needs:
+                if need not in self.stages:
+                    raise ValueError(f"stage {name!r} needs {need!r}, which is not a stage ({', '.join(names)})")
+                if names.index(need) >= names.index(name):
+                    # Listing stages in dependency order keeps recipes readable and rules out cycles.
+                    raise ValueError(f"stage {name!r} needs {need!r}, which must be listed before it")
+            section = self.section_of(name)
+            if section in sections:
+                raise ValueError(f"stages {sections[section]!r} and {name!r} both read section {section!r}")
+            sections[section] = name
+        return self
+
+    def section_of(self, stage: str) -> str:
+        """The dotted spec path that configures ``stage``."""
+        return self.stages[stage].section or stage
+
+
+def find_recipe(name: str, spec_dir: Path | None) -> Path:
+    """Locate recipe ``name``: ``recipes/<name>.yaml`` next to the spec first, then entry points.
+
+    Raises:
+        KeyError: with a message listing the recipes that exist, and a did-you-mean.
+    """
+    from mlflowkit.plugins import did_you_mean, recipes
+
+    if spec_dir is not None:
+        local = spec_dir / "recipes" / f"{name}.yaml"
+        if local.is_file():
+            return local
+    installed = recipes()
+    if name in installed.names:
+        try:
+            return Path(installed.get(name))
+        except PluginError as exc:
+            raise KeyError(f"recipe {exc.reason}") from None
+    known = installed.names
+    if spec_dir is not None and (spec_dir / "recipes").is_dir():
+        known += sorted(p.stem for p in (spec_dir / "recipes").glob("*.yaml"))
+    hint = did_you_mean(name, known)
+    raise KeyError(f"unknown recipe {name!r}{'; ' + hint if hint else ''} (recipes: {', '.join(known) or 'none'})")
+
+
+def load_recipe(path: Path) -> tuple[Recipe, LoadedYaml]:
+    """Parse and validate a recipe file; every problem is a SpecIssue located in the recipe file."""
+    from mlflowkit.spec._validate import issues_from_validation
+
+    source = load_yaml_file(path)
+    try:
+        recipe = Recipe.model_validate(source.data)
+    except ValidationError as exc:
+        raise SpecError(issues_from_validation(exc, source.issue, Recipe)) from exc
+    if recipe.recipe != path.stem:
+        issue: SpecIssue = source.issue(("recipe",), f"recipe file {path.name} declares name {recipe.recipe!r}")
+        raise SpecError([issue])
+    return recipe, source

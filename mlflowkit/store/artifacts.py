@@ -1,0 +1,314 @@
+"""Content-addressed artifact store on any fsspec URI (a local folder by default).
+
+Steps exchange `Ref`s to what this store holds, never live objects; every write is atomic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
+
+# fsspec ships no type information; its surface here is small and checked by the tests.
+import fsspec  # type: ignore[import-untyped]
+from filelock import FileLock
+from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ArtifactStore", "Ref"]
+
+_CHUNK = 1 << 20
+_TMP_PREFIX = ".tmp-"
+_LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class Ref(BaseModel):
+    """A reference to bytes held by an `ArtifactStore`; what steps pass to each other."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(description="Store-relative key where the bytes are, e.g. 'objects/ab/abcdef...'.")
+    sha256: str = Field(description="Hex SHA-256 of the bytes.")
+    size: int = Field(ge=0, description="Size of the bytes.")
+    media_type: str = Field(description="Media type, e.g. 'application/vnd.apache.parquet'.")
+    meta: dict[str, Any] = Field(
+        default_factory=dict, description="Small JSON metadata (columns, target name, ...)."
+    )
+
+
+def _fsync_dir(path: str) -> None:
+    """Flush a directory entry so a rename inside it survives a crash (no-op where unsupported)."""
+    if os.name != "posix":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_local(path: str, data: bytes) -> None:
+    """Write ``data`` to a local ``path`` so readers see either the old file or the whole new one.
+
+    Args:
+        path: destination file; its parent directory is created if missing.
+        data: the full contents.
+    """
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    _fsync_dir(parent)
+
+
+def _copy_hashing(src: IO[bytes], dst: IO[bytes] | None) -> tuple[str, int]:
+    """Stream ``src`` into ``dst`` (if given) in chunks; return (sha256 hex, size)."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := src.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if dst is not None:
+            dst.write(chunk)
+    return digest.hexdigest(), size
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid store key {key!r}: use a relative key like 'objects/ab/abcd...'")
+    return key
+
+
+def _object_key(sha256: str) -> str:
+    return f"objects/{sha256[:2]}/{sha256}"
+
+
+class ArtifactStore:
+    """A content-addressed store of bytes on a local folder or any fsspec URI.
+
+    Objects live under ``objects/<sha[:2]>/<sha>``: the same bytes always land on the same key, so a
+    put is idempotent and a cached step can find its output again. JSON documents (run records,
+    manifests) live under keys the caller picks.
+
+    Attributes:
+        root: the store's root as a path of ``fs`` (an absolute local path for local stores).
+        uri: the root as a full URI (``file:///...``, ``s3://...``); pass it to another process.
+        fs: the fsspec filesystem the store lives on.
+        is_local: True when ``fs`` is the local filesystem, so readers may open files directly.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """Open (and create) a store.
+
+        Args:
+            root: a local path or an fsspec URI (``file://``, ``s3://``, ``memory://``, ...).
+        """
+        fs, path = url_to_fs(os.fspath(root))
+        self.fs: fsspec.AbstractFileSystem = fs
+        self.root: str = str(path).rstrip("/") or "/"
+        self.is_local: bool = isinstance(fs, LocalFileSystem)
+        self.uri: str = str(fs.unstrip_protocol(self.root))
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.uri!r})"
+
+    def _path(self, key: str) -> str:
+        _check_key(key)
+        if self.is_local:
+            return os.path.join(self.root, *key.split("/"))
+        return f"{self.root.rstrip('/')}/{key}"
+
+    @staticmethod
+    def _key_of(ref: Ref | str) -> str:
+        return _check_key(ref.key if isinstance(ref, Ref) else ref)
+
+    def _object_present(self, key: str, size: int) -> bool:
+        # An object of the right size is taken as written: writes are atomic, and `verify` is the
+        # tool for checking contents. A wrong size (e.g. disk damage) is rewritten.
+        path = self._path(key)
+        try:
+            return bool(self.fs.size(path) == size)
+        except FileNotFoundError:
+            return False
+
+    def put_bytes(self, data: bytes, media_type: str, meta: Mapping[str, Any] | None = None) -> Ref:
+        """Store bytes under their content address.
+
+        Args:
+            data: the bytes.
+            media_type: what they are, e.g. ``application/json``.
+            meta: small JSON metadata to carry on the returned ref (not stored with the bytes).
+
+        Returns:
+            A `Ref` to the object; storing the same bytes again returns the same key without rewriting.
+        """
+        sha = hashlib.sha256(data).hexdigest()
+        key = _object_key(sha)
+        if not self._object_present(key, len(data)):
+            self._write(key, data)
+        return Ref(key=key, sha256=sha, size=len(data), media_type=media_type, meta=dict(meta or {}))
+
+    def put_file(
+        self, path: str | os.PathLike[str], media_type: str, meta: Mapping[str, Any] | None = None
+    ) -> Ref:
+        """Store a local file under its content address, streaming it in chunks.
+
+        Args:
+            path: a local file.
+            media_type: what it is, e.g. ``application/vnd.apache.parquet``.
+            meta: small JSON metadata to carry on the returned ref.
+
+        Returns:
+            A `Ref` to the object.
+        """
+        if self.is_local:
+            # Copy and hash in one pass into a temp file on the same filesystem, then rename it
+            # into place once the hash (and so the key) is known.
+            objects = os.path.join(self.root, "objects")
+            os.makedirs(objects, exist_ok=True)
+            tmp = os.path.join(objects, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+            try:
+                with open(path, "rb") as src, open(tmp, "wb") as dst:
+                    sha, size = _copy_hashing(src, dst)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                key = _object_key(sha)
+                if self._object_present(key, size):
+                    os.remove(tmp)
+                else:
+                    final = self._path(key)
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.replace(tmp, final)
+                    _fsync_dir(os.path.dirname(final))
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp)
+                raise
+        else:
+            with open(path, "rb") as src:
+                sha, size = _copy_hashing(src, None)
+            key = _object_key(sha)
+            if not self._object_present(key, size):
+                target = self._path(key)
+                self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                # Object stores publish an upload whole or not at all, so no temp + rename there.
+                self.fs.put_file(os.fspath(path), target)
+        return Ref(key=key, sha256=sha, size=size, media_type=media_type, meta=dict(meta or {}))
+
+    def _write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        if self.is_local:
+            _atomic_write_local(path, data)
+        else:
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+            # A single PUT is atomic on object stores; a rename there would be a copy + delete.
+            self.fs.pipe_file(path, data)
+
+    def get_bytes(self, ref: Ref | str) -> bytes:
+        """Read an object's bytes.
+
+        Args:
+            ref: a `Ref` or a store-relative key.
+
+        Raises:
+            FileNotFoundError: nothing is stored under that key.
+        """
+        return bytes(self.fs.cat_file(self._path(self._key_of(ref))))
+
+    def local_path(self, ref: Ref | str) -> str | None:
+        """A path readers (pandas, onnxruntime, ...) can open directly, or None if the store is not local.
+
+        The path is computed, not checked: use `exists` to know whether the object is there.
+        """
+        return self._path(self._key_of(ref)) if self.is_local else None
+
+    def exists(self, ref: Ref | str) -> bool:
+        """Whether something is stored under the ref's key."""
+        return bool(self.fs.exists(self._path(self._key_of(ref))))
+
+    def verify(self, ref: Ref) -> bool:
+        """Re-hash the stored bytes and compare them with the ref; False if missing or different."""
+        try:
+            with self.fs.open(self._path(ref.key), "rb") as fh:
+                sha, size = _copy_hashing(fh, None)
+        except FileNotFoundError:
+            return False
+        return sha == ref.sha256 and size == ref.size
+
+    def write_json(self, key: str, obj: Any) -> None:
+        """Write a JSON document under ``key``, replacing any previous one atomically.
+
+        Args:
+            key: store-relative key, e.g. ``runs/<id>/record.json``.
+            obj: anything `json.dumps` accepts; written with sorted keys and indent 2.
+        """
+        text = json.dumps(obj, sort_keys=True, indent=2) + "\n"
+        self._write(key, text.encode("utf-8"))
+
+    def read_json(self, key: str) -> Any:
+        """Read a JSON document written by `write_json`.
+
+        Raises:
+            FileNotFoundError: nothing is stored under ``key``.
+        """
+        return json.loads(self.fs.cat_file(self._path(key)))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Store-relative keys that start with ``prefix`` (``""`` for all), sorted; temp files excluded."""
+        if prefix.startswith("/") or ".." in prefix.split("/"):
+            raise ValueError(f"invalid key prefix {prefix!r}: use a relative prefix like 'runs/'")
+        base = self.root.rstrip("/")
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = f"{base}/{folder}" if folder else base
+        if not self.fs.isdir(start):
+            return []
+        keys = []
+        for found in self.fs.find(start):
+            # fsspec returns posix-style paths on every platform, rooted like `base`.
+            rel = str(found)[len(base) :].lstrip("/")
+            if rel.startswith(prefix) and not rel.rsplit("/", 1)[-1].startswith(_TMP_PREFIX):
+                keys.append(rel)
+        return sorted(keys)
+
+    def lock(self, name: str, timeout: float = 60.0) -> contextlib.AbstractContextManager[None]:
+        """An inter-process lock named ``name``, held for the ``with`` block.
+
+        Args:
+            name: a simple name (letters, digits, ``._-``); the lock file is ``<root>/locks/<name>.lock``.
+            timeout: seconds to wait before `filelock.Timeout` (a `TimeoutError`) is raised.
+
+        Raises:
+            NotImplementedError: the store is not local (object stores need a lease service; not built yet).
+        """
+        if not _LOCK_NAME.match(name):
+            raise ValueError(f"invalid lock name {name!r}: use letters, digits, '.', '_' and '-'")
+        if not self.is_local:
+            raise NotImplementedError(
+                f"ArtifactStore.lock is only supported on local stores; {self.uri!r} is on "
+                f"{type(self.fs).__name__}. Use a local store, or coordinate writers outside the store."
+            )
+        return self._local_lock(os.path.join(self.root, "locks", f"{name}.lock"), timeout)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _local_lock(path: str, timeout: float) -> Iterator[None]:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with FileLock(path, timeout=timeout):
+            yield

@@ -1,0 +1,174 @@
+"""ModelRegistry under real processes: concurrent writers, and a writer SIGKILLed mid-register."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from filelock import FileLock, Timeout
+
+from mlflowkit.errors import RegistryError
+from mlflowkit.store import ModelRegistry
+from mlflowkit.store.registry import PAUSE_ENV
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL and POSIX rename semantics")
+
+WRITERS = 8
+
+# Each writer imports first, says READY, then waits for the go file so all eight register at once.
+CONCURRENT_WRITER = """
+import json, os, sys, time
+from mlflowkit.store.registry import ModelRegistry
+root, worker, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+registry = ModelRegistry(root)
+payload = (f"payload of worker {worker} pid {os.getpid()} ".encode()) * 2000
+print("READY", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.002)
+version = registry.register("churn", {"model.bin": payload, "worker.txt": str(worker).encode()}, {"worker": worker})
+print(json.dumps({"worker": worker, "version": version.version, "payload": payload.hex()}), flush=True)
+"""
+
+PAUSING_WRITER = """
+import sys
+from mlflowkit.store.registry import ModelRegistry
+ModelRegistry(sys.argv[1]).register("churn", {"model.bin": b"never committed"}, {"doomed": True})
+print("COMMITTED", flush=True)
+"""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != PAUSE_ENV}
+    env.update(extra)
+    return env
+
+
+def _read_line(proc: subprocess.Popen[bytes], stream: str, deadline: float) -> str:
+    """One line from the child's stdout or stderr, failing the test past ``deadline``."""
+    pipe = getattr(proc, stream)
+    with selectors.DefaultSelector() as sel:
+        sel.register(pipe, selectors.EVENT_READ)
+        if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+            proc.kill()
+            pytest.fail(f"child {proc.pid} wrote no line to {stream} in time")
+    return str(pipe.readline().decode())
+
+
+def _committed_dirs_are_whole(root: Path) -> list[int]:
+    versions = root / "churn" / "versions"
+    numbers = sorted(int(d.name) for d in versions.iterdir())
+    for n in numbers:
+        assert (versions / str(n) / "version.json").is_file(), f"versions/{n} has no version.json"
+    return numbers
+
+
+def _index_versions(root: Path) -> list[int]:
+    doc = json.loads((root / "churn" / "index.json").read_text())
+    return [v["version"] for v in doc["versions"]]
+
+
+def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
+    root = tmp_path / "registry"
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_WRITER, str(root), str(i), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_env(),
+        )
+        for i in range(WRITERS)
+    ]
+    try:
+        deadline = time.monotonic() + 20
+        for proc in procs:
+            assert _read_line(proc, "stdout", deadline).strip() == "READY"
+        go.touch()
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            assert proc.returncode == 0, err.decode()
+            reports.append(json.loads(out))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    assert sorted(r["version"] for r in reports) == list(range(1, WRITERS + 1))
+    registry = ModelRegistry(root)
+    for r in reports:
+        assert registry.read_file("churn", r["version"], "model.bin") == bytes.fromhex(r["payload"])
+        assert registry.read_file("churn", r["version"], "worker.txt") == str(r["worker"]).encode()
+        assert registry.get("churn", r["version"]).lineage == {"worker": r["worker"]}
+    assert _committed_dirs_are_whole(root) == list(range(1, WRITERS + 1))
+    assert _index_versions(root) == list(range(1, WRITERS + 1))
+    assert [v.version for v in registry.versions("churn")] == list(range(1, WRITERS + 1))
+    assert list((root / "churn" / ".staging").iterdir()) == []
+
+
+@pytest.mark.parametrize("point", ["registry.staged", "registry.locked"])
+def test_writer_killed_while_registering(tmp_path: Path, point: str) -> None:
+    root = tmp_path / "registry"
+    registry = ModelRegistry(root, lock_timeout=5)
+    registry.register("churn", {"model.bin": b"v1"}, {})
+    registry.set_alias("churn", "champion", 1, reason="first", actor="test")
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSING_WRITER, str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(**{PAUSE_ENV: point}),
+    )
+    try:
+        line = _read_line(proc, "stderr", time.monotonic() + 15)
+        if not line:  # the child exited before pausing: show why
+            pytest.fail(f"child exited {proc.wait()} before {point}: {proc.communicate()[1].decode()}")
+        assert line.strip() == f"PAUSED {point}"
+        lock_path = root / "churn" / ".lock"
+        if point == "registry.locked":
+            # The child really holds the model's lock: another writer waits, then gives up clearly.
+            with pytest.raises(Timeout):
+                FileLock(lock_path, blocking=False).acquire()
+            with pytest.raises(RegistryError, match="locked by another writer"):
+                ModelRegistry(root, lock_timeout=0.2).register("churn", {"m": b"x"}, {})
+        else:
+            with FileLock(lock_path, blocking=False):
+                pass
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=10)  # reaps the child and closes its pipes
+    assert proc.returncode == -signal.SIGKILL
+
+    # Nothing new is listed, no version dir is half made, and the leftover staging is no version.
+    assert [v.version for v in registry.versions("churn")] == [1]
+    assert _committed_dirs_are_whole(root) == [1]
+    assert _index_versions(root) == [1]
+    leftovers = list((root / "churn" / ".staging").iterdir())
+    assert len(leftovers) == 1
+    assert (leftovers[0] / "model.bin").read_bytes() == b"never committed"
+    assert (leftovers[0] / "version.json").exists() == (point == "registry.locked")
+    assert registry.aliases("churn") == {"champion": 1}
+
+    # The lock died with the process: the next writer gets in at once and takes the next number.
+    started = time.monotonic()
+    v2 = registry.register("churn", {"model.bin": b"v2"}, {})
+    assert time.monotonic() - started < 3
+    assert v2.version == 2
+    assert registry.read_file("churn", 2, "model.bin") == b"v2"
+    assert _index_versions(root) == [1, 2]
+    # A fresh leftover is kept (it might be a slow writer); an hour-old one goes on the next register.
+    assert leftovers[0].exists()
+    old = time.time() - 2 * 3600
+    for path in [leftovers[0], *leftovers[0].iterdir()]:
+        os.utime(path, (old, old))
+    assert registry.register("churn", {"model.bin": b"v3"}, {}).version == 3
+    assert list((root / "churn" / ".staging").iterdir()) == []
+    assert [v.version for v in registry.versions("churn")] == [1, 2, 3]
