@@ -1,5 +1,53 @@
-"""mlflowkit: one YAML spec for the whole ML lifecycle, compiled to a Prefect flow."""
+"""mlflowkit: one YAML spec for the whole ML lifecycle, compiled to a Prefect flow.
+
+    spec = mlflowkit.load_spec("spec.yaml", overrides=["params.n_estimators=300"])
+    plan = mlflowkit.compile(spec)
+    result = mlflowkit.run(spec)          # a Prefect flow; result.ok, result.steps, result.verdict
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from mlflowkit.errors import GateFailed, MlflowkitError, PluginError, RegistryError, SpecError, StepFailed
+from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.spec.load import load_spec
+from mlflowkit.spec.models import SpecBase as Spec
+
+if TYPE_CHECKING:
+    from mlflowkit.plan.model import Plan
+    from mlflowkit.run.engine import RunResult
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "GateFailed",
+    "Inputs",
+    "MlflowkitError",
+    "Params",
+    "PluginError",
+    "RegistryError",
+    "Spec",
+    "SpecError",
+    "StepContext",
+    "StepFailed",
+    "StepKind",
+    "__version__",
+    "compile",
+    "load_spec",
+    "run",
+]
+
+
+def compile(spec: Spec) -> Plan:  # noqa: A001 - the verb users expect; shadows the builtin only here
+    """Compile a loaded spec into its Plan (pure; imports no engine)."""
+    from mlflowkit.plan.compile import compile_spec
+
+    return compile_spec(spec)
+
+
+def run(spec: Spec, *, store: str | None = None, from_step: str | None = None, **kwargs: Any) -> RunResult:
+    """Compile and run a spec as a Prefect flow; see :func:`mlflowkit.run.engine.run_spec` for options."""
+    from mlflowkit.run.engine import run_spec
+
+    return run_spec(spec, compile(spec), store=store, from_step=from_step, **kwargs)

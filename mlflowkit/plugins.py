@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Callable
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from mlflowkit.errors import PluginError
 from mlflowkit.kinds.base import StepKind
 
-__all__ = ["KINDS_GROUP", "RECIPES_GROUP", "PluginSet", "did_you_mean", "kinds", "recipes", "verify_kind"]
+__all__ = ["KINDS_GROUP", "RECIPES_GROUP", "PluginSet", "did_you_mean", "kinds", "recipes", "verify_kind", "verify_recipe"]
 
 KINDS_GROUP = "mlflowkit.kinds"
 RECIPES_GROUP = "mlflowkit.recipes"
@@ -37,8 +38,9 @@ class PluginSet:
     A plug-in that fails is remembered with its reason and never breaks the others.
     """
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, verify: Callable[[str, Any], Any] | None = None) -> None:
         self.group = group
+        self._verify = verify
         self._entry_points: dict[str, metadata.EntryPoint] = {}
         self._loaded: dict[str, Any] = {}
         self._broken: dict[str, str] = {}
@@ -62,10 +64,8 @@ class PluginSet:
         ep = self._entry_points[name]
         try:
             obj = ep.load()
-            if self.group == KINDS_GROUP:
-                obj = verify_kind(name, obj)
-            elif self.group == RECIPES_GROUP and not Path(str(obj)).is_file():
-                raise PluginError(name, self.group, f"recipe entry point must name a YAML file; {obj!r} is not one")
+            if self._verify is not None:
+                obj = self._verify(name, obj)
         except PluginError as exc:
             self._broken[name] = exc.reason
         except Exception as exc:  # a plug-in's import may raise anything; record it and go on
@@ -120,13 +120,20 @@ def verify_kind(name: str, obj: object) -> type[StepKind]:
     return obj
 
 
+def verify_recipe(name: str, obj: object) -> str:
+    """Check that a recipe entry point names an existing YAML file."""
+    if not (isinstance(obj, str | Path) and Path(obj).is_file() and str(obj).endswith((".yaml", ".yml"))):
+        raise PluginError(name, RECIPES_GROUP, f"a recipe entry point must name a YAML file; {obj!r} is not one")
+    return str(obj)
+
+
 @cache
 def kinds() -> PluginSet:
     """Every installed step kind (entry-point group ``mlflowkit.kinds``)."""
-    return PluginSet(KINDS_GROUP)
+    return PluginSet(KINDS_GROUP, verify_kind)
 
 
 @cache
 def recipes() -> PluginSet:
     """Every installed recipe (entry-point group ``mlflowkit.recipes``): name -> YAML file path."""
-    return PluginSet(RECIPES_GROUP)
+    return PluginSet(RECIPES_GROUP, verify_recipe)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
+import importlib.machinery
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -34,14 +34,37 @@ class PythonParams(Params):
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the function.")
 
 
+def _source_file(spec_dir: str, module_name: str) -> str | None:
+    """The file that ``module_name`` resolves to from the spec's folder, without importing it."""
+    parts = module_name.split(".")
+    found = importlib.machinery.PathFinder.find_spec(parts[0], [spec_dir])
+    for part in parts[1:]:
+        if found is None or not found.submodule_search_locations:
+            return None
+        found = importlib.machinery.PathFinder.find_spec(part, list(found.submodule_search_locations))
+    return found.origin if found is not None and found.has_location else None
+
+
 def _import(ctx: StepContext, uses: str) -> Callable[..., Any]:
     module_name, _, attr = uses.partition(":")
     if ctx.spec_dir not in sys.path:
         sys.path.insert(0, ctx.spec_dir)
+    origin = _source_file(ctx.spec_dir, module_name)
+    loaded = sys.modules.get(module_name)
+    if origin and loaded is not None and getattr(loaded, "__file__", None) != origin:
+        # Another project's module of the same name (or a stale one) is cached in this process: a
+        # notebook or a long-lived worker must run the code next to *this* spec.
+        for name in [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]:
+            del sys.modules[name]
+    importlib.invalidate_caches()
     try:
         module = importlib.import_module(module_name)
+        if origin and getattr(module, "__file__", None) == origin and loaded is module:
+            module = importlib.reload(module)  # the file may have been edited since it was imported
     except ImportError as exc:
         raise StepFailed(ctx.step, f"cannot import {module_name!r} for uses: {uses}: {exc}") from exc
+    except Exception as exc:  # the user's module may raise anything at import
+        raise StepFailed(ctx.step, f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from exc
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise StepFailed(ctx.step, f"{module_name!r} has no function {attr!r}")
@@ -67,13 +90,10 @@ class PythonStep(StepKind):
 
     def fingerprint(self, ctx: StepContext, params: PythonParams) -> str | None:
         # The function's source file is part of the cache key: editing it reruns the step.
-        module_name = params.uses.partition(":")[0]
-        if ctx.spec_dir not in sys.path:
-            sys.path.insert(0, ctx.spec_dir)
-        spec = importlib.util.find_spec(module_name)
-        if spec is None or not spec.origin or not spec.has_location:
-            return None
-        with open(spec.origin, "rb") as fh:
+        origin = _source_file(ctx.spec_dir, params.uses.partition(":")[0])
+        if origin is None:
+            return None  # an installed module: its package version is the code version
+        with open(origin, "rb") as fh:
             return hashlib.sha256(fh.read()).hexdigest()
 
     def run(self, ctx: StepContext, params: PythonParams, inputs: Inputs) -> dict[str, Ref]:

@@ -238,6 +238,13 @@ class Runner:
         for step in self.plan.steps:
             self.execute(step.name, {n: self.outputs[n] for n in step.needs})
 
+    def run_inline_safely(self) -> None:
+        """Like :meth:`run_inline`, but a failure stops the run and stays in the records instead of raising."""
+        try:
+            self.run_inline()
+        except MlflowkitError:
+            pass  # recorded by execute(); run_spec reads it from the records
+
 
 def _ephemeral() -> bool:
     return not os.environ.get("PREFECT_API_URL")
@@ -283,13 +290,21 @@ def _should_retry(task: Any, task_run: Any, state: Any) -> bool:
 def _build_flow(runner: Runner) -> Callable[..., Any]:
     from prefect import Flow, get_run_logger, task
     from prefect.cache_policies import NO_CACHE
+    from prefect.states import Failed
 
     plan = runner.plan
     tasks = {}
     for step in plan.steps:
 
-        def body(upstream: dict[str, dict[str, Ref]], _name: str = step.name) -> dict[str, Ref]:
-            return runner.execute(_name, upstream, get_run_logger())
+        def body(upstream: dict[str, dict[str, Ref]], _name: str = step.name) -> Any:
+            try:
+                return runner.execute(_name, upstream, get_run_logger())
+            except MlflowkitError as exc:
+                if isinstance(exc.__cause__, MlflowkitError) or exc.__cause__ is None:
+                    # An expected failure (bad data, a failed gate): fail the task with the message, no
+                    # traceback, no retry. Unexpected errors are raised so that Prefect retries them.
+                    return Failed(message=str(exc))
+                raise
 
         tasks[step.name] = task(
             body, name=step.name, retries=step.retries, retry_delay_seconds=step.retry_delay,
@@ -303,9 +318,9 @@ def _build_flow(runner: Runner) -> Callable[..., Any]:
             futures[step.name] = tasks[step.name].submit({n: futures[n] for n in step.needs})
         for future in futures.values():
             future.wait()
-        for step in plan.steps:  # the first failure in plan order is the cause; later ones follow from it
-            if runner.records[step.name].status == "failed":
-                futures[step.name].result()
+        failed = [runner.records[s.name] for s in plan.steps if runner.records[s.name].status == "failed"]
+        if failed:  # the first failure in plan order is the cause; the steps after it did not run
+            return Failed(message=failed[0].error or f"step {failed[0].name!r} failed")
         return {"run_id": runner.run_id, "model": plan.model}
 
     # Prefect reads flow parameters from the signature: expose the spec's params with their values.
@@ -340,11 +355,11 @@ def run_spec(spec: SpecBase, plan: Plan, *, store: str | None = None, from_step:
         params=dict(plan.params), status="running", started_at=datetime.now(UTC).isoformat(), git_commit=runner.git_commit,
     )
     runner.store.write_json(f"runs/{runner.run_id}.json", result.to_json())
-    skip_flow = orchestrate is False or (orchestrate is None and _ephemeral() and not from_step and runner.all_cached())
     error: MlflowkitError | None = None
-    if skip_flow:
-        if not runner.all_cached() if orchestrate is False else False:
-            runner.run_inline()
+    if orchestrate is False:
+        runner.run_inline_safely()
+    elif orchestrate is None and _ephemeral() and not from_step and runner.all_cached():
+        pass  # nothing to do, so no orchestrator to start (the embedded API costs seconds to start)
     else:
         result.orchestrated = True
         with _prefect_settings(state_dir(spec)):

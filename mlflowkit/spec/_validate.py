@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -68,6 +69,29 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _shape(value: Any) -> str:
+    """How a value reads in YAML terms: a repr for a scalar, ``a list`` or ``a mapping`` for a collection."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return _show(value)
+
+
+# Kinds write their did-you-mean into the error text ("unknown metric 'x'; did you mean 'y'? (...)");
+# in an issue it belongs in the hint, shown on its own line like every other did-you-mean.
+_DID_YOU_MEAN = re.compile(r";\s*(did you mean '[^']*'\?)")
+
+
+def _description(model: type[BaseModel], path: tuple[str | int, ...]) -> str:
+    """The description of the field at ``path`` (a data path), or ""."""
+    if not path or not isinstance(path[-1], str):
+        return ""
+    owner = model_at(model, path[:-1])
+    field = owner.model_fields.get(path[-1]) if owner is not None else None
+    return (field.description or "") if field is not None else ""
+
+
 def issues_from_validation(
     exc: ValidationError,
     make_issue: IssueFactory,
@@ -105,10 +129,21 @@ def issues_from_validation(
             message = f"missing required key {str(loc[-1])!r}"
         else:
             message = err["msg"]
+            value = err.get("input")
             if etype.startswith(("value_error", "assertion_error")):
                 message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-            elif not isinstance(err.get("input"), dict | list):
-                message += f" (got {_show(err.get('input'))})"
+                if found := _DID_YOU_MEAN.search(message):
+                    hint = found.group(1)
+                    message = message[: found.start()] + message[found.end() :]
+            else:
+                if etype in {"model_type", "model_attributes_type", "dict_type"}:
+                    # pydantic names its internal class ("... or instance of SplitSection"); YAML has mappings.
+                    message = "Input should be a mapping"
+                if etype.endswith("_type") or not isinstance(value, dict | list):
+                    message += f" (got {_shape(value)})"
+            if etype == "string_pattern_mismatch":
+                # A regular expression alone is hard to act on; the field's description says what is meant.
+                hint = _description(model, path)
         messages, old_hint, old_prefer = merged.get(yaml_path, ([], "", False))
         if message not in messages:
             messages.append(message)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn, TypeAlias
@@ -116,7 +116,7 @@ class _Loader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]  # Any base
 
 _FastLoader: Any = None
 try:
-    from yaml.cyaml import CParser  # type: ignore[import-untyped, unused-ignore]
+    from yaml._yaml import CParser  # type: ignore[import-untyped, unused-ignore]
 except ImportError:  # PyYAML built without libyaml: the pure-Python parser does the whole job
     pass
 else:
@@ -194,16 +194,15 @@ class _Source:
             self._lines = _BREAK_RE.split(self.text)
         return self._lines[n - 1] if 1 <= n <= len(self._lines) else ""
 
-    def issue(self, mark: Mark | None, path: Path, message: str, hint: str = "") -> SpecIssue:
-        line, col = (mark.line, mark.col) if mark is not None else (0, 0)
+    def issue(self, mark: Mark, path: Path, message: str, hint: str = "") -> SpecIssue:
         return SpecIssue(
             message=message,
             path=dotted(path),
             file=self.file,
-            line=line,
-            col=col,
+            line=mark.line,
+            col=mark.col,
             hint=hint,
-            snippet=self.line(line),
+            snippet=self.line(mark.line),
         )
 
 
@@ -276,8 +275,10 @@ class _Composer:
         tag = event.tag
         node: _Scalar | _Seq | _Map
         if kind is ScalarEvent:
-            if tag is None or tag == "!":
+            if tag is None:
                 tag = self.loader.resolve(ScalarNode, event.value, event.implicit)
+            elif tag == "!":  # YAML's non-specific tag makes a string; PyYAML would resolve it like a plain scalar
+                tag = _STR
             node = _Scalar(tag, event.value, mark)
             self._anchor(anchor, node, path)
             return node
@@ -472,32 +473,19 @@ class _Walker:
         tag, text = node.tag, node.value
         if tag == _STR:
             return text
+        reader = _SCALAR_READERS.get(tag)
+        if reader is None:
+            return self._bad_tag(tag, node.mark, path, "a scalar")
+        regexp, convert = reader
+        if not regexp.match(text):  # only an explicit tag (`!!int abc`) gets here
+            message = f"{text!r} is not a valid {_short_tag(tag)} value"
+            self.issues.append(self.src.issue(node.mark, path, message, hint="remove the tag, or fix the value"))
+            return None
         try:
-            if tag == _INT and _INT_RE.match(text):
-                if text.startswith(("0x", "0o")):
-                    return int(text[2:], 16 if text[1] == "x" else 8)
-                return int(text)
-            if tag == _FLOAT and _FLOAT_RE.match(text):
-                # Python's float() reads "inf"/"nan" but not YAML's ".inf"/".nan".
-                return float(text.replace(".", "") if text[-1] in "fFnN" else text)
-            if tag == _BOOL and _BOOL_RE.match(text):
-                return text in _TRUE
-            if tag == _NULL and _NULL_RE.match(text):
-                return None
-        except ValueError as exc:  # e.g. an int with more digits than Python converts
+            return convert(text)
+        except ValueError as exc:  # an int with more digits than Python converts
             self.issues.append(self.src.issue(node.mark, path, f"cannot read {text[:40]!r} as a number: {exc}"))
             return None
-        if tag in (_INT, _FLOAT, _BOOL, _NULL):
-            self.issues.append(
-                self.src.issue(
-                    node.mark,
-                    path,
-                    f"{text!r} is not a valid {_short_tag(tag)} value",
-                    hint="remove the tag, or fix the value",
-                )
-            )
-            return None
-        return self._bad_tag(tag, node.mark, path, "a scalar")
 
     def _bad_tag(self, tag: str, mark: Mark, path: Path, on: str) -> None:
         short = _short_tag(tag)
@@ -524,6 +512,29 @@ class _Walker:
             message = f"the spec has more than {limit} nodes (limit MAX_NODES={limit})"
             hint = ""
         raise _Fatal(self.src.issue(mark, path, message, hint=hint))
+
+
+def _int(text: str) -> int:
+    if text.startswith(("0x", "0o")):
+        return int(text[2:], 16 if text[1] == "x" else 8)
+    return int(text)
+
+
+def _float(text: str) -> float:
+    # Python's float() reads "inf" and "nan" but not YAML's ".inf" and ".nan".
+    return float(text.replace(".", "") if text[-1] in "fFnN" else text)
+
+
+def _null(text: str) -> None:
+    return None
+
+
+_SCALAR_READERS: dict[str, tuple[re.Pattern[str], Callable[[str], Any]]] = {
+    _INT: (_INT_RE, _int),
+    _FLOAT: (_FLOAT_RE, _float),
+    _BOOL: (_BOOL_RE, _TRUE.__contains__),
+    _NULL: (_NULL_RE, _null),
+}
 
 
 def _short_tag(tag: str) -> str:

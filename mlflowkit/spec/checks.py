@@ -53,7 +53,8 @@ def custom_step_references(spec: SpecBase, sources: Sources) -> Iterator[SpecIss
     for i, step in enumerate(spec.steps):
         if step.after not in known or step.after == step.name:
             what = "itself" if step.after == step.name else f"{step.after!r}, which is not a step"
-            hint = did_you_mean(step.after, [k for k in known if k != step.name]) or f"steps: {', '.join(known)}"
+            others = [k for k in known if k != step.name]
+            hint = did_you_mean(step.after, others) or f"steps: {', '.join(others)}"
             yield sources.issue(("steps", i, "after"), f"step {step.name!r} is placed after {what}", hint=hint)
 
 
@@ -76,7 +77,12 @@ def custom_step_cycles(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
 
 @check
 def kind_sections(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
-    """Each kind's own checks of its section (``StepKind.check``), located under the section."""
+    """Each kind's own checks of its section (``StepKind.check``), located under the section.
+
+    A check's path is relative to the validated section. For a kind with a ``list_field``, a path
+    that starts with an index is into that list (``(2,)`` is ``rules[2]`` of ``gates``); either way
+    it is reported as the YAML has it (``gates[2]`` for a bare list, ``gates.rules[2]`` for a mapping).
+    """
     from mlflowkit.plugins import kinds
 
     for stage, kind_name in spec.stage_kinds.items():
@@ -84,5 +90,8 @@ def kind_sections(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
         section = spec.section(section_path)
         if section is None:
             continue
-        for rel, message, hint in kinds().get(kind_name).check(section, spec):
+        kind = kinds().get(kind_name)
+        for rel, message, hint in kind.check(section, spec):
+            if kind.list_field and rel and isinstance(rel[0], int):
+                rel = (kind.list_field, *rel)
             yield sources.issue((*section_path.split("."), *rel), message, hint=hint)

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,20 @@ class Sources:
     spec: LoadedYaml
     recipe: LoadedYaml | None = None
     overrides: dict[YamlPath, str] = field(default_factory=dict)
+    wrapped: dict[YamlPath, str] = field(default_factory=dict)
+    """Sections written as a bare list (``gates: [...]``) -> the field the list became (``rules``)."""
+
+    def yaml_path(self, path: YamlPath) -> YamlPath:
+        """A path into the validated spec as written in the YAML: a bare-list section has no list field."""
+        for prefix, list_field in self.wrapped.items():
+            n = len(prefix)
+            if path[:n] == prefix and len(path) > n and path[n] == list_field:
+                return (*prefix, *path[n + 1 :])
+        return path
 
     def issue(self, path: YamlPath, message: str, *, hint: str = "", prefer_key: bool = False) -> SpecIssue:
         """A located issue: an override's ``--set``, else the spec, else the recipe's defaults."""
-        path = tuple(path)
+        path = self.yaml_path(tuple(path))
         for length in range(len(path), 0, -1):
             if path[:length] in self.overrides:
                 return SpecIssue(message, dotted(path), "<--set>", 0, 0, hint, self.overrides[path[:length]])
@@ -142,12 +152,14 @@ def _resolve(
     try:
         recipe, recipe_source = load_recipe(find_recipe(recipe_name, spec_dir))
     except KeyError as exc:
-        raise SpecError([sources.issue(("recipe",), str(exc.args[0]))]) from None
+        message, hint = (*exc.args, "")[:2]
+        raise SpecError([sources.issue(("recipe",), str(message), hint=str(hint))]) from None
     sources.recipe = recipe_source
 
     # 2. Which kind runs each stage: the section's `kind:`, else the recipe's default.
     registry = kinds()
     stage_kinds: dict[str, str] = {}
+    failed: list[YamlPath] = []  # sections whose kind is unknown or broken: nothing can check them
     for stage_name, stage in recipe.stages.items():
         section = recipe.section_of(stage_name)
         raw = _get(data, section)
@@ -155,6 +167,7 @@ def _resolve(
         kind_path = (*section.split("."), "kind")
         if not isinstance(kind, str):
             issues.append(sources.issue(kind_path, f"kind must be a string (got {kind!r})"))
+            failed.append(tuple(section.split(".")))
             continue
         try:
             registry.get(kind)
@@ -165,12 +178,13 @@ def _resolve(
                 f"unknown kind {kind!r} for section {section!r}" if unknown else f"kind {kind!r} {exc.reason}",
                 hint=did_you_mean(kind, registry.names) or f"installed kinds: {', '.join(registry.names)}",
             ))
+            failed.append(tuple(section.split(".")))
             continue
         stage_kinds[stage_name] = kind
 
     # 3. Defaults under the spec, bare lists into their list field, params and interpolation.
     merged: dict[str, Any] = _merge(recipe.defaults, data)
-    wrapped: dict[YamlPath, str] = {}
+    wrapped = sources.wrapped
     for stage_name, kind in stage_kinds.items():
         section_path = recipe.section_of(stage_name).split(".")
         parent = merged
@@ -202,19 +216,22 @@ def _resolve(
     # 4. Validate everything at once with the model assembled for this recipe and these kinds.
     sections = tuple(sorted((recipe.section_of(s), k) for s, k in stage_kinds.items()))
     model = spec_model(sections)
-
-    def loc_to_path(loc: YamlPath) -> YamlPath:
-        for prefix, list_field in wrapped.items():
-            n = len(prefix)
-            if loc[:n] == prefix and len(loc) > n and loc[n] == list_field:
-                return (*prefix, *loc[n + 1 :])
-        return loc
+    for bad in failed:
+        # The model has no type for a section of an unknown kind; validating it would only add a
+        # misleading "unknown key" on top of the "unknown kind" already reported.
+        _prune(merged, bad, [tuple(path.split(".")) for path, _ in sections])
 
     spec: SpecBase | None = None
     try:
         spec = model.model_validate(merged)
     except ValidationError as exc:
-        issues += issues_from_validation(exc, sources.issue, model, data=merged, loc_to_path=loc_to_path)
+        found = issues_from_validation(exc, sources.issue, model, data=merged, loc_to_path=sources.yaml_path)
+        # A reference that did not resolve left "" or None behind; what validation says about that is noise.
+        unresolved = {(i.file, i.path) for i in issues}
+        list_fields = {path: registry.get(kind).list_field for path, kind in sections}
+        issues += [
+            _list_section_hint(issue, list_fields) for issue in found if not _follows_from(issue, unresolved)
+        ]
     if issues or spec is None or len(stage_kinds) < len(recipe.stages):
         raise SpecError(_sorted(issues))
 
@@ -232,11 +249,47 @@ def _resolve(
     return spec
 
 
+def _prune(data: dict[str, Any], path: YamlPath, keep: list[YamlPath]) -> None:
+    """Remove the section at ``path`` from ``data``, keeping the sections nested in it that are in ``keep``."""
+    parent: Any = data
+    for part in path[:-1]:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or path[-1] not in parent:
+        return
+    value = parent[path[-1]]
+    n = len(path)
+    children = {p[n] for p in keep if len(p) > n and p[:n] == path}
+    if isinstance(value, dict) and children:
+        parent[path[-1]] = {k: v for k, v in value.items() if k in children}
+    else:
+        del parent[path[-1]]
+
+
+def _follows_from(issue: SpecIssue, earlier: set[tuple[str, str]]) -> bool:
+    """Whether ``issue`` is at or under the place of an issue already reported."""
+    return any(
+        issue.file == file and (issue.path == path or issue.path.startswith((path + ".", path + "[")))
+        for file, path in earlier
+    )
+
+
+def _list_section_hint(issue: SpecIssue, list_fields: dict[str, str | None]) -> SpecIssue:
+    """Tell how to write a section that may be a bare list (``gates: [...]``) when it was neither list nor mapping."""
+    list_field = list_fields.get(issue.path)
+    if not list_field or issue.hint or not issue.message.startswith("Input should be a mapping"):
+        return issue
+    name = issue.path.rsplit(".", 1)[-1]
+    hint = f"write a list ({name}: [...]) or a mapping ({name}: {{{list_field}: [...]}})"
+    return replace(issue, hint=hint)
+
+
 def _hash(spec: SpecBase) -> str:
     canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _sorted(issues: list[SpecIssue]) -> list[SpecIssue]:
-    return sorted(issues, key=lambda i: (i.file != "<--set>", i.file, i.line, i.col))
+    """Issues in reading order (``--set`` first, then by file and position), each once."""
+    unique = list(dict.fromkeys(issues))  # a check may find the same problem twice (champion.x and x)
+    return sorted(unique, key=lambda i: (i.file != "<--set>", i.file, i.line, i.col))
 

@@ -44,7 +44,10 @@ CONTROL_KEYS = frozenset(StepControls.model_fields)
 class CustomStep(_Frozen):
     """A Python function placed into the recipe's graph after a named step."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="The step's name; unique in the plan.")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="The step's name, unique in the plan: lowercase letters, digits, '.', '_' or '-', at most 64 characters.",
+    )
     uses: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$",
         description="The function, as `module:function`; the module is imported from the spec's folder.",
@@ -60,7 +63,13 @@ class SpecBase(_Frozen):
     """The top level of a spec. Sections (data, train, ...) are added per recipe by :func:`spec_model`."""
 
     spec: Literal["mlflowkit/v1"] = Field(description="The spec format version.")
-    name: str = Field(pattern=NAME_PATTERN, description="The pipeline's name; also the default model name.")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description=(
+            "The pipeline's name (also the default model name): lowercase letters, digits, '.', '_' or '-', "
+            "at most 64 characters."
+        ),
+    )
     description: str = Field("", description="What this pipeline is for.")
     recipe: str = Field(description="The recipe that fixes the stage graph and its defaults.")
     params: dict[str, JsonValue] = Field(

@@ -75,7 +75,7 @@ def find_recipe(name: str, spec_dir: Path | None) -> Path:
     """Locate recipe ``name``: ``recipes/<name>.yaml`` next to the spec first, then entry points.
 
     Raises:
-        KeyError: with a message listing the recipes that exist, and a did-you-mean.
+        KeyError: ``args`` are the message (naming the recipes that exist) and a did-you-mean hint (or "").
     """
     from mlflowkit.plugins import did_you_mean, recipes
 
@@ -88,12 +88,11 @@ def find_recipe(name: str, spec_dir: Path | None) -> Path:
         try:
             return Path(installed.get(name))
         except PluginError as exc:
-            raise KeyError(f"recipe {exc.reason}") from None
+            raise KeyError(f"recipe {exc.reason}", "") from None
     known = installed.names
     if spec_dir is not None and (spec_dir / "recipes").is_dir():
         known += sorted(p.stem for p in (spec_dir / "recipes").glob("*.yaml"))
-    hint = did_you_mean(name, known)
-    raise KeyError(f"unknown recipe {name!r}{'; ' + hint if hint else ''} (recipes: {', '.join(known) or 'none'})")
+    raise KeyError(f"unknown recipe {name!r} (recipes: {', '.join(known) or 'none'})", did_you_mean(name, known))
 
 
 def load_recipe(path: Path) -> tuple[Recipe, LoadedYaml]:
