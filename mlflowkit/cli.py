@@ -31,7 +31,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a param: --set params.NAME=VALUE (repeatable).")]

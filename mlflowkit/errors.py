@@ -104,8 +104,9 @@ class SpecError(MlflowkitError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (list(self.issues),), {"max_shown": self.max_shown})
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.max_shown = state["max_shown"]
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.max_shown = (state or {}).get("max_shown", self.max_shown)
+        self.args = (self._render(),)  # __init__ rendered with the default max_shown
 
 
 class PluginError(MlflowkitError):

@@ -53,7 +53,8 @@ def module_defines(module: str) -> set[str] | None:
                 break
     if path is None or not path.endswith(".py"):
         return set() if parts else None
-    tree = ast.parse(open(path, encoding="utf-8").read())
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read())
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef | ast.FunctionDef):

@@ -40,7 +40,8 @@ def custom_step_names(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
         if step.name in spec.recipe_def.stages:
             yield sources.issue(("steps", i, "name"), f"step name {step.name!r} is already a stage of recipe {spec.recipe!r}")
         elif step.name in seen:
-            yield sources.issue(("steps", i, "name"), f"duplicate step name {step.name!r} (first used by steps[{seen[step.name]}])")
+            message = f"duplicate step name {step.name!r} (first used by steps[{seen[step.name]}])"
+            yield sources.issue(("steps", i, "name"), message)
         seen.setdefault(step.name, i)
 
 
@@ -92,6 +93,6 @@ def kind_sections(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
             continue
         kind = kinds().get(kind_name)
         for rel, message, hint in kind.check(section, spec):
-            if kind.list_field and rel and isinstance(rel[0], int):
-                rel = (kind.list_field, *rel)
-            yield sources.issue((*section_path.split("."), *rel), message, hint=hint)
+            into_list = kind.list_field is not None and bool(rel) and isinstance(rel[0], int)
+            where = (kind.list_field, *rel) if into_list else tuple(rel)
+            yield sources.issue((*section_path.split("."), *where), message, hint=hint)

@@ -25,15 +25,16 @@ def interpolate(
     data: Any,
     params: Mapping[str, Any],
     env: Mapping[str, str],
+    *,
     make_issue: Callable[..., SpecIssue],
     issues: list[SpecIssue],
     path: Path = (),
 ) -> Any:
     """Return ``data`` with every reference resolved; problems are appended to ``issues``."""
     if isinstance(data, dict):
-        return {k: interpolate(v, params, env, make_issue, issues, (*path, k)) for k, v in data.items()}
+        return {k: interpolate(v, params, env, make_issue=make_issue, issues=issues, path=(*path, k)) for k, v in data.items()}
     if isinstance(data, list):
-        return [interpolate(v, params, env, make_issue, issues, (*path, i)) for i, v in enumerate(data)]
+        return [interpolate(v, params, env, make_issue=make_issue, issues=issues, path=(*path, i)) for i, v in enumerate(data)]
     if not isinstance(data, str) or "${" not in data:
         return data
 
@@ -44,7 +45,8 @@ def interpolate(
                 return env[name]
             if default is not None:
                 return default
-            issues.append(make_issue(path, f"environment variable {name!r} is not set", hint=f"set it, or write ${{env:{name}:-default}}"))
+            hint = f"set it, or write ${{env:{name}:-default}}"
+            issues.append(make_issue(path, f"environment variable {name!r} is not set", hint=hint))
             return None
         if m := _PARAM.match(expr):
             name = m.group(1)

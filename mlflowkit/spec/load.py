@@ -200,18 +200,22 @@ def _resolve(
 
     env = os.environ if env is None else env
     params = dict(merged.get("params") or {}) if isinstance(merged.get("params"), dict) else {}
-    params = interpolate(params, {}, env, sources.issue, issues, ("params",))
+    params = interpolate(params, {}, env, make_issue=sources.issue, issues=issues, path=("params",))
     override_values = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
     for name, value in override_values.items():
         sources.overrides[("params", name)] = f"params.{name}={value}"
         if name not in params:
             known = sorted(params)
             hint = did_you_mean(name, known) or f"params: {', '.join(known) or 'none declared'}"
-            issues.append(sources.issue(("params", name), f"--set names param {name!r}, which the spec does not declare", hint=hint))
+            message = f"--set names param {name!r}, which the spec does not declare"
+            issues.append(sources.issue(("params", name), message, hint=hint))
         params[name] = value
     if "params" in merged:
         merged["params"] = params
-    merged = {k: (v if k == "params" else interpolate(v, params, env, sources.issue, issues, (k,))) for k, v in merged.items()}
+    merged = {
+        k: v if k == "params" else interpolate(v, params, env, make_issue=sources.issue, issues=issues, path=(k,))
+        for k, v in merged.items()
+    }
 
     # 4. Validate everything at once with the model assembled for this recipe and these kinds.
     sections = tuple(sorted((recipe.section_of(s), k) for s, k in stage_kinds.items()))

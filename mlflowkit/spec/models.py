@@ -125,13 +125,15 @@ class SpecBase(_Frozen):
 
 
 @cache
-def section_model(kind_name: str, kind: type[StepKind], children: tuple[tuple[str, type[BaseModel]], ...] = ()) -> type[BaseModel]:
+def section_model(
+    kind_name: str, kind: type[StepKind], children: tuple[tuple[str, type[BaseModel]], ...] = ()
+) -> type[BaseModel]:
     """The model of a section run by ``kind``: its params, the step controls, and nested sections."""
     params = kind.Params
     fields: dict[str, Any] = {
         name: (model | None, Field(None, description=model.__doc__ or "")) for name, model in children
     }
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(  # type: ignore[call-overload, no-any-return, unused-ignore]
         f"{params.__name__.removesuffix('Params')}Section",
         __base__=(StepControls, params),
         __doc__=f"Section run by kind {kind_name!r}. {params.__doc__ or ''}".strip(),
@@ -143,7 +145,7 @@ def section_model(kind_name: str, kind: type[StepKind], children: tuple[tuple[st
 def container_model(name: str, children: tuple[tuple[str, type[BaseModel]], ...]) -> type[BaseModel]:
     """The model of a section that no stage reads itself but that holds sections that stages read."""
     fields: dict[str, Any] = {child: (model | None, None) for child, model in children}
-    return create_model(f"{name.title()}Container", __base__=_Frozen, **fields)  # type: ignore[call-overload,no-any-return]
+    return create_model(f"{name.title()}Container", __base__=_Frozen, **fields)  # type: ignore[call-overload, no-any-return, unused-ignore]
 
 
 @cache
@@ -170,5 +172,5 @@ def spec_model(sections: tuple[tuple[str, str], ...]) -> type[SpecBase]:
     with warnings.catch_warnings():
         # A section called `register` shadows ABCMeta.register on the class; instances read the field.
         warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
-        return create_model("Spec", __base__=SpecBase, **fields)  # type: ignore[call-overload,no-any-return]
+        return create_model("Spec", __base__=SpecBase, **fields)  # type: ignore[call-overload, no-any-return, unused-ignore]
 

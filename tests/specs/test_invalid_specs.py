@@ -11,11 +11,13 @@ Each case starts with header comments (``line`` counts the header lines too; 0 m
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ HERE = Path(__file__).parent
 INVALID = HERE / "invalid"
 REPO = HERE.parent.parent
 CASES = sorted(INVALID.glob("*.yaml"))
+
 _HEADER = re.compile(r"#\s*(line|path|message|hint|count):[ \t]?(.*)")
 
 
@@ -110,9 +113,18 @@ def test_oversized_spec_names_the_limit(tmp_path: Path) -> None:
     assert Path(issue.file).resolve() == spec.resolve()
 
 
+def test_validation_closes_what_it_opens() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        load_spec(REPO / "examples" / "churn" / "spec.yaml")
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert not leaks, leaks
+
+
 def _cli(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOWKIT_MAX_SPEC_BYTES"}
-    env["COLUMNS"] = "200"  # rich wraps at the terminal width; keep each issue on one line
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOWKIT_MAX_SPEC_BYTES", "LINES"}}
+    env["COLUMNS"] = "80"  # what rich assumes without a terminal (CI); fixed so the output does not vary
     return subprocess.run(
         [sys.executable, "-c", "from mlflowkit.cli import main; main()", *map(str, args)],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -128,12 +140,26 @@ def test_cli_validate_reports_every_error_and_writes_nothing(tmp_path: Path) -> 
     output = result.stdout + result.stderr
     assert "3 errors" in output
     # The case's header takes lines 1-3; its three problems are on lines 10, 12 and 14.
-    assert "spec.yaml:10:" in output and "data.split.test_size" in output and "less than 1" in output
-    assert "spec.yaml:12:" in output and "train.estimater" in output and "did you mean 'estimator'?" in output
-    assert "spec.yaml:14:" in output and "register.model" in output
+    for fragment in (
+        "spec.yaml:10:", "data.split.test_size", "less than 1",
+        "spec.yaml:12:", "train.estimater", "did you mean 'estimator'?",
+        "spec.yaml:14:", "register.model",
+    ):
+        assert fragment in output
     assert re.search(r"spec\.yaml:\d+:\d+: ", output)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (tmp_path / ".mlflowkit").exists()
+
+
+def test_cli_prints_each_issue_on_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes((INVALID / "multi_three_errors.yaml").read_bytes())
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    output = _cli("validate", spec.name, cwd=tmp_path).stderr
+    for issue in info.value.issues:
+        first = f"spec.yaml:{issue.line}:{issue.col}: {issue.path}: {issue.message}"
+        assert first in output.splitlines(), (first, output)
 
 
 def test_validate_stays_light() -> None:
