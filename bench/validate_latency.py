@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402 - after the path insert, so the script runs from anywhere
+from _common import (
     MLFLOWKIT,
     REPO,
     TIMING_HEADERS,

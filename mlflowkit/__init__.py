@@ -1,14 +1,15 @@
 """mlflowkit: one YAML spec for the whole ML lifecycle, compiled to a Prefect flow.
 
-    spec = mlflowkit.load_spec("spec.yaml", overrides=["params.n_estimators=300"])
-    plan = mlflowkit.compile(spec)
-    result = mlflowkit.run(spec)          # a Prefect flow; result.ok, result.steps, result.verdict
+spec = mlflowkit.load_spec("spec.yaml", overrides=["params.n_estimators=300"])
+plan = mlflowkit.compile(spec)
+result = mlflowkit.run(spec)          # a Prefect flow; result.ok, result.steps, result.verdict
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlflowkit._version import __version__
 from mlflowkit.errors import GateFailed, MlflowkitError, PluginError, RegistryError, SpecError, StepFailed
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 from mlflowkit.spec.load import load_spec
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
     from mlflowkit.plan.model import Plan
     from mlflowkit.run.engine import RunResult
 
-__version__ = "0.1.0"
 
 __all__ = [
     "GateFailed",
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-def compile(spec: Spec) -> Plan:  # noqa: A001 - the verb users expect; shadows the builtin only here
+def compile(spec: Spec) -> Plan:
     """Compile a loaded spec into its Plan (pure; imports no engine)."""
     from mlflowkit.plan.compile import compile_spec
 

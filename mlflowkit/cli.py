@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,8 +23,13 @@ if TYPE_CHECKING:
     from mlflowkit.run.engine import RunResult, StepRecord
     from mlflowkit.spec.models import SpecBase
 
-app = typer.Typer(name="mlflowkit", help="One YAML spec for the whole ML lifecycle.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    name="mlflowkit",
+    help="One YAML spec for the whole ML lifecycle.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 models_app = typer.Typer(help="Registered models: versions, aliases, lineage.", no_args_is_help=True)
 runs_app = typer.Typer(help="Past runs: status, steps, timings.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -56,8 +61,7 @@ def _load(path: Path, overrides: list[str] | None) -> SpecBase:
 
 
 @app.command()
-def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")],
-             set_: SetOpt = None) -> None:
+def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")], set_: SetOpt = None) -> None:
     """Check spec files: syntax, types, recipe, kinds, references. Writes nothing."""
     failed = False
     for path in specs:
@@ -72,8 +76,11 @@ def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to che
 
 
 @app.command()
-def plan(spec_path: SpecArg, set_: SetOpt = None,
-         fmt: Annotated[str, typer.Option("--format", "-f", help="tree, mermaid or json.")] = "tree") -> None:
+def plan(
+    spec_path: SpecArg,
+    set_: SetOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="tree, mermaid or json.")] = "tree",
+) -> None:
     """Compile a spec and show its plan: steps, kinds, dependencies, cache keys."""
     from mlflowkit.plan.compile import compile_spec
 
@@ -96,7 +103,12 @@ def plan(spec_path: SpecArg, set_: SetOpt = None,
 class _Progress:
     """Prints one line per step event; safe to call from Prefect's worker threads."""
 
-    icons = {"ran": "[green]✓[/]", "cached": "[cyan]↺[/]", "failed": "[red]✗[/]", "skipped": "[dim]-[/]"}
+    icons: ClassVar[dict[str, str]] = {
+        "ran": "[green]✓[/]",
+        "cached": "[cyan]↺[/]",
+        "failed": "[red]✗[/]",
+        "skipped": "[dim]-[/]",
+    }
 
     def step_started(self, step: PlanStep) -> None:
         out.print(f"  [dim]→ {step.name} ({step.kind})[/]")
@@ -119,17 +131,29 @@ def _verdict_table(verdict: dict[str, Any]) -> None:
     table = Table(title="gate verdict: " + ("[green]PASS[/]" if verdict.get("passed") else "[red]FAIL[/]"), title_justify="left")
     for col in ("rule", "value", "threshold", "result", "note"):
         table.add_column(col)
+
+    def fmt(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
     for rule in verdict.get("rules", []):
-        fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
-        table.add_row(rule["rule"], fmt(rule["value"]), fmt(rule["threshold"]),
-                      "[green]pass[/]" if rule["passed"] else "[red]fail[/]", rule.get("note") or "")
+        table.add_row(
+            rule["rule"],
+            fmt(rule["value"]),
+            fmt(rule["threshold"]),
+            "[green]pass[/]" if rule["passed"] else "[red]fail[/]",
+            rule.get("note") or "",
+        )
     out.print(table)
 
 
 @app.command()
-def run(spec_path: SpecArg, set_: SetOpt = None, store: StoreOpt = None,
-        from_step: Annotated[str | None, typer.Option("--from", help="Rerun this step and every step after it.")] = None,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False) -> None:
+def run(
+    spec_path: SpecArg,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    from_step: Annotated[str | None, typer.Option("--from", help="Rerun this step and every step after it.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
     """Run a spec as a Prefect flow; unchanged steps are taken from the cache."""
     spec = _load(spec_path, set_)
     from mlflowkit.plan.compile import compile_spec
@@ -139,8 +163,10 @@ def run(spec_path: SpecArg, set_: SetOpt = None, store: StoreOpt = None,
         from mlflowkit.plugins import did_you_mean
 
         hint = did_you_mean(from_step, [s.name for s in compiled.steps])
-        err.print(f"[bold red]error[/]: --from names no step {from_step!r}{'; ' + hint if hint else ''} "
-                  f"(steps: {', '.join(s.name for s in compiled.steps)})")
+        err.print(
+            f"[bold red]error[/]: --from names no step {from_step!r}{'; ' + hint if hint else ''} "
+            f"(steps: {', '.join(s.name for s in compiled.steps)})"
+        )
         raise typer.Exit(2)
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -155,12 +181,14 @@ def run(spec_path: SpecArg, set_: SetOpt = None, store: StoreOpt = None,
     if result.ok:
         out.print(f"[green]done[/] in {result.seconds:.2f}s ({where})")
         return
-    assert result.exception is not None  # noqa: S101 - a failed result always carries its error
+    assert result.exception is not None
     _fail(result.exception)
 
 
 @app.command()
-def schema(output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None) -> None:
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
     """Print the JSON Schema of the spec format (for editors and CI)."""
     from mlflowkit.spec.schema import json_schema
 
@@ -207,8 +235,12 @@ def models_list(store: StoreOpt = None, spec: SpecOpt = None) -> None:
 
 
 @models_app.command("show")
-def models_show(model: str, version: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
-                store: StoreOpt = None, spec: SpecOpt = None) -> None:
+def models_show(
+    model: str,
+    version: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+) -> None:
     """One model version: lineage, metrics, aliases, files."""
     registry = _registry(store, spec)
     try:
@@ -218,9 +250,11 @@ def models_show(model: str, version: Annotated[str, typer.Argument(help="Version
     out.print(f"[bold]{mv.model} v{mv.version}[/]  created {mv.created_at}  aliases: {', '.join(mv.aliases) or '-'}")
     out.print(f"files: {', '.join(mv.files)}")
     out.print_json(json.dumps(mv.lineage, default=str))
-    history = [e for e in registry.history(model) if e.version == mv.version or e.previous == mv.version]
+    history = [e for e in registry.history(model) if mv.version in (e.version, e.previous)]
     for event in history:
-        out.print(f"  {event.at}  {event.alias}: v{event.previous or '-'} → v{event.version or '-'}  by {event.actor}: {event.reason}")
+        out.print(
+            f"  {event.at}  {event.alias}: v{event.previous or '-'} → v{event.version or '-'}  by {event.actor}: {event.reason}"
+        )
 
 
 def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str, Any]]]:
@@ -232,8 +266,9 @@ def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str
 
 
 @runs_app.command("list")
-def runs_list(store: StoreOpt = None, spec: SpecOpt = None,
-              limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 20) -> None:
+def runs_list(
+    store: StoreOpt = None, spec: SpecOpt = None, limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 20
+) -> None:
     """Recent runs: status, duration, how many steps ran or came from the cache."""
     _, records = _runs(store, spec)
     table = Table()
@@ -241,8 +276,15 @@ def runs_list(store: StoreOpt = None, spec: SpecOpt = None,
         table.add_column(col)
     for r in records[-limit:]:
         statuses = [s["status"] for s in r.get("steps", [])]
-        table.add_row(r["run_id"], r["spec_name"], r["status"], f"{r.get('seconds', 0):.2f}", str(statuses.count("ran")),
-                      str(statuses.count("cached")), (r.get("flow_run_id") or "-")[:8])
+        table.add_row(
+            r["run_id"],
+            r["spec_name"],
+            r["status"],
+            f"{r.get('seconds', 0):.2f}",
+            str(statuses.count("ran")),
+            str(statuses.count("cached")),
+            (r.get("flow_run_id") or "-")[:8],
+        )
     out.print(table)
 
 
@@ -256,7 +298,8 @@ def runs_show(run_id: str, store: StoreOpt = None, spec: SpecOpt = None) -> None
         raise typer.Exit(1)
     r = match[0]
     out.print(f"[bold]{r['run_id']}[/] {r['spec_name']} ({r['spec_path']}): [bold]{r['status']}[/] in {r.get('seconds', 0):.2f}s")
-    out.print(f"spec {r['spec_hash'][:12]}  params {json.dumps(r['params'])}  git {r.get('git_commit') or '-'}  flow run {r.get('flow_run_id') or '-'}")
+    git, flow_run = r.get("git_commit") or "-", r.get("flow_run_id") or "-"
+    out.print(f"spec {r['spec_hash'][:12]}  params {json.dumps(r['params'])}  git {git}  flow run {flow_run}")
     table = Table()
     for col in ("step", "kind", "status", "seconds", "outputs"):
         table.add_column(col)

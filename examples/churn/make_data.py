@@ -1,6 +1,6 @@
 """Generate the churn example's data set (deterministic; the CSV it writes is checked in).
 
-    python make_data.py [ROWS] > data/churn.csv
+python make_data.py [ROWS] > data/churn.csv
 """
 
 from __future__ import annotations
@@ -22,17 +22,28 @@ def make(rows: int = 6000, seed: int = 7) -> pd.DataFrame:
     gender = rng.choice(["female", "male"], rows)
     paperless = rng.choice(["yes", "no"], rows, p=[0.6, 0.4])
     logit = (
-        -1.2 - 0.045 * tenure + 0.022 * (monthly - 70) + 0.45 * support
+        -1.2
+        - 0.045 * tenure
+        + 0.022 * (monthly - 70)
+        + 0.45 * support
         + np.select([contract == "month-to-month", contract == "one-year"], [1.3, 0.0], -1.1)
-        + 0.3 * (paperless == "yes") - 0.01 * (age - 45)
+        + 0.3 * (paperless == "yes")
+        - 0.01 * (age - 45)
     )
     churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
-    return pd.DataFrame({
-        "customer_id": [f"C{100000 + i}" for i in range(rows)],
-        "age": age, "gender": gender, "tenure_months": tenure, "contract": contract,
-        "monthly_charges": monthly, "support_calls": support, "paperless_billing": paperless,
-        "churned": np.where(churned, "yes", "no"),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{100000 + i}" for i in range(rows)],
+            "age": age,
+            "gender": gender,
+            "tenure_months": tenure,
+            "contract": contract,
+            "monthly_charges": monthly,
+            "support_calls": support,
+            "paperless_billing": paperless,
+            "churned": np.where(churned, "yes", "no"),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -19,11 +19,23 @@ from dataclasses import dataclass
 
 __all__ = ["GateSyntaxError", "Rule", "parse_rule"]
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)|(?P<op>>=|<=|==|!=|[-+*/()<>]))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)|(?P<op>>=|<=|==|!=|[-+*/()<>]))"
+)
 _CMP: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
-_ARITH: dict[str, Callable[[float, float], float]] = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_ARITH: dict[str, Callable[[float, float], float]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
 
 
 class GateSyntaxError(ValueError):
@@ -84,7 +96,9 @@ class Rule:
         """Metric names, with any ``champion.`` prefix removed."""
         return [n.removeprefix("champion.") for n in self.names()]
 
-    def evaluate(self, values: Mapping[str, float], champion: Mapping[str, float] | None) -> tuple[bool, float | None, float | None, str]:
+    def evaluate(
+        self, values: Mapping[str, float], champion: Mapping[str, float] | None
+    ) -> tuple[bool, float | None, float | None, str]:
         """(passed, left value, right value, note). Missing or NaN values fail closed."""
         missing: list[str] = []
 
@@ -99,7 +113,8 @@ class Rule:
         left, right = self.left.evaluate(lookup), self.right.evaluate(lookup)
         if missing:
             return False, left, right, f"no value for {', '.join(missing)}"
-        assert left is not None and right is not None  # noqa: S101 - guaranteed by `missing` being empty
+        if left is None or right is None:  # cannot happen: `missing` would not be empty
+            return False, left, right, "no value"
         if math.isnan(left) or math.isnan(right):
             return False, left, right, "NaN value"
         return _CMP[self.cmp](left, right), left, right, ""

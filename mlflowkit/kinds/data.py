@@ -59,7 +59,9 @@ class Load(StepKind):
                 while chunk := fh.read(1 << 20):
                     digest.update(chunk)
         except FileNotFoundError:
-            raise StepFailed(ctx.step, f"data source not found: {params.source} (looked at {_resolve(ctx, params.source)})") from None
+            raise StepFailed(
+                ctx.step, f"data source not found: {params.source} (looked at {_resolve(ctx, params.source)})"
+            ) from None
         return digest.hexdigest()
 
     def run(self, ctx: StepContext, params: LoadParams, inputs: Inputs) -> dict[str, Ref]:
@@ -134,7 +136,9 @@ class Split(StepKind):
         target = ref.meta["target"]
         try:
             train, test = train_test_split(
-                frame, test_size=params.test_size, random_state=params.seed,
+                frame,
+                test_size=params.test_size,
+                random_state=params.seed,
                 stratify=frame[target] if params.stratify else None,
             )
         except ValueError as exc:

@@ -65,7 +65,9 @@ class Evaluate(StepKind):
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
-        mixed = {m for m in section.metrics if m in REGRESSION_METRICS} and {m for m in section.metrics if m in CLASSIFICATION_METRICS}
+        mixed = {m for m in section.metrics if m in REGRESSION_METRICS} and {
+            m for m in section.metrics if m in CLASSIFICATION_METRICS
+        }
         if mixed:
             yield ("metrics",), "metrics mix classification and regression metrics", "a model is one or the other"
 
@@ -106,7 +108,8 @@ class Evaluate(StepKind):
                         values[name] = skm.log_loss(y, proba, labels=classes)
                     else:
                         values[name] = (
-                            skm.roc_auc_score(y == classes[-1], proba[:, -1]) if binary
+                            skm.roc_auc_score(y == classes[-1], proba[:, -1])
+                            if binary
                             else skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes)
                         )
             extra["confusion_matrix"] = {
@@ -114,15 +117,15 @@ class Evaluate(StepKind):
                 "matrix": skm.confusion_matrix(y, pred, labels=classes).tolist(),
             }
         else:
+            regression = {
+                "rmse": lambda a, b: math.sqrt(skm.mean_squared_error(a, b)),
+                "mae": skm.mean_absolute_error,
+                "r2": skm.r2_score,
+                "mape": skm.mean_absolute_percentage_error,
+            }
             for name in params.metrics:
-                values[name] = {
-                    "rmse": lambda: math.sqrt(skm.mean_squared_error(y, pred)),
-                    "mae": lambda: skm.mean_absolute_error(y, pred),
-                    "r2": lambda: skm.r2_score(y, pred),
-                    "mape": lambda: skm.mean_absolute_percentage_error(y, pred),
-                }[name]()
+                values[name] = regression[name](y, pred)
         values = {k: float(v) for k, v in values.items()}
         ctx.logger.info("metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
         body = json.dumps({"metrics": values, **extra}, sort_keys=True, indent=2).encode()
         return {"metrics": ctx.store.put_bytes(body, "application/json", {"metrics": values, "n_test": len(test)})}
-

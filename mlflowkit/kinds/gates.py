@@ -74,10 +74,14 @@ class Gates(StepKind):
             for metric in rule.metrics():
                 if metric not in produced:
                     hint = did_you_mean(metric, produced) or "add it to evaluate.metrics"
-                    yield (i,), (
-                        f"gate {rule.text!r} reads metric {metric!r}, which no step produces "
-                        f"(evaluate produces: {', '.join(sorted(produced)) or 'nothing'})"
-                    ), hint
+                    yield (
+                        (i,),
+                        (
+                            f"gate {rule.text!r} reads metric {metric!r}, which no step produces "
+                            f"(evaluate produces: {', '.join(sorted(produced)) or 'nothing'})"
+                        ),
+                        hint,
+                    )
 
     def run(self, ctx: StepContext, params: GatesParams, inputs: Inputs) -> dict[str, Ref]:
         values: dict[str, float] = inputs["metrics"].meta["metrics"]
@@ -89,30 +93,48 @@ class Gates(StepKind):
             champion_info = {"model": version.model, "version": version.version}
         except RegistryError:
             champion = None
-        results = []
+        results: list[dict[str, Any]] = []
         for rule in params.parsed():
             reads_champion = any(n.startswith("champion.") for n in rule.names())
             if reads_champion and champion is None:
                 passed = params.on_missing_baseline == "pass"
-                results.append({
-                    "rule": rule.text, "passed": passed, "value": None, "threshold": None, "baseline": None,
-                    "note": f"no champion yet; on_missing_baseline={params.on_missing_baseline}",
-                })
+                results.append(
+                    {
+                        "rule": rule.text,
+                        "passed": passed,
+                        "value": None,
+                        "threshold": None,
+                        "baseline": None,
+                        "note": f"no champion yet; on_missing_baseline={params.on_missing_baseline}",
+                    }
+                )
                 continue
             passed, left, right, note = rule.evaluate(values, champion)
-            results.append({
-                "rule": rule.text, "passed": passed, "value": left, "threshold": right,
-                "baseline": champion_info if reads_champion else None, "note": note,
-            })
+            results.append(
+                {
+                    "rule": rule.text,
+                    "passed": passed,
+                    "value": left,
+                    "threshold": right,
+                    "baseline": champion_info if reads_champion else None,
+                    "note": note,
+                }
+            )
         verdict = {
-            "passed": all(r["passed"] for r in results), "rules": results, "metrics": values,
-            "champion": champion_info, "on_missing_baseline": params.on_missing_baseline,
+            "passed": all(r["passed"] for r in results),
+            "rules": results,
+            "metrics": values,
+            "champion": champion_info,
+            "on_missing_baseline": params.on_missing_baseline,
         }
         body = json.dumps(verdict, sort_keys=True, indent=2, default=str).encode()
         ref = ctx.store.put_bytes(body, "application/json", {"passed": verdict["passed"]})
         if not verdict["passed"]:
-            failed = [f"{r['rule']} (value {_fmt(r['value'])}, threshold {_fmt(r['threshold'])}{', ' + r['note'] if r['note'] else ''})"
-                      for r in results if not r["passed"]]
+            failed = [
+                f"{r['rule']} (value {_fmt(r['value'])}, threshold {_fmt(r['threshold'])}{', ' + r['note'] if r['note'] else ''})"
+                for r in results
+                if not r["passed"]
+            ]
             raise GateFailed(ctx.step, "gates failed: " + "; ".join(failed), {**verdict, "ref": ref.key})
         ctx.logger.info("gates passed: %s", ", ".join(r["rule"] for r in results) or "no rules")
         return {"verdict": ref}

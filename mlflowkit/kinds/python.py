@@ -105,10 +105,8 @@ class PythonStep(StepKind):
             ref = inputs[name]
             if ref.media_type != PARQUET:
                 continue
-            try:
-                result = fn(load_frame(ctx.store, ref), **params.params)
-            except Exception as exc:  # the user's code may raise anything; name the step and keep the cause
-                raise StepFailed(ctx.step, f"{params.uses} raised {type(exc).__name__}: {exc}") from exc
+            # The user's exceptions reach the runner as they are: it names the step and decides on retries.
+            result = fn(load_frame(ctx.store, ref), **params.params)
             if not isinstance(result, pd.DataFrame):
                 raise StepFailed(ctx.step, f"{params.uses} returned {type(result).__name__}; expected a pandas DataFrame")
             meta = {k: v for k, v in ref.meta.items() if k not in {"rows", "columns"}}

@@ -23,7 +23,8 @@ class RegisterParams(Params):
         None, pattern=r"^[a-z0-9][a-z0-9._-]{0,127}$", description="The registered model's name; defaults to the spec's name."
     )
     alias: str | None = Field(
-        "champion", pattern=r"^[a-z][a-z0-9_-]*$",
+        "champion",
+        pattern=r"^[a-z][a-z0-9_-]*$",
         description="Alias the new version takes (the old holder of `champion` becomes `previous`); null for none.",
     )
 

@@ -33,7 +33,7 @@ def module_defines(module: str) -> set[str] | None:
     Returns None when that cannot be told statically (no source, a lazy ``__getattr__``), so
     that the caller does not refuse what might exist.
     """
-    top = module.split(".")[0]
+    top = module.split(".", maxsplit=1)[0]
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
@@ -101,8 +101,10 @@ class SklearnTrain(StepKind):
 
         module, _, name = section.estimator.rpartition(".")
         if not any(section.estimator.startswith(prefix) for prefix in ALLOWED_MODULES):
-            yield ("estimator",), f"estimator {section.estimator!r} is outside the allowed modules", (
-                f"allowed: {', '.join(p.rstrip('.') for p in ALLOWED_MODULES)}"
+            yield (
+                ("estimator",),
+                f"estimator {section.estimator!r} is outside the allowed modules",
+                (f"allowed: {', '.join(p.rstrip('.') for p in ALLOWED_MODULES)}"),
             )
             return
         defined = module_defines(module)
@@ -120,7 +122,6 @@ class SklearnTrain(StepKind):
     def run(self, ctx: StepContext, params: SklearnParams, inputs: Inputs) -> dict[str, Ref]:
         import importlib
         import inspect
-
 
         ref = inputs["train"]
         frame = load_frame(ctx.store, ref)
@@ -144,8 +145,12 @@ class SklearnTrain(StepKind):
         task = "classification" if hasattr(model, "predict_proba") or classes else "regression"
         ctx.logger.info("fitted %s on %s rows", params.estimator, len(frame))
         meta = {
-            "estimator": params.estimator, "params": kwargs, "features": [str(c) for c in x.columns],
-            "target": target, "classes": classes, "task": task,
+            "estimator": params.estimator,
+            "params": kwargs,
+            "features": [str(c) for c in x.columns],
+            "target": target,
+            "classes": classes,
+            "task": task,
             "data_fingerprint": ref.meta.get("data_fingerprint"),
         }
         return {"model": save_model(ctx.store, model, **meta)}
@@ -163,8 +168,16 @@ def _pipeline(estimator: Any, x: Any) -> Any:
     if numeric:
         steps.append(("numeric", SimpleImputer(strategy="median"), numeric))
     if categorical:
-        steps.append(("categorical", Pipeline([
-            ("impute", SimpleImputer(strategy="most_frequent")),
-            ("onehot", OneHotEncoder(handle_unknown="ignore")),
-        ]), categorical))
+        steps.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                    ]
+                ),
+                categorical,
+            )
+        )
     return Pipeline([("preprocess", ColumnTransformer(steps)), ("model", estimator)])

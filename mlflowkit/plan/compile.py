@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from mlflowkit import __version__
+from mlflowkit._version import __version__
 from mlflowkit.plan.model import Plan, PlanStep
 from mlflowkit.spec.models import CONTROL_KEYS, SpecBase
 
@@ -40,7 +40,10 @@ def compile_spec(spec: SpecBase) -> Plan:
         params = {k: v for k, v in dumped.items() if k not in CONTROL_KEYS and k not in nested}
         controls = dumped if section is not None else {}
         nodes[name] = {
-            "kind": spec.stage_kinds[name], "params": params, "needs": list(stage.needs), "section": path,
+            "kind": spec.stage_kinds[name],
+            "params": params,
+            "needs": list(stage.needs),
+            "section": path,
             "retries": controls.get("retries") if controls.get("retries") is not None else stage.retries,
             "retry_delay": controls.get("retry_delay", 0.0),
             "timeout": controls.get("timeout") if controls.get("timeout") is not None else stage.timeout,
@@ -60,8 +63,13 @@ def compile_spec(spec: SpecBase) -> Plan:
             for other in nodes.values():
                 other["needs"] = [step.name if n == anchor else n for n in other["needs"]]
             nodes[step.name] = {
-                "kind": "python", "params": {"uses": step.uses, "params": dict(step.params)}, "needs": [anchor],
-                "section": f"steps[{i}]", "retries": step.retries or 0, "retry_delay": 0.0, "timeout": step.timeout,
+                "kind": "python",
+                "params": {"uses": step.uses, "params": dict(step.params)},
+                "needs": [anchor],
+                "section": f"steps[{i}]",
+                "retries": step.retries or 0,
+                "retry_delay": 0.0,
+                "timeout": step.timeout,
                 "cache": step.cache,
             }
             tail[step.after] = step.name
@@ -83,7 +91,9 @@ def compile_spec(spec: SpecBase) -> Plan:
 
     register = spec.section("register")
     model = getattr(register, "model", None) or spec.name
-    return Plan(name=spec.name, spec_hash=spec.spec_hash, recipe=spec.recipe, model=model, params=dict(spec.params), steps=tuple(steps))
+    return Plan(
+        name=spec.name, spec_hash=spec.spec_hash, recipe=spec.recipe, model=model, params=dict(spec.params), steps=tuple(steps)
+    )
 
 
 def _topological(nodes: dict[str, dict[str, Any]], preference: list[str]) -> list[str]:

@@ -83,7 +83,7 @@ class Plan(BaseModel):
 
         def walk(name: str, prefix: str, last: bool) -> None:
             step = self.step(name)
-            also = [n for n in step.needs[:-1]]
+            also = list(step.needs[:-1])
             extra = f"  (also needs {', '.join(also)})" if also else ""
             lines.append(f"{prefix}{'└── ' if last else '├── '}{name} [{step.kind}] key {step.key[:12]}{extra}")
             kids = children[name]

@@ -8,6 +8,7 @@ orchestration, so with the embedded (ephemeral) API it does not start one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -135,7 +136,9 @@ class Runner:
         progress: receives step events.
     """
 
-    def __init__(self, spec: SpecBase, plan: Plan, store: str, *, from_step: str | None = None, progress: Progress | None = None) -> None:
+    def __init__(
+        self, spec: SpecBase, plan: Plan, store: str, *, from_step: str | None = None, progress: Progress | None = None
+    ) -> None:
         from mlflowkit.plugins import kinds
 
         self.spec, self.plan = spec, plan
@@ -149,14 +152,23 @@ class Runner:
         self.run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.git_commit = _git_commit(spec.spec_dir)
         self._fingerprints: dict[str, str | None] = {}
+        self._retryable: set[str] = set()
+        self.errors: dict[str, MlflowkitError] = {}
         self._lock = threading.Lock()
 
     def context(self, step: PlanStep, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> StepContext:
         """The StepContext a step runs with."""
         return StepContext(
-            step=step.name, run_id=self.run_id, spec_name=self.spec.name, spec_hash=self.spec.spec_hash,
-            spec_dir=self.spec.spec_dir, store=self.store, registry=self.registry, model_name=self.plan.model,
-            git_commit=self.git_commit, params=dict(self.spec.params),
+            step=step.name,
+            run_id=self.run_id,
+            spec_name=self.spec.name,
+            spec_hash=self.spec.spec_hash,
+            spec_dir=self.spec.spec_dir,
+            store=self.store,
+            registry=self.registry,
+            model_name=self.plan.model,
+            git_commit=self.git_commit,
+            params=dict(self.spec.params),
             logger=logger or logging.getLogger(f"mlflowkit.step.{step.name}"),  # type: ignore[arg-type]
         )
 
@@ -208,29 +220,49 @@ class Runner:
             kind = self.kinds[name]
             params = kind.Params.model_validate(step.params)
             inputs = Inputs({n: upstream[n] for n in step.needs if n in upstream}, step.needs)
-            outputs = kind.run(self.context(step, logger), params, inputs)
+            outputs: dict[str, Ref] = kind.run(self.context(step, logger), params, inputs)
             self.store.write_json(
                 f"cache/{key}.json",
-                {"step": name, "kind": step.kind, "run_id": self.run_id, "outputs": {k: r.model_dump(mode="json") for k, r in outputs.items()}},
+                {
+                    "step": name,
+                    "kind": step.kind,
+                    "run_id": self.run_id,
+                    "outputs": {k: r.model_dump(mode="json") for k, r in outputs.items()},
+                },
             )
-        except Exception as exc:
-            error = exc if isinstance(exc, MlflowkitError) else StepFailed(name, f"{type(exc).__name__}: {exc}")
-            if error is not exc:
-                error.__cause__ = exc
-            self._finish(step, "failed", time.perf_counter() - start, {}, error)
-            raise error from (exc if error is not exc else exc.__cause__)
+        except MlflowkitError as exc:  # an expected failure: the kind said what is wrong
+            self._finish(step, "failed", time.perf_counter() - start, {}, exc)
+            raise
+        except Exception as exc:  # anything else may be passing (a network blip): worth a retry
+            error = StepFailed(name, f"{type(exc).__name__}: {exc}")
+            self._finish(step, "failed", time.perf_counter() - start, {}, error, retryable=True)
+            raise error from exc
         self._finish(step, "ran", time.perf_counter() - start, outputs)
         return outputs
 
-    def _finish(self, step: PlanStep, status: str, seconds: float, outputs: dict[str, Ref], error: MlflowkitError | None = None) -> None:
+    def retryable(self, name: str) -> bool:
+        """Whether the step's last failure may pass on a retry (an unexpected error, not a refusal)."""
+        return name in self._retryable
+
+    def _finish(
+        self,
+        step: PlanStep,
+        status: str,
+        seconds: float,
+        outputs: dict[str, Ref],
+        error: MlflowkitError | None = None,
+        *,
+        retryable: bool = False,
+    ) -> None:
         with self._lock:
             record = self.records[step.name]
             record.status, record.seconds, record.error = status, round(seconds, 4), str(error) if error else None
             record.outputs = {k: r.model_dump(mode="json") for k, r in outputs.items()}
             if status in {"ran", "cached"}:
                 self.outputs[step.name] = outputs
-            if isinstance(error, MlflowkitError):
-                self.records[step.name].__dict__["exception"] = error
+            if error is not None:
+                self.errors[step.name] = error
+            (self._retryable.add if retryable else self._retryable.discard)(step.name)
         self.progress.step_finished(record)
 
     def run_inline(self) -> None:
@@ -240,25 +272,44 @@ class Runner:
 
     def run_inline_safely(self) -> None:
         """Like :meth:`run_inline`, but a failure stops the run and stays in the records instead of raising."""
-        try:
+        with contextlib.suppress(MlflowkitError):  # recorded by execute(); run_spec reads it from the records
             self.run_inline()
-        except MlflowkitError:
-            pass  # recorded by execute(); run_spec reads it from the records
+
+
+def configured_api_url() -> str | None:
+    """The Prefect server the user points at: ``PREFECT_API_URL``, else their active Prefect profile's.
+
+    Read without importing Prefect (it costs about a second), from the same places Prefect reads.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    import tomllib
+
+    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+    profiles = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        data = tomllib.loads(profiles.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
+    url = data.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
 
 
 def _ephemeral() -> bool:
-    return not os.environ.get("PREFECT_API_URL")
+    return configured_api_url() is None
 
 
 @contextmanager
 def _prefect_settings(state: Path) -> Iterator[None]:
-    """Settings for an embedded run: PREFECT_HOME in the state dir, no analytics, no result persistence."""
+    """Settings for a run: no analytics, no result persistence; for the embedded API, PREFECT_HOME in the state dir."""
     wanted = {
-        "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     }
+    if _ephemeral():  # a configured server keeps the user's own PREFECT_HOME (and profile)
+        wanted["PREFECT_HOME"] = str(state / "prefect")
     updates = {k: v for k, v in wanted.items() if k not in os.environ}
     saved = {k: os.environ.get(k) for k in updates}
     os.environ.update(updates)  # before `import prefect`, so its settings see them
@@ -276,17 +327,6 @@ def _prefect_settings(state: Path) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _should_retry(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only failures that may pass: a step that refused its input will refuse it again."""
-    try:
-        state.result()
-    except MlflowkitError:
-        return False
-    except Exception:
-        return True
-    return False
-
-
 def _build_flow(runner: Runner) -> Callable[..., Any]:
     from prefect import Flow, get_run_logger, task
     from prefect.cache_policies import NO_CACHE
@@ -294,25 +334,33 @@ def _build_flow(runner: Runner) -> Callable[..., Any]:
 
     plan = runner.plan
     tasks = {}
+
+    def should_retry(task: Any, task_run: Any, state: Any) -> bool:
+        # Retry only failures that may pass: a step that refused its input would refuse it again.
+        return runner.retryable(task.name)
+
     for step in plan.steps:
 
         def body(upstream: dict[str, dict[str, Ref]], _name: str = step.name) -> Any:
             try:
                 return runner.execute(_name, upstream, get_run_logger())
             except MlflowkitError as exc:
-                if isinstance(exc.__cause__, MlflowkitError) or exc.__cause__ is None:
-                    # An expected failure (bad data, a failed gate): fail the task with the message, no
-                    # traceback, no retry. Unexpected errors are raised so that Prefect retries them.
-                    return Failed(message=str(exc))
-                raise
+                if runner.retryable(_name):
+                    raise  # unexpected: Prefect logs the traceback and retries within the step's budget
+                return Failed(message=str(exc))  # expected (bad data, a failed gate): the message says it all
 
         tasks[step.name] = task(
-            body, name=step.name, retries=step.retries, retry_delay_seconds=step.retry_delay,
-            timeout_seconds=step.timeout, cache_policy=NO_CACHE, persist_result=False,
-            retry_condition_fn=_should_retry, task_run_name=step.name,
-        )
+            name=step.name,
+            retries=step.retries,
+            retry_delay_seconds=step.retry_delay,
+            timeout_seconds=step.timeout,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retry_condition_fn=should_retry,
+            task_run_name=step.name,
+        )(body)
 
-    def lifecycle(**params: Any) -> dict[str, Any]:
+    def lifecycle(**params: Any) -> Any:
         futures: dict[str, Any] = {}
         for step in plan.steps:
             futures[step.name] = tasks[step.name].submit({n: futures[n] for n in step.needs})
@@ -327,12 +375,25 @@ def _build_flow(runner: Runner) -> Callable[..., Any]:
     lifecycle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in plan.params.items()]
     )
-    return Flow(lifecycle, name=plan.name, description=f"mlflowkit: {plan.name} (recipe {plan.recipe})", log_prints=True,
-                validate_parameters=False, persist_result=False)
+    return Flow(
+        lifecycle,
+        name=plan.name,
+        description=f"mlflowkit: {plan.name} (recipe {plan.recipe})",
+        log_prints=True,
+        validate_parameters=False,
+        persist_result=False,
+    )
 
 
-def run_spec(spec: SpecBase, plan: Plan, *, store: str | None = None, from_step: str | None = None,
-             progress: Progress | None = None, orchestrate: bool | None = None) -> RunResult:
+def run_spec(
+    spec: SpecBase,
+    plan: Plan,
+    *,
+    store: str | None = None,
+    from_step: str | None = None,
+    progress: Progress | None = None,
+    orchestrate: bool | None = None,
+) -> RunResult:
     """Run a compiled spec and write its run record.
 
     Args:
@@ -351,8 +412,15 @@ def run_spec(spec: SpecBase, plan: Plan, *, store: str | None = None, from_step:
     runner = Runner(spec, plan, root, from_step=from_step, progress=progress)
     started = time.perf_counter()
     result = RunResult(
-        run_id=runner.run_id, spec_name=spec.name, spec_path=spec.path, spec_hash=spec.spec_hash, model=plan.model,
-        params=dict(plan.params), status="running", started_at=datetime.now(UTC).isoformat(), git_commit=runner.git_commit,
+        run_id=runner.run_id,
+        spec_name=spec.name,
+        spec_path=spec.path,
+        spec_hash=spec.spec_hash,
+        model=plan.model,
+        params=dict(plan.params),
+        status="running",
+        started_at=datetime.now(UTC).isoformat(),
+        git_commit=runner.git_commit,
     )
     runner.store.write_json(f"runs/{runner.run_id}.json", result.to_json())
     error: MlflowkitError | None = None
@@ -367,13 +435,11 @@ def run_spec(spec: SpecBase, plan: Plan, *, store: str | None = None, from_step:
             state = flow(**plan.params, return_state=True)
             result.flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
     failed = [r for r in runner.records.values() if r.status == "failed"]
-    if failed:
-        error = failed[0].__dict__.get("exception") or StepFailed(failed[0].name, failed[0].error or "failed")
+    if failed:  # the first failure in plan order is the cause; the steps after it did not run
+        error = runner.errors.get(failed[0].name) or StepFailed(failed[0].name, failed[0].error or "failed")
     elif any(r.status == "skipped" for r in runner.records.values()):
         error = MlflowkitError("the flow ended before every step ran")
     result.steps = list(runner.records.values())
-    for record in result.steps:
-        record.__dict__.pop("exception", None)
     result.status = "failed" if error else "completed"
     result.error, result.exception = (str(error), error) if error else (None, None)
     if isinstance(error, GateFailed):

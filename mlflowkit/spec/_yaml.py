@@ -503,10 +503,7 @@ class _Walker:
         limit = self.max_nodes
         if self.alias_entry is not None:
             mark, path = self.alias_entry
-            message = (
-                f"aliases expand to more than {limit} nodes (limit MAX_NODES={limit}); "
-                "refusing a possible alias bomb"
-            )
+            message = f"aliases expand to more than {limit} nodes (limit MAX_NODES={limit}); refusing a possible alias bomb"
             hint = "each alias copies its anchor's whole value; nested aliases multiply"
         else:
             message = f"the spec has more than {limit} nodes (limit MAX_NODES={limit})"

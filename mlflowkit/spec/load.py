@@ -173,11 +173,13 @@ def _resolve(
             registry.get(kind)
         except PluginError as exc:
             unknown = kind not in registry.names
-            issues.append(sources.issue(
-                kind_path,
-                f"unknown kind {kind!r} for section {section!r}" if unknown else f"kind {kind!r} {exc.reason}",
-                hint=did_you_mean(kind, registry.names) or f"installed kinds: {', '.join(registry.names)}",
-            ))
+            issues.append(
+                sources.issue(
+                    kind_path,
+                    f"unknown kind {kind!r} for section {section!r}" if unknown else f"kind {kind!r} {exc.reason}",
+                    hint=did_you_mean(kind, registry.names) or f"installed kinds: {', '.join(registry.names)}",
+                )
+            )
             failed.append(tuple(section.split(".")))
             continue
         stage_kinds[stage_name] = kind
@@ -233,14 +235,16 @@ def _resolve(
         # A reference that did not resolve left "" or None behind; what validation says about that is noise.
         unresolved = {(i.file, i.path) for i in issues}
         list_fields = {path: registry.get(kind).list_field for path, kind in sections}
-        issues += [
-            _list_section_hint(issue, list_fields) for issue in found if not _follows_from(issue, unresolved)
-        ]
+        issues += [_list_section_hint(issue, list_fields) for issue in found if not _follows_from(issue, unresolved)]
     if issues or spec is None or len(stage_kinds) < len(recipe.stages):
         raise SpecError(_sorted(issues))
 
     spec._meta.update(
-        path=source.file, spec_dir=str(spec_dir), recipe=recipe, stage_kinds=stage_kinds, sources=sources,
+        path=source.file,
+        spec_dir=str(spec_dir),
+        recipe=recipe,
+        stage_kinds=stage_kinds,
+        sources=sources,
         hash=_hash(spec),
     )
 
@@ -272,8 +276,7 @@ def _prune(data: dict[str, Any], path: YamlPath, keep: list[YamlPath]) -> None:
 def _follows_from(issue: SpecIssue, earlier: set[tuple[str, str]]) -> bool:
     """Whether ``issue`` is at or under the place of an issue already reported."""
     return any(
-        issue.file == file and (issue.path == path or issue.path.startswith((path + ".", path + "[")))
-        for file, path in earlier
+        issue.file == file and (issue.path == path or issue.path.startswith((path + ".", path + "["))) for file, path in earlier
     )
 
 
@@ -296,4 +299,3 @@ def _sorted(issues: list[SpecIssue]) -> list[SpecIssue]:
     """Issues in reading order (``--set`` first, then by file and position), each once."""
     unique = list(dict.fromkeys(issues))  # a check may find the same problem twice (champion.x and x)
     return sorted(unique, key=lambda i: (i.file != "<--set>", i.file, i.line, i.col))
-

@@ -130,9 +130,7 @@ def section_model(
 ) -> type[BaseModel]:
     """The model of a section run by ``kind``: its params, the step controls, and nested sections."""
     params = kind.Params
-    fields: dict[str, Any] = {
-        name: (model | None, Field(None, description=model.__doc__ or "")) for name, model in children
-    }
+    fields: dict[str, Any] = {name: (model | None, Field(None, description=model.__doc__ or "")) for name, model in children}
     return create_model(  # type: ignore[call-overload, no-any-return, unused-ignore]
         f"{params.__name__.removesuffix('Params')}Section",
         __base__=(StepControls, params),
@@ -158,7 +156,7 @@ def spec_model(sections: tuple[tuple[str, str], ...]) -> type[SpecBase]:
 
     def build(path: str) -> type[BaseModel]:
         prefix = path + "."
-        direct = sorted({p[len(prefix):].split(".")[0] for p in by_path if p.startswith(prefix)})
+        direct = sorted({p[len(prefix) :].split(".")[0] for p in by_path if p.startswith(prefix)})
         children = tuple((child, build(prefix + child)) for child in direct)
         if path in by_path:
             return section_model(by_path[path], registry.get(by_path[path]), children)
@@ -173,4 +171,3 @@ def spec_model(sections: tuple[tuple[str, str], ...]) -> type[SpecBase]:
         # A section called `register` shadows ABCMeta.register on the class; instances read the field.
         warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
         return create_model("Spec", __base__=SpecBase, **fields)  # type: ignore[call-overload, no-any-return, unused-ignore]
-

@@ -15,10 +15,10 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 # fsspec ships no type information; its surface here is small and checked by the tests.
-import fsspec  # type: ignore[import-untyped]
+import fsspec
 from filelock import FileLock
-from fsspec.core import url_to_fs  # type: ignore[import-untyped]
-from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped]
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ArtifactStore", "Ref"]
@@ -37,9 +37,7 @@ class Ref(BaseModel):
     sha256: str = Field(description="Hex SHA-256 of the bytes.")
     size: int = Field(ge=0, description="Size of the bytes.")
     media_type: str = Field(description="Media type, e.g. 'application/vnd.apache.parquet'.")
-    meta: dict[str, Any] = Field(
-        default_factory=dict, description="Small JSON metadata (columns, target name, ...)."
-    )
+    meta: dict[str, Any] = Field(default_factory=dict, description="Small JSON metadata (columns, target name, ...).")
 
 
 def _fsync_dir(path: str) -> None:
@@ -165,9 +163,7 @@ class ArtifactStore:
             self._write(key, data)
         return Ref(key=key, sha256=sha, size=len(data), media_type=media_type, meta=dict(meta or {}))
 
-    def put_file(
-        self, path: str | os.PathLike[str], media_type: str, meta: Mapping[str, Any] | None = None
-    ) -> Ref:
+    def put_file(self, path: str | os.PathLike[str], media_type: str, meta: Mapping[str, Any] | None = None) -> Ref:
         """Store a local file under its content address, streaming it in chunks.
 
         Args:

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from filelock import FileLock, Timeout
-from fsspec.core import url_to_fs  # type: ignore[import-untyped]  # fsspec ships no types
-from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped]
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlflowkit.errors import RegistryError
@@ -48,16 +48,12 @@ class ModelVersion(BaseModel):
     version: int = Field(ge=1, description="The version number: 1, 2, 3, ...")
     created_at: str = Field(description="When the version was committed, ISO 8601 UTC.")
     files: tuple[str, ...] = Field(description="Names of the version's files, sorted.")
-    digests: dict[str, str] = Field(
-        default_factory=dict, description="SHA-256 of each file, by name; checked by `read_file`."
-    )
+    digests: dict[str, str] = Field(default_factory=dict, description="SHA-256 of each file, by name; checked by `read_file`.")
     lineage: dict[str, Any] = Field(
         default_factory=dict,
         description="Spec hash, data fingerprint, params, metrics, run id, git commit, ... as given.",
     )
-    aliases: tuple[str, ...] = Field(
-        default=(), description="Aliases pointing at this version when it was read (not stored)."
-    )
+    aliases: tuple[str, ...] = Field(default=(), description="Aliases pointing at this version when it was read (not stored).")
 
 
 class AliasEvent(BaseModel):
@@ -104,8 +100,7 @@ def _check_file_name(name: str) -> str:
         or name == _VERSION_FILE
     ):
         raise RegistryError(
-            f"invalid file name {name!r}: use a plain name without '/', '\\' or a leading '.', "
-            f"and not {_VERSION_FILE!r}"
+            f"invalid file name {name!r}: use a plain name without '/', '\\' or a leading '.', and not {_VERSION_FILE!r}"
         )
     return name
 
@@ -144,8 +139,7 @@ class ModelRegistry:
         fs, path = url_to_fs(os.fspath(root))
         if not isinstance(fs, LocalFileSystem):
             raise NotImplementedError(
-                f"ModelRegistry supports local folders only for now; {os.fspath(root)!r} is on "
-                f"{type(fs).__name__}"
+                f"ModelRegistry supports local folders only for now; {os.fspath(root)!r} is on {type(fs).__name__}"
             )
         self.root: str = os.path.abspath(str(path))
         self.lock_timeout = lock_timeout
@@ -159,8 +153,7 @@ class ModelRegistry:
     def _model_dir(self, model: str) -> str:
         if not isinstance(model, str) or not _MODEL_NAME.match(model):
             raise RegistryError(
-                f"invalid model name {model!r}: use 1-128 of a-z, 0-9, '.', '_', '-', "
-                "starting with a letter or digit"
+                f"invalid model name {model!r}: use 1-128 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
             )
         return os.path.join(self.root, model)
 
@@ -177,24 +170,16 @@ class ModelRegistry:
 
     def _version_numbers(self, model: str) -> list[int]:
         """Committed versions: the numbered dirs that hold a version.json."""
-        return [
-            n
-            for n in self._numbered_dirs(model)
-            if os.path.isfile(os.path.join(self._version_dir(model, n), _VERSION_FILE))
-        ]
+        return [n for n in self._numbered_dirs(model) if os.path.isfile(os.path.join(self._version_dir(model, n), _VERSION_FILE))]
 
     def models(self) -> list[str]:
         """Names of the models that have at least one version, sorted."""
-        return sorted(
-            name for name in os.listdir(self.root) if _MODEL_NAME.match(name) and self._version_numbers(name)
-        )
+        return sorted(name for name in os.listdir(self.root) if _MODEL_NAME.match(name) and self._version_numbers(name))
 
     def _require_model(self, model: str) -> list[int]:
         numbers = self._version_numbers(model)
         if not numbers:
-            raise RegistryError(
-                f"no model {model!r} in registry {self.root}; models: {_listing(self.models())}"
-            )
+            raise RegistryError(f"no model {model!r} in registry {self.root}; models: {_listing(self.models())}")
         return numbers
 
     def _read_version(self, model: str, version: int) -> ModelVersion:
@@ -226,10 +211,7 @@ class ModelRegistry:
 
     def _write_index(self, model: str) -> None:
         """Rebuild index.json from the version dirs. Call with the model's lock held."""
-        docs = [
-            self._read_version(model, n).model_dump(mode="json", exclude={"aliases"})
-            for n in self._version_numbers(model)
-        ]
+        docs = [self._read_version(model, n).model_dump(mode="json", exclude={"aliases"}) for n in self._version_numbers(model)]
         text = json.dumps({"model": model, "versions": docs}, sort_keys=True, indent=2) + "\n"
         _atomic_write_local(os.path.join(self._model_dir(model), "index.json"), text.encode())
 
@@ -342,9 +324,7 @@ class ModelRegistry:
                 fout.flush()
                 os.fsync(fout.fileno())
             return sha
-        raise RegistryError(
-            f"file {name!r}: expected bytes or a path object (pathlib.Path), got {type(src).__name__}"
-        )
+        raise RegistryError(f"file {name!r}: expected bytes or a path object (pathlib.Path), got {type(src).__name__}")
 
     @staticmethod
     def _clean_stale_staging(staging_root: str) -> None:
@@ -352,10 +332,7 @@ class ModelRegistry:
         for entry in os.scandir(staging_root):
             try:
                 # The newest mtime inside counts, so a slow copy of a big file is not taken for stale.
-                newest = max(
-                    [entry.stat().st_mtime]
-                    + [e.stat().st_mtime for e in os.scandir(entry.path) if e.is_file()]
-                )
+                newest = max([entry.stat().st_mtime] + [e.stat().st_mtime for e in os.scandir(entry.path) if e.is_file()])
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if newest < cutoff:
@@ -368,10 +345,7 @@ class ModelRegistry:
             RegistryError: the model does not exist.
         """
         by_version = self._aliases_by_version(model)
-        return [
-            v.model_copy(update={"aliases": by_version.get(v.version, ())})
-            for v in self._load_versions(model)
-        ]
+        return [v.model_copy(update={"aliases": by_version.get(v.version, ())}) for v in self._load_versions(model)]
 
     def get(self, model: str, ref: int | str) -> ModelVersion:
         """One version of ``model``, with its current aliases.
@@ -399,9 +373,7 @@ class ModelRegistry:
                     listed = _listing([f"{a} -> v{n}" for a, n in current.items()])
                     raise RegistryError(f"model {model!r} has no alias {ref!r}; aliases: {listed}")
                 return current[ref]
-        raise RegistryError(
-            f"invalid version reference {ref!r} for model {model!r}: use a number, 'v<N>' or an alias"
-        )
+        raise RegistryError(f"invalid version reference {ref!r} for model {model!r}: use a number, 'v<N>' or an alias")
 
     def file_path(self, model: str, version: int, name: str) -> str:
         """Path of one file of a version, for readers that open files themselves (do not write to it).
@@ -412,9 +384,7 @@ class ModelRegistry:
         _check_file_name(name)
         record = self._read_version(model, version)
         if name not in record.files:
-            raise RegistryError(
-                f"model {model!r} v{version} has no file {name!r}; files: {_listing(list(record.files))}"
-            )
+            raise RegistryError(f"model {model!r} v{version} has no file {name!r}; files: {_listing(list(record.files))}")
         return os.path.join(self._version_dir(model, version), name)
 
     def read_file(self, model: str, version: int, name: str) -> bytes:
@@ -474,9 +444,7 @@ class ModelRegistry:
         self._require_model(model)
         return dict(sorted(self._alias_state(model).items()))
 
-    def set_alias(
-        self, model: str, alias: str, version: int, *, reason: str, actor: str | None = None
-    ) -> AliasEvent:
+    def set_alias(self, model: str, alias: str, version: int, *, reason: str, actor: str | None = None) -> AliasEvent:
         """Point ``alias`` at ``version``, recording who moved it, when and why.
 
         Args:
@@ -511,13 +479,9 @@ class ModelRegistry:
     @staticmethod
     def _check_alias(alias: str) -> None:
         if not isinstance(alias, str) or not _ALIAS_NAME.match(alias) or _VERSION_REF.match(alias):
-            raise RegistryError(
-                f"invalid alias {alias!r}: use [a-z][a-z0-9_-]* (up to 64 characters), not 'v<N>'"
-            )
+            raise RegistryError(f"invalid alias {alias!r}: use [a-z][a-z0-9_-]* (up to 64 characters), not 'v<N>'")
 
-    def _move_alias(
-        self, model: str, alias: str, version: int | None, *, reason: str, actor: str | None
-    ) -> AliasEvent:
+    def _move_alias(self, model: str, alias: str, version: int | None, *, reason: str, actor: str | None) -> AliasEvent:
         if not reason or not reason.strip():
             raise RegistryError(f"alias {alias!r} of model {model!r}: a reason is required")
         model_dir = self._model_dir(model)

@@ -20,7 +20,9 @@ CLI = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
 def cli(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}  # the default: PREFECT_HOME in the state dir
     base["COLUMNS"] = "200"
-    return subprocess.run([*CLI, *args], cwd=project, capture_output=True, text=True, timeout=timeout, env={**base, **(env or {})})
+    return subprocess.run(
+        [*CLI, *args], cwd=project, capture_output=True, text=True, timeout=timeout, check=False, env={**base, **(env or {})}
+    )
 
 
 def test_run_twice_second_is_all_cache_hits(churn_project: Path) -> None:
@@ -69,12 +71,15 @@ def test_killed_run_resumes_from_what_it_finished(churn_project: Path) -> None:
         f"import pathlib, time\n\ndef pause(df):\n    pathlib.Path({str(marker)!r}).touch()\n    time.sleep(120)\n    return df\n"
     )
     spec = churn_project / "spec.yaml"
-    spec.write_text(spec.read_text().replace(
-        "steps:\n", "steps:\n  - name: pause\n    uses: slow_train:pause\n    after: split\n    cache: false\n"
-    ))
+    spec.write_text(
+        spec.read_text().replace(
+            "steps:\n", "steps:\n  - name: pause\n    uses: slow_train:pause\n    after: split\n    cache: false\n"
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
-    proc = subprocess.Popen([*CLI, "run", "spec.yaml"], cwd=churn_project, stdout=subprocess.DEVNULL, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*CLI, "run", "spec.yaml"], cwd=churn_project, stdout=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     deadline = time.time() + 240
     while not marker.exists():  # the step after split has started: load and split are finished
         assert proc.poll() is None, "the run ended before the pause step started"

@@ -40,7 +40,8 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
         assert flow_run.parameters == {"n_estimators": 150, "max_depth": 10, "min_accuracy": 0.7}
         # limit and sort are explicit: prefect 3.8.8's sync client sends null for them otherwise (HTTP 422)
         task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])), limit=50,
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])),
+            limit=50,
             sort=TaskRunSort.EXPECTED_START_TIME_ASC,
         )
     assert sorted(t.name for t in task_runs) == sorted(s.name for s in result.steps)
@@ -70,8 +71,15 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     # A changed param reruns train and what follows it, not the data steps.
     changed = _run(churn_project, "params.n_estimators=20")
     statuses = {s.name: s.status for s in changed.steps}
-    assert statuses == {"load": "cached", "add_features": "cached", "split": "cached", "train": "ran",
-                        "evaluate": "ran", "gates": "ran", "register": "ran"}
+    assert statuses == {
+        "load": "cached",
+        "add_features": "cached",
+        "split": "cached",
+        "train": "ran",
+        "evaluate": "ran",
+        "gates": "ran",
+        "register": "ran",
+    }
     registry = _registry(churn_project)
     assert registry.aliases("churn") == {"champion": 2, "previous": 1}
     assert registry.get("churn", 2).lineage["run_params"]["n_estimators"] == 20
@@ -93,8 +101,13 @@ def test_from_step_reruns_it_and_everything_after(churn_project: Path) -> None:
     result = _run(churn_project, from_step="evaluate")
     assert result.orchestrated
     assert {s.name: s.status for s in result.steps} == {
-        "load": "cached", "add_features": "cached", "split": "cached", "train": "cached",
-        "evaluate": "ran", "gates": "ran", "register": "ran",
+        "load": "cached",
+        "add_features": "cached",
+        "split": "cached",
+        "train": "cached",
+        "evaluate": "ran",
+        "gates": "ran",
+        "register": "ran",
     }
 
 
@@ -141,3 +154,49 @@ def test_store_can_live_elsewhere(churn_project: Path, tmp_path: Path) -> None:
     assert not (churn_project / ".mlflowkit" / "registry").exists()
     spec = mlflowkit.load_spec(churn_project / "spec.yaml")
     assert store_root(spec, str(store)) == str(store)
+
+
+def _flaky_project(project: Path, error: str, retries: int) -> Path:
+    """A custom step that fails on its first call with ``error`` and works on the second."""
+    counter = project / "calls"
+    (project / "flaky.py").write_text(
+        "import pathlib\n\n"
+        f"COUNTER = pathlib.Path({str(counter)!r})\n\n"
+        "def step(df):\n"
+        "    calls = int(COUNTER.read_text()) + 1 if COUNTER.exists() else 1\n"
+        "    COUNTER.write_text(str(calls))\n"
+        "    if calls == 1:\n"
+        f"        {error}\n"
+        "    return df\n"
+    )
+    spec = project / "spec.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "steps:\n", f"steps:\n  - name: flaky\n    uses: flaky:step\n    after: load\n    retries: {retries}\n"
+        )
+    )
+    return counter
+
+
+def test_unexpected_error_is_retried_within_budget(churn_project: Path) -> None:
+    counter = _flaky_project(churn_project, "raise ConnectionError('store hiccup')", retries=1)
+    result = _run(churn_project)
+    assert result.ok, result.error
+    assert counter.read_text() == "2"
+
+
+def test_without_budget_the_step_fails_with_the_cause(churn_project: Path) -> None:
+    counter = _flaky_project(churn_project, "raise ConnectionError('store hiccup')", retries=0)
+    result = _run(churn_project)
+    assert not result.ok
+    assert "ConnectionError: store hiccup" in str(result.exception)
+    assert counter.read_text() == "1"
+
+
+def test_expected_failure_is_not_retried(churn_project: Path) -> None:
+    """A step that refused its input (a StepFailed) would refuse it again: no retry, whatever the budget."""
+    counter = _flaky_project(churn_project, "raise __import__('mlflowkit').StepFailed('flaky', 'bad rows')", retries=3)
+    result = _run(churn_project)
+    assert not result.ok
+    assert "bad rows" in str(result.exception)
+    assert counter.read_text() == "1"

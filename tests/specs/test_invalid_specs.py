@@ -95,10 +95,7 @@ def test_invalid_spec(case: Path) -> None:
 
 def test_oversized_spec_names_the_limit(tmp_path: Path) -> None:
     spec = tmp_path / "huge.yaml"
-    header = (
-        "spec: mlflowkit/v1\nname: churn\nrecipe: tabular-classification\n"
-        "data: {source: data/churn.csv, target: churned}\n"
-    )
+    header = "spec: mlflowkit/v1\nname: churn\nrecipe: tabular-classification\ndata: {source: data/churn.csv, target: churned}\n"
     filler = "# " + "x" * 98 + "\n"  # 100 bytes a line
     with spec.open("w", encoding="utf-8") as fh:
         fh.write(header)
@@ -127,7 +124,12 @@ def _cli(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProces
     env["COLUMNS"] = "80"  # what rich assumes without a terminal (CI); fixed so the output does not vary
     return subprocess.run(
         [sys.executable, "-c", "from mlflowkit.cli import main; main()", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -141,9 +143,14 @@ def test_cli_validate_reports_every_error_and_writes_nothing(tmp_path: Path) -> 
     assert "3 errors" in output
     # The case's header takes lines 1-3; its three problems are on lines 10, 12 and 14.
     for fragment in (
-        "spec.yaml:10:", "data.split.test_size", "less than 1",
-        "spec.yaml:12:", "train.estimater", "did you mean 'estimator'?",
-        "spec.yaml:14:", "register.model",
+        "spec.yaml:10:",
+        "data.split.test_size",
+        "less than 1",
+        "spec.yaml:12:",
+        "train.estimater",
+        "did you mean 'estimator'?",
+        "spec.yaml:14:",
+        "register.model",
     ):
         assert fragment in output
     assert re.search(r"spec\.yaml:\d+:\d+: ", output)
@@ -172,9 +179,7 @@ def test_validate_stays_light() -> None:
         "assert result.exit_code == 0, result.output\n"
         "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert "mlflowkit" in loaded

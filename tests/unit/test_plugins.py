@@ -70,7 +70,7 @@ def test_broken_entry_point_is_isolated(tmp_path: Path, monkeypatch: pytest.Monk
     plugins = PluginSet("mlflowkit.test-kinds", verify_kind)
     assert plugins.names == ["good", "missing", "notakind"]
     assert plugins.get("good").__name__ == "Noop"
-    with pytest.raises(PluginError, match="'missing'.*failed to load: ModuleNotFoundError"):
+    with pytest.raises(PluginError, match=r"'missing'.*failed to load: ModuleNotFoundError"):
         plugins.get("missing")
     assert set(plugins.broken) == {"missing", "notakind"}
     assert "acme_does_not_exist" in plugins.broken["missing"]

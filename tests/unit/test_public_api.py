@@ -6,10 +6,25 @@ import mlflowkit
 
 
 def test_exports_are_exactly_these() -> None:
-    assert sorted(mlflowkit.__all__) == sorted([
-        "GateFailed", "Inputs", "MlflowkitError", "Params", "PluginError", "RegistryError", "Spec", "SpecError",
-        "StepContext", "StepFailed", "StepKind", "__version__", "compile", "load_spec", "run",
-    ])
+    assert sorted(mlflowkit.__all__) == sorted(
+        [
+            "GateFailed",
+            "Inputs",
+            "MlflowkitError",
+            "Params",
+            "PluginError",
+            "RegistryError",
+            "Spec",
+            "SpecError",
+            "StepContext",
+            "StepFailed",
+            "StepKind",
+            "__version__",
+            "compile",
+            "load_spec",
+            "run",
+        ]
+    )
     for name in mlflowkit.__all__:
         assert hasattr(mlflowkit, name)
 

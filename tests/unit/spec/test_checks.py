@@ -10,7 +10,8 @@ from mlflowkit.spec import checks
 def test_every_check_is_registered() -> None:
     helpers = {"check", "run_checks"}
     defined = [
-        fn for name, fn in inspect.getmembers(checks, inspect.isfunction)
+        fn
+        for name, fn in inspect.getmembers(checks, inspect.isfunction)
         if fn.__module__ == checks.__name__ and name not in helpers and not name.startswith("_")
     ]
     assert defined

@@ -22,7 +22,9 @@ name: churn
 recipe: tabular-classification
 """
 
-SPEC = HEAD + """\
+SPEC = (
+    HEAD
+    + """\
 description: Random forest with ${params.n_estimators} trees, gated at ${params.min_accuracy}.
 params:
   n_estimators: 150
@@ -43,6 +45,7 @@ evaluate:
 gates:
   - accuracy >= ${params.min_accuracy}
 """
+)
 
 
 def _write(folder: Path, text: str, name: str = "spec.yaml") -> Path:
@@ -129,9 +132,7 @@ def test_params_may_reference_the_environment(tmp_path: Path) -> None:
 
 
 def test_unresolved_references_are_all_reported_without_follow_on_errors(tmp_path: Path) -> None:
-    text = SPEC.replace("${env:CHURN_DIR:-data}/churn.csv", "${env:CHURN_DIR}").replace(
-        "${params.max_depth}", "${params.depth}"
-    )
+    text = SPEC.replace("${env:CHURN_DIR:-data}/churn.csv", "${env:CHURN_DIR}").replace("${params.max_depth}", "${params.depth}")
     error = _error(tmp_path, text)
     spec_file = tmp_path / "spec.yaml"
     assert [(i.path, i.line) for i in error.issues] == [
@@ -158,7 +159,12 @@ def test_set_overrides_a_param_and_changes_the_hash(tmp_path: Path) -> None:
 
 def test_set_values_are_yaml_scalars(tmp_path: Path) -> None:
     assert parse_overrides(["params.a=3", "params.b=0.5", "params.c=true", "params.d=on", "params.e=", "params.f=x: y"]) == {
-        "a": 3, "b": 0.5, "c": True, "d": "on", "e": "", "f": "x: y",
+        "a": 3,
+        "b": 0.5,
+        "c": True,
+        "d": "on",
+        "e": "",
+        "f": "x: y",
     }
     spec = _load(tmp_path, overrides=["params.min_accuracy=0.9"])
     assert spec.gates.rules == ["accuracy >= 0.9"]  # type: ignore[attr-defined]
@@ -246,8 +252,9 @@ defaults:
 
 
 def test_invalid_default_in_a_local_recipe_points_at_its_line(tmp_path: Path) -> None:
-    recipe = _write(tmp_path, RECIPE.replace("test_size: 0.3", "test_size: 3").replace("label: hello", "lable: hello"),
-                    "recipes/quick.yaml")
+    recipe = _write(
+        tmp_path, RECIPE.replace("test_size: 0.3", "test_size: 3").replace("label: hello", "lable: hello"), "recipes/quick.yaml"
+    )
     error = _error(tmp_path, HEAD.replace("tabular-classification", "quick") + "data: {source: d.csv, target: y}\n")
     by_path = {i.path: i for i in error.issues}
     assert set(by_path) == {"data.split.test_size", "warmup.lable"}

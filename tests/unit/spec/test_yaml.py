@@ -129,8 +129,7 @@ def test_yaml_1_1_keys_stay_strings(parser: str) -> None:
 
 def test_explicit_standard_tags_are_plain_data(parser: str) -> None:
     data = load_yaml_text(
-        "a: !!str 12\nb: !!float 1\nc: !!int '0x10'\nd: !!bool 'true'\ne: !!null ''\n"
-        "f: !!seq [1]\ng: !!map {x: 1}\nh: ! 12\n"
+        "a: !!str 12\nb: !!float 1\nc: !!int '0x10'\nd: !!bool 'true'\ne: !!null ''\nf: !!seq [1]\ng: !!map {x: 1}\nh: ! 12\n"
     ).data
     assert data == {"a": "12", "b": 1.0, "c": 16, "d": True, "e": None, "f": [1], "g": {"x": 1}, "h": "12"}
     assert type(data["b"]) is float
@@ -253,7 +252,7 @@ def test_merge_keys_are_refused(parser: str) -> None:
 
 
 def bomb(levels: int = 9, indent: str = "") -> str:
-    lines = [f'{indent}a: &a [{", ".join(["lol"] * 9)}]']
+    lines = [f"{indent}a: &a [{', '.join(['lol'] * 9)}]"]
     for prev, name in zip("abcdefghijklmnop", "bcdefghijklmnopq"[: levels - 1], strict=False):
         lines.append(f"{indent}{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
     return "\n".join(lines) + "\n"
@@ -270,9 +269,7 @@ def test_alias_bomb_is_refused_quickly(parser: str) -> None:
     start = time.perf_counter()
     issue = one_issue(HEAD + bomb())
     assert time.perf_counter() - start < 2
-    assert issue.message == (
-        "aliases expand to more than 100000 nodes (limit MAX_NODES=100000); refusing a possible alias bomb"
-    )
+    assert issue.message == ("aliases expand to more than 100000 nodes (limit MAX_NODES=100000); refusing a possible alias bomb")
     # At the outermost alias being expanded when the count ran over: the first *e on line f.
     assert (issue.line, issue.col, issue.path) == (8, 8, "f[0]")
 

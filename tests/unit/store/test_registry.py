@@ -22,9 +22,7 @@ def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
 
 @pytest.fixture
 def two(reg: ModelRegistry, tmp_path: Path) -> ModelRegistry:
-    reg.register(
-        "churn", {"model.onnx": b"onnx-1", "card.json": b"{}"}, {"spec_hash": "s1", "metrics": {"f1": 0.8}}
-    )
+    reg.register("churn", {"model.onnx": b"onnx-1", "card.json": b"{}"}, {"spec_hash": "s1", "metrics": {"f1": 0.8}})
     src = tmp_path / "model2.onnx"
     src.write_bytes(b"onnx-2")
     reg.register("churn", {"model.onnx": src}, {"spec_hash": "s2", "metrics": {"f1": 0.9}})
@@ -90,9 +88,7 @@ def test_actor_falls_back_to_login_name(two: ModelRegistry, monkeypatch: pytest.
 
 def test_errors_name_the_missing_thing_and_what_exists(two: ModelRegistry) -> None:
     two.set_alias("churn", "previous", 1, reason="r")
-    with pytest.raises(
-        RegistryError, match=r"model 'churn' has no alias 'champion'; aliases: previous -> v1"
-    ):
+    with pytest.raises(RegistryError, match=r"model 'churn' has no alias 'champion'; aliases: previous -> v1"):
         two.get("churn", "champion")
     with pytest.raises(RegistryError, match=r"model 'churn' has no version 9; versions: v1, v2"):
         two.get("churn", 9)
@@ -102,13 +98,9 @@ def test_errors_name_the_missing_thing_and_what_exists(two: ModelRegistry) -> No
         two.get("fraud", 1)
     with pytest.raises(RegistryError, match=r"no model 'fraud'"):
         two.versions("fraud")
-    with pytest.raises(
-        RegistryError, match=r"model 'churn' v1 has no file 'x.onnx'; files: card.json, model.onnx"
-    ):
+    with pytest.raises(RegistryError, match=r"model 'churn' v1 has no file 'x.onnx'; files: card.json, model.onnx"):
         two.read_file("churn", 1, "x.onnx")
-    with pytest.raises(
-        RegistryError, match=r"model 'churn' has no alias 'challenger'; aliases: previous -> v1"
-    ):
+    with pytest.raises(RegistryError, match=r"model 'churn' has no alias 'challenger'; aliases: previous -> v1"):
         two.remove_alias("churn", "challenger", reason="r")
 
 
