@@ -19,6 +19,7 @@ from rich.table import Table
 from mlflowkit.errors import MlflowkitError, SpecError
 
 if TYPE_CHECKING:
+    from mlflowkit.kinds.base import Report
     from mlflowkit.plan.model import Plan, PlanStep
     from mlflowkit.run.engine import RunResult, StepRecord
     from mlflowkit.spec.models import SpecBase
@@ -113,6 +114,18 @@ class _Progress:
     def step_started(self, step: PlanStep) -> None:
         out.print(f"  [dim]→ {step.name} ({step.kind})[/]")
 
+    def report(self, report: Report) -> None:
+        if report.rows is None:
+            out.print(f"  [bold]{report.title}[/]\n{report.markdown}")
+            return
+        table = Table(title=report.title, title_justify="left")
+        columns = list(dict.fromkeys(k for row in report.rows for k in row))
+        for col in columns:
+            table.add_column(col)
+        for row in report.rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        out.print(table)
+
     def step_finished(self, record: StepRecord) -> None:
         note = f"  [red]{record.error}[/]" if record.error else ""
         out.print(f"  {self.icons.get(record.status, '?')} {record.name:<16} {record.status:<7} {record.seconds:7.2f}s{note}")
@@ -175,8 +188,8 @@ def run(
     out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
     result = run_spec(spec, compiled, store=store, from_step=from_step, progress=_Progress())
     _summary(result)
-    if result.verdict:
-        _verdict_table(result.verdict)
+    if result.verdict and not any(s.name == "gates" and s.status in {"ran", "failed"} for s in result.steps):
+        _verdict_table(result.verdict)  # the gates step was cached: its live report was not printed
     where = "Prefect flow run " + str(result.flow_run_id) if result.orchestrated else "all steps cached; no flow run needed"
     if result.ok:
         out.print(f"[green]done[/] in {result.seconds:.2f}s ({where})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
 
-__all__ = ["Inputs", "Params", "StepContext", "StepKind"]
+__all__ = ["Inputs", "Params", "Report", "StepContext", "StepKind"]
 
 
 class Params(BaseModel):
@@ -46,6 +46,7 @@ class StepContext:
         params: the run's resolved ``params:`` values.
         model_name: the registered model this spec produces (for champion look-ups).
         logger: a logger that reaches the run's output (and Prefect's logs inside a flow).
+        publish: shows a report to people: see :meth:`report`.
     """
 
     step: str
@@ -59,6 +60,28 @@ class StepContext:
     model_name: str = ""
     git_commit: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    publish: Callable[[Report], None] = field(default=lambda report: None, repr=False)
+
+    def report(self, key: str, title: str, *, rows: list[dict[str, Any]] | None = None, markdown: str | None = None) -> None:
+        """Publish a table (``rows``) or a markdown text under ``key`` (lowercase, digits, dashes).
+
+        The runner stores it with the run, prints it in the run output, and shows it in the Prefect
+        UI as an artifact when the run is a flow. Kinds never import Prefect themselves.
+        """
+        if (rows is None) == (markdown is None):
+            raise ValueError("give exactly one of rows= or markdown=")
+        self.publish(Report(key=key, title=title, step=self.step, rows=rows, markdown=markdown))
+
+
+@dataclass(frozen=True)
+class Report:
+    """A table or a markdown text a step shows to people (see :meth:`StepContext.report`)."""
+
+    key: str
+    title: str
+    step: str
+    rows: list[dict[str, Any]] | None = None
+    markdown: str | None = None
 
 
 class Inputs(Mapping[str, "Ref"]):

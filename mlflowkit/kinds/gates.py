@@ -127,6 +127,20 @@ class Gates(StepKind):
             "champion": champion_info,
             "on_missing_baseline": params.on_missing_baseline,
         }
+        ctx.report(
+            "verdict",
+            "gate verdict: " + ("PASS" if verdict["passed"] else "FAIL"),
+            rows=[
+                {
+                    "rule": r["rule"],
+                    "value": _fmt(r["value"]),
+                    "threshold": _fmt(r["threshold"]),
+                    "result": "pass" if r["passed"] else "FAIL",
+                    "note": r["note"],
+                }
+                for r in results
+            ],
+        )
         body = json.dumps(verdict, sort_keys=True, indent=2, default=str).encode()
         ref = ctx.store.put_bytes(body, "application/json", {"passed": verdict["passed"]})
         if not verdict["passed"]:

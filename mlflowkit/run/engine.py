@@ -14,6 +14,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import subprocess
 import threading
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlflowkit.errors import GateFailed, MlflowkitError, StepFailed
-from mlflowkit.kinds.base import Inputs, StepContext
+from mlflowkit.kinds.base import Inputs, Report, StepContext
 from mlflowkit.plan.model import Plan, PlanStep
 from mlflowkit.spec.models import SpecBase
 from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
@@ -37,10 +38,11 @@ log = logging.getLogger("mlflowkit.run")
 
 
 class Progress(Protocol):
-    """Receives step events as they happen (from worker threads)."""
+    """Receives step events and reports as they happen (from worker threads)."""
 
     def step_started(self, step: PlanStep) -> None: ...
     def step_finished(self, record: StepRecord) -> None: ...
+    def report(self, report: Report) -> None: ...
 
 
 class _Silent:
@@ -48,6 +50,9 @@ class _Silent:
         pass
 
     def step_finished(self, record: StepRecord) -> None:
+        pass
+
+    def report(self, report: Report) -> None:
         pass
 
 
@@ -154,9 +159,12 @@ class Runner:
         self._fingerprints: dict[str, str | None] = {}
         self._retryable: set[str] = set()
         self.errors: dict[str, MlflowkitError] = {}
+        self.reports: list[Report] = []
         self._lock = threading.Lock()
 
-    def context(self, step: PlanStep, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None) -> StepContext:
+    def context(
+        self, step: PlanStep, logger: logging.Logger | logging.LoggerAdapter[Any] | None = None, in_flow: bool = False
+    ) -> StepContext:
         """The StepContext a step runs with."""
         return StepContext(
             step=step.name,
@@ -170,7 +178,24 @@ class Runner:
             git_commit=self.git_commit,
             params=dict(self.spec.params),
             logger=logger or logging.getLogger(f"mlflowkit.step.{step.name}"),  # type: ignore[arg-type]
+            publish=lambda report: self._publish(report, in_flow),
         )
+
+    def _publish(self, report: Report, in_flow: bool) -> None:
+        """Keep a step's report with the run, hand it to the progress display and, in a flow, to Prefect."""
+        key = f"{report.step}-{report.key}"
+        self.store.write_json(f"reports/{self.run_id}/{key}.json", report.__dict__)
+        with self._lock:
+            self.reports.append(report)
+        self.progress.report(report)
+        if in_flow:
+            from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+            artifact_key = re.sub(r"[^a-z0-9-]", "-", f"{self.plan.name}-{key}".lower())
+            if report.rows is not None:
+                create_table_artifact(report.rows, key=artifact_key, description=report.title)
+            else:
+                create_markdown_artifact(report.markdown or "", key=artifact_key, description=report.title)
 
     def runtime_key(self, step: PlanStep, upstream: Mapping[str, Mapping[str, Ref]]) -> str:
         """The static key plus what the step reads: upstream content hashes and outside inputs."""
@@ -206,7 +231,9 @@ class Runner:
             self._finish(step, "cached", 0.0, found[step.name])
         return True
 
-    def execute(self, name: str, upstream: Mapping[str, Mapping[str, Ref]], logger: Any = None) -> dict[str, Ref]:
+    def execute(
+        self, name: str, upstream: Mapping[str, Mapping[str, Ref]], logger: Any = None, *, in_flow: bool = False
+    ) -> dict[str, Ref]:
         """Run one step (or take it from the cache); record and report what happened."""
         step = self.plan.step(name)
         self.progress.step_started(step)
@@ -220,7 +247,7 @@ class Runner:
             kind = self.kinds[name]
             params = kind.Params.model_validate(step.params)
             inputs = Inputs({n: upstream[n] for n in step.needs if n in upstream}, step.needs)
-            outputs: dict[str, Ref] = kind.run(self.context(step, logger), params, inputs)
+            outputs: dict[str, Ref] = kind.run(self.context(step, logger, in_flow), params, inputs)
             self.store.write_json(
                 f"cache/{key}.json",
                 {
@@ -343,7 +370,7 @@ def _build_flow(runner: Runner) -> Callable[..., Any]:
 
         def body(upstream: dict[str, dict[str, Ref]], _name: str = step.name) -> Any:
             try:
-                return runner.execute(_name, upstream, get_run_logger())
+                return runner.execute(_name, upstream, get_run_logger(), in_flow=True)
             except MlflowkitError as exc:
                 if runner.retryable(_name):
                     raise  # unexpected: Prefect logs the traceback and retries within the step's budget

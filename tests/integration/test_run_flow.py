@@ -200,3 +200,20 @@ def test_expected_failure_is_not_retried(churn_project: Path) -> None:
     assert not result.ok
     assert "bad rows" in str(result.exception)
     assert counter.read_text() == "1"
+
+
+def test_step_reports_become_prefect_artifacts_and_stay_with_the_run(churn_project: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    result = _run(churn_project, "params.min_accuracy=0.99")
+    assert not result.ok and result.flow_run_id
+    with get_client(sync_client=True) as client:
+        # Raw request: prefect 3.8.8's read_artifacts sends nulls this server version refuses (HTTP 422).
+        body = {"artifacts": {"flow_run_id": {"any_": [result.flow_run_id]}}, "limit": 20, "offset": 0, "sort": "KEY_ASC"}
+        artifacts = client.request("POST", "/artifacts/filter", json=body).json()  # type: ignore[arg-type]
+    tables = [a for a in artifacts if a["type"] == "table"]
+    assert [a["key"] for a in tables] == ["churn-classifier-gates-verdict"]
+    rows = json.loads(tables[0]["data"]) if isinstance(tables[0]["data"], str) else tables[0]["data"]
+    assert {r["rule"]: r["result"] for r in rows}["accuracy >= 0.99"] == "FAIL"
+    stored = churn_project / ".mlflowkit" / "reports" / result.run_id / "gates-verdict.json"
+    assert json.loads(stored.read_text())["title"] == "gate verdict: FAIL"
