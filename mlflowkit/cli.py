@@ -270,6 +270,66 @@ def models_show(
         )
 
 
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why; recorded in the audit log with who and when.")]
+
+
+@models_app.command("promote")
+def models_promote(
+    model: str,
+    version: Annotated[int, typer.Argument(help="The version to make champion.")],
+    reason: ReasonOpt,
+    force: Annotated[bool, typer.Option(help="Promote even a version that failed its gates.")] = False,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+) -> None:
+    """Make a version the champion; the old champion becomes `previous`."""
+    from mlflowkit.store.promotion import promote
+
+    registry = _registry(store, spec)
+    try:
+        promoted = promote(registry, model, version, reason=reason, force=force)
+    except MlflowkitError as exc:
+        _fail(exc)
+    out.print(f"[green]✓[/] {model} v{promoted.version} is champion ({', '.join(promoted.aliases)})")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    model: str,
+    reason: ReasonOpt,
+    to: Annotated[int | None, typer.Option("--to", help="Roll back to this version instead of `previous`.")] = None,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+) -> None:
+    """Return `champion` to the version it replaced (or --to VERSION)."""
+    from mlflowkit.store.promotion import rollback
+
+    registry = _registry(store, spec)
+    try:
+        back = rollback(registry, model, reason=reason, to=to)
+    except MlflowkitError as exc:
+        _fail(exc)
+    out.print(f"[green]✓[/] {model} v{back.version} is champion again")
+
+
+@models_app.command("history")
+def models_history(model: str, store: StoreOpt = None, spec: SpecOpt = None) -> None:
+    """Every alias move of a model: when, which alias, from and to which version, who, why."""
+    registry = _registry(store, spec)
+    try:
+        events = registry.history(model)
+    except MlflowkitError as exc:
+        _fail(exc)
+    table = Table()
+    for col in ("when", "alias", "from", "to", "who", "why"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(
+            e.at, e.alias, f"v{e.previous}" if e.previous else "-", f"v{e.version}" if e.version else "-", e.actor, e.reason
+        )
+    out.print(table)
+
+
 def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str, Any]]]:
     from mlflowkit.store import ArtifactStore
 

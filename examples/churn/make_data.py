@@ -1,6 +1,7 @@
 """Generate the churn example's data set (deterministic; the CSV it writes is checked in).
 
 python make_data.py [ROWS] > data/churn.csv
+python make_data.py 6000 --bias 1.5 > data/churn_biased.csv   # churn depends on gender: unfair models
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import numpy as np
 import pandas as pd
 
 
-def make(rows: int = 6000, seed: int = 7) -> pd.DataFrame:
-    """A synthetic telecom churn table with a known, learnable signal and a sensitive attribute."""
+def make(rows: int = 6000, seed: int = 7, bias: float = 0.0) -> pd.DataFrame:
+    """A synthetic telecom churn table with a known, learnable signal and a sensitive attribute.
+
+    ``bias`` adds a gender term to the churn logit, so that a model learns to treat groups differently.
+    """
     rng = np.random.default_rng(seed)
     tenure = rng.integers(0, 73, rows)
     contract = rng.choice(["month-to-month", "one-year", "two-year"], rows, p=[0.55, 0.25, 0.20])
@@ -29,6 +33,7 @@ def make(rows: int = 6000, seed: int = 7) -> pd.DataFrame:
         + np.select([contract == "month-to-month", contract == "one-year"], [1.3, 0.0], -1.1)
         + 0.3 * (paperless == "yes")
         - 0.01 * (age - 45)
+        + bias * np.where(gender == "female", 1.0, -1.0)
     )
     churned = rng.random(rows) < 1 / (1 + np.exp(-logit))
     return pd.DataFrame(
@@ -47,4 +52,7 @@ def make(rows: int = 6000, seed: int = 7) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    make(int(sys.argv[1]) if len(sys.argv) > 1 else 6000).to_csv(sys.stdout, index=False)
+    args = sys.argv[1:]
+    bias = float(args[args.index("--bias") + 1]) if "--bias" in args else 0.0
+    rows = int(args[0]) if args and args[0] != "--bias" else 6000
+    make(rows, bias=bias).to_csv(sys.stdout, index=False)

@@ -9,9 +9,9 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
-from mlflowkit.errors import GateFailed, RegistryError
+from mlflowkit.errors import GateFailed
 from mlflowkit.kinds._gate_expr import GateSyntaxError, Rule, parse_rule
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 
@@ -29,20 +29,52 @@ def _check_rule(rule: str) -> str:
     return rule
 
 
+class GateRule(Params):
+    """A rule in structured form: a metric, a comparison, and a threshold or a margin to the champion."""
+
+    metric: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The metric the rule reads.")
+    op: Literal[">=", "<=", ">", "<", "==", "!="] = Field(">=", description="The comparison.")
+    threshold: float | None = Field(None, description="A fixed threshold.")
+    vs_champion: float | None = Field(
+        None, description="Compare with the champion's value plus this margin (e.g. -0.01: at most 0.01 worse)."
+    )
+    description: str = Field("", description="Why the rule exists, shown in the verdict.")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> GateRule:
+        if (self.threshold is None) == (self.vs_champion is None):
+            raise ValueError("give exactly one of threshold or vs_champion")
+        return self
+
+    def text(self) -> str:
+        """The rule as an expression in the gate grammar."""
+        if self.threshold is not None:
+            return f"{self.metric} {self.op} {self.threshold:g}"
+        margin = self.vs_champion or 0.0
+        sign = "-" if margin < 0 else "+"
+        return f"{self.metric} {self.op} champion.{self.metric} {sign} {abs(margin):g}"
+
+
 class GatesParams(Params):
     """Rules that must all hold for the model to be promoted."""
 
-    rules: list[Annotated[str, AfterValidator(_check_rule)]] = Field(
+    rules: list[Annotated[str, AfterValidator(_check_rule)] | GateRule] = Field(
         default_factory=list,
-        description="Rules such as `accuracy >= 0.85` or `roc_auc >= champion.roc_auc - 0.01`.",
+        description=(
+            "Rules as expressions (`accuracy >= 0.85`, `roc_auc >= champion.roc_auc - 0.01`) or structured"
+            " (`{metric: demographic_parity_difference, op: '<=', threshold: 0.1}`)."
+        ),
     )
     on_missing_baseline: Literal["pass", "fail"] = Field(
-        "pass", description="What a rule that reads champion.* does when there is no champion yet."
+        "pass", description="What a rule that reads champion.* does when there is no champion yet (the verdict notes it)."
+    )
+    keep_rejected: bool = Field(
+        False, description="On failure, register the candidate anyway under the alias `rejected`, for audit."
     )
 
-    def parsed(self) -> list[Rule]:
-        """The rules, parsed."""
-        return [parse_rule(r) for r in self.rules]
+    def parsed(self) -> list[tuple[Rule, str]]:
+        """Each rule parsed, with its description."""
+        return [(parse_rule(r), "") if isinstance(r, str) else (parse_rule(r.text()), r.description) for r in self.rules]
 
 
 class Gates(StepKind):
@@ -70,7 +102,7 @@ class Gates(StepKind):
             other = spec.section(spec.recipe_def.section_of(stage))
             if other is not None:
                 produced |= kinds().get(kind_name).metrics_produced(other)
-        for i, rule in enumerate(section.parsed()):
+        for i, (rule, _) in enumerate(section.parsed()):
             for metric in rule.metrics():
                 if metric not in produced:
                     hint = did_you_mean(metric, produced) or "add it to evaluate.metrics"
@@ -84,48 +116,40 @@ class Gates(StepKind):
                     )
 
     def run(self, ctx: StepContext, params: GatesParams, inputs: Inputs) -> dict[str, Ref]:
-        values: dict[str, float] = inputs["metrics"].meta["metrics"]
-        champion_info: dict[str, Any] | None = None
-        champion: dict[str, float] | None = None
-        try:
-            version = ctx.registry.get(ctx.model_name, "champion")
-            champion = dict(version.lineage.get("metrics", {}))
-            champion_info = {"model": version.model, "version": version.version}
-        except RegistryError:
-            champion = None
+        metrics_ref = inputs["metrics"]
+        values: dict[str, float] = metrics_ref.meta["metrics"]
+        # The champion was scored on the same held-out rows by the evaluate step, in this run.
+        champion_meta: dict[str, Any] = metrics_ref.meta.get("champion") or {"version": None, "metrics": None, "note": ""}
+        champion: dict[str, float] | None = champion_meta.get("metrics")
+        has_champion = champion_meta.get("version") is not None
         results: list[dict[str, Any]] = []
-        for rule in params.parsed():
+        for rule, description in params.parsed():
             reads_champion = any(n.startswith("champion.") for n in rule.names())
-            if reads_champion and champion is None:
-                passed = params.on_missing_baseline == "pass"
-                results.append(
-                    {
-                        "rule": rule.text,
-                        "passed": passed,
-                        "value": None,
-                        "threshold": None,
-                        "baseline": None,
-                        "note": f"no champion yet; on_missing_baseline={params.on_missing_baseline}",
-                    }
+            result: dict[str, Any] = {
+                "rule": rule.text,
+                "description": description,
+                "value": None,
+                "threshold": None,
+                "baseline": champion_meta.get("version") if reads_champion else None,
+            }
+            if reads_champion and not has_champion:
+                result.update(
+                    passed=params.on_missing_baseline == "pass",
+                    note=f"no champion yet; on_missing_baseline={params.on_missing_baseline}",
                 )
-                continue
-            passed, left, right, note = rule.evaluate(values, champion)
-            results.append(
-                {
-                    "rule": rule.text,
-                    "passed": passed,
-                    "value": left,
-                    "threshold": right,
-                    "baseline": champion_info if reads_champion else None,
-                    "note": note,
-                }
-            )
+            elif reads_champion and champion is None:
+                result.update(passed=False, note=champion_meta.get("note") or "champion metrics missing")
+            else:
+                passed, left, right, note = rule.evaluate(values, champion)
+                result.update(passed=passed, value=left, threshold=right, note=note)
+            results.append(result)
         verdict = {
             "passed": all(r["passed"] for r in results),
             "rules": results,
             "metrics": values,
-            "champion": champion_info,
+            "champion": champion_meta,
             "on_missing_baseline": params.on_missing_baseline,
+            "run_id": ctx.run_id,
         }
         ctx.report(
             "verdict",
@@ -135,6 +159,7 @@ class Gates(StepKind):
                     "rule": r["rule"],
                     "value": _fmt(r["value"]),
                     "threshold": _fmt(r["threshold"]),
+                    "baseline": f"v{r['baseline']}" if r["baseline"] else "",
                     "result": "pass" if r["passed"] else "FAIL",
                     "note": r["note"],
                 }
@@ -149,6 +174,13 @@ class Gates(StepKind):
                 for r in results
                 if not r["passed"]
             ]
+            if params.keep_rejected:
+                from mlflowkit.kinds.register import register_version
+                from mlflowkit.store.promotion import REJECTED
+
+                version = register_version(ctx, inputs, verdict)
+                ctx.registry.set_alias(version.model, REJECTED, version.version, reason=f"run {ctx.run_id}: gates failed")
+                verdict["rejected_version"] = version.version
             raise GateFailed(ctx.step, "gates failed: " + "; ".join(failed), {**verdict, "ref": ref.key})
         ctx.logger.info("gates passed: %s", ", ".join(r["rule"] for r in results) or "no rules")
         return {"verdict": ref}

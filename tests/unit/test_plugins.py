@@ -78,3 +78,14 @@ def test_broken_entry_point_is_isolated(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(PluginError, match="is not installed; did you mean 'good'"):
         plugins.get("goood")
     assert "acme_plugins" not in sys.modules
+
+
+def test_builtin_recipes_ship_the_repository_files() -> None:
+    """The wheel's mlflowkit/_recipes are the repo's recipes/ (force-included), byte for byte."""
+    from mlflowkit.plugins import recipes
+
+    repo = Path(__file__).parents[2] / "recipes"
+    installed = recipes().ok
+    assert set(installed) == {p.stem for p in repo.glob("*.yaml")}
+    for name, path in installed.items():
+        assert Path(path).read_bytes() == (repo / f"{name}.yaml").read_bytes()

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from mlflowkit.errors import SpecError, SpecIssue
+from mlflowkit.recipes import builtin_recipe
 from mlflowkit.spec.load import load_spec, load_spec_text, parse_overrides
 from mlflowkit.spec.models import SpecBase
 
 REPO = Path(__file__).parents[3]
-BUILTIN_RECIPE = REPO / "recipes" / "tabular-classification.yaml"
+# Where the loader finds it: inside the installed package for a wheel, the repository for a checkout.
+BUILTIN_RECIPE = Path(builtin_recipe("tabular-classification"))
 
 
 HEAD = """\
