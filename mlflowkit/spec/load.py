@@ -6,6 +6,7 @@ the file, line and column it comes from (the spec, the recipe, or a ``--set`` ov
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -88,13 +89,16 @@ def _get(data: Any, dotted_path: str) -> Any:
 
 
 def _merge(defaults: Any, override: Any) -> Any:
-    """Deep-merge mappings; anything else in the spec replaces the default whole."""
+    """Deep-merge mappings into a new structure; anything else in the spec replaces the default whole.
+
+    Nothing is shared with either input, so later in-place edits never reach the recipe or the YAML.
+    """
     if isinstance(defaults, dict) and isinstance(override, dict):
-        merged = dict(defaults)
+        merged = copy.deepcopy(defaults)
         for key, value in override.items():
-            merged[key] = _merge(defaults.get(key), value) if key in defaults else value
+            merged[key] = _merge(defaults[key], value) if key in defaults else copy.deepcopy(value)
         return merged
-    return override
+    return copy.deepcopy(override)
 
 
 def load_spec(

@@ -316,3 +316,15 @@ def test_spec_error_pickles_with_its_issues_and_rendering(tmp_path: Path) -> Non
     assert str(copy) == str(error)
     assert str(copy).endswith(f"... and {len(error.issues) - 1} more")
     assert isinstance(copy.issues[0], SpecIssue)
+
+
+def test_loading_leaves_the_recipe_and_the_yaml_untouched(tmp_path: Path) -> None:
+    from mlflowkit.spec.load import _merge
+
+    defaults = {"data": {"split": {"seed": 1}}, "gates": []}
+    override = {"data": {"source": "a.csv"}, "gates": ["accuracy >= 0.5"]}
+    merged = _merge(defaults, override)
+    merged["data"]["split"]["seed"] = 2
+    merged["gates"].append("x")
+    assert defaults == {"data": {"split": {"seed": 1}}, "gates": []}
+    assert override == {"data": {"source": "a.csv"}, "gates": ["accuracy >= 0.5"]}
