@@ -227,10 +227,9 @@ SpecOpt = Annotated[Path | None, typer.Option("--spec", help="Use the store of t
 
 
 def _registry(store: str | None, spec_path: Path | None) -> Any:
-    from mlflowkit.store import ModelRegistry
+    from mlflowkit.store import registry_at
 
-    root = _store(store, spec_path)
-    return ModelRegistry(root.rstrip("/") + "/registry" if "://" in root else os.path.join(root, "registry"))
+    return registry_at(_store(store, spec_path))
 
 
 @models_app.command("list")

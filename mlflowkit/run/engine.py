@@ -30,7 +30,7 @@ from mlflowkit.errors import GateFailed, MlflowkitError, StepFailed
 from mlflowkit.kinds.base import Inputs, Report, StepContext
 from mlflowkit.plan.model import Plan, PlanStep
 from mlflowkit.spec.models import SpecBase
-from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
+from mlflowkit.store import ArtifactStore, Ref, registry_at
 
 __all__ = ["Progress", "RunResult", "Runner", "StepRecord", "run_spec", "state_dir", "store_root"]
 
@@ -148,7 +148,7 @@ class Runner:
 
         self.spec, self.plan = spec, plan
         self.store = ArtifactStore(store)
-        self.registry = ModelRegistry(os.path.join(store, "registry") if "://" not in store else store.rstrip("/") + "/registry")
+        self.registry = registry_at(store)
         self.forced = set(plan.downstream(from_step)) if from_step else set()
         self.progress = progress or _Silent()
         self.kinds = {s.name: kinds().get(s.kind)() for s in plan.steps}
