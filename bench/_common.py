@@ -29,6 +29,7 @@ __all__ = [
     "bench_env",
     "fmt_seconds",
     "header",
+    "load_average",
     "machine",
     "parse_args",
     "print_table",
@@ -43,8 +44,8 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parent.parent
 # The console script of the interpreter running the benchmark (the venv's), not whatever is on PATH.
-MLFLOWKIT = [str(Path(sys.executable).with_name("mlflowkit"))] if Path(sys.executable).with_name("mlflowkit").exists() else [
-    sys.executable, "-c", "from mlflowkit.cli import main; main()"]
+_SCRIPT = Path(sys.executable).with_name("mlflowkit")
+MLFLOWKIT = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
 
 
 @dataclass
@@ -67,10 +68,13 @@ class Timing:
         return max(self.samples)
 
 
-def parse_args(description: str, default_repeat: int, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+def parse_args(
+    description: str, default_repeat: int, extra: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.Namespace:
     """The common command line: ``--repeat N`` and ``--keep`` (leave the scratch dir for inspection)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--repeat", type=int, default=default_repeat, help=f"repetitions per measurement (default {default_repeat})")
+    parser.add_argument("--repeat", type=int, default=default_repeat,
+                        help=f"repetitions per measurement (default {default_repeat})")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory instead of deleting it")
     if extra:
         extra(parser)
@@ -142,7 +146,9 @@ def time_processes(commands: Sequence[Command], repeat: int, *, warmup: int = 1)
     return timings
 
 
-def time_call(label: str, fn: Callable[[], Any], repeat: int, *, setup: Callable[[], Any] | None = None, warmup: int = 1) -> Timing:
+def time_call(
+    label: str, fn: Callable[[], Any], repeat: int, *, setup: Callable[[], Any] | None = None, warmup: int = 1
+) -> Timing:
     """Wall times of ``repeat`` calls of ``fn`` (``setup`` runs untimed before each call)."""
     timing = Timing(label)
     for i in range(warmup + repeat):
@@ -206,6 +212,15 @@ def machine() -> str:
     return f"{os.cpu_count()} cores{mem}, Python {platform.python_version()}, {platform.system()} {platform.machine()}"
 
 
+def load_average() -> str:
+    """The 1-minute load average: on two cores, above 2 means others wait for a CPU (and timings stretch)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
+
+
 def header(title: str, repeat: int) -> None:
-    """The first lines every benchmark prints."""
-    print(f"{title}\nmachine: {machine()}; repetitions: {repeat} (medians reported)")
+    """The first lines every benchmark prints; the load average says how busy the machine was."""
+    print(f"{title}\nmachine: {machine()}; load average {load_average()}; repetitions: {repeat} (medians reported)")
+    atexit.register(lambda: print(f"\nload average at the end: {load_average()}"))

@@ -15,8 +15,12 @@ to show what it adds at the end of every flow run.
 
 from __future__ import annotations
 
+import cProfile
+import io
 import os
+import pstats
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -88,7 +92,6 @@ class RetryCounter:
         self.available = True
 
 
-
 @contextmanager
 def heartbeat_off() -> Iterator[None]:
     """Run flows without Prefect's flow-run heartbeat thread (the setting is None: no thread)."""
@@ -99,11 +102,72 @@ def heartbeat_off() -> Iterator[None]:
         yield
 
 
+# Time spent blocked rather than working: left out of the profile's list of top costs.
+_WAITS = ("acquire", "SimpleQueue", "sleep", "select", "poll", "wait", "join", "recv")
+
+
+def profile_flow(run: Callable[[], None], top: int = 12) -> None:
+    """cProfile one flow run in every thread (Prefect runs tasks in worker threads) and print the top costs."""
+    profiles: list[cProfile.Profile] = []
+
+    def start_in_thread(*_: Any) -> None:
+        sys.setprofile(None)
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+
+    main_profile = cProfile.Profile()
+    threading.setprofile(start_in_thread)
+    main_profile.enable()
+    try:
+        run()
+    finally:
+        main_profile.disable()
+        threading.setprofile(None)
+    stats = pstats.Stats(main_profile, stream=io.StringIO())
+    for profile in profiles:
+        profile.disable()
+        stats.add(profile)
+    rows, packages = [], {}
+    for (file, line, name), (_, calls, tottime, cumtime, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if any(w in name for w in _WAITS):
+            continue
+        rows.append((tottime, calls, cumtime, f"{Path(file).name}:{line}({name})" if line else name))
+        # A builtin's own time (fsync, urandom, ...) counts for the packages that called it.
+        edges: dict[str, float] = {}
+        for caller, edge in (callers.items() if file == "~" else ()):
+            edges[_package(caller[0])] = edges.get(_package(caller[0]), 0.0) + edge[2]
+        total = sum(edges.values())
+        for package, share in (edges.items() if total else [(_package(file), tottime)]):
+            packages[package] = packages.get(package, 0.0) + (tottime * share / total if total else share)
+    rows.sort(reverse=True)
+    own = sum(packages.values())
+    by_package = sorted(packages.items(), key=lambda kv: -kv[1])[:8]
+    print_table(("package (own time, builtins counted for their callers)", "tottime", "share"),
+                [[name, f"{t * 1e3:.0f} ms", f"{100 * t / own:.0f}%"] for name, t in by_package],
+                title="cProfile of one flow run, all threads, blocking waits left out (the profiler inflates times)")
+    print_table(("function", "tottime", "calls", "cumtime"),
+                [[where, f"{t * 1e3:.1f} ms", str(calls), f"{c * 1e3:.1f} ms"] for t, calls, c, where in rows[:top]],
+                title="top functions by own time")
+
+
+def _package(file: str) -> str:
+    """The top-level package a source file belongs to: a site-package, mlflowkit, or the standard library."""
+    parts = Path(file).parts
+    if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
+        return parts[parts.index("site-packages") + 1].removesuffix(".py")
+    if "mlflowkit" in parts:
+        return "mlflowkit"
+    return "builtins" if file == "~" else "stdlib"
+
+
 def main() -> None:
     def extra(parser: Any) -> None:
         parser.add_argument("--steps", type=int, default=50, help="length of the chain (default 50)")
         parser.add_argument("--pause", type=float, default=3.0,
                             help="seconds of quiet before each 'quiet API' flow (default 3)")
+        parser.add_argument("--profile", action="store_true",
+                            help="also cProfile one quiet flow (heartbeat off) and print the top costs")
 
     args = parse_args(__doc__.splitlines()[0], default_repeat=5, extra=extra)
     tmp = scratch_dir(args.keep)
@@ -182,7 +246,10 @@ def main() -> None:
 
     rows = timing_rows([quiet_n, quiet_1, busy_n, nohb_n, nohb_1, inline_n, plain_n], plain_n)
     print_table(TIMING_HEADERS, rows, title=f"whole chain (baseline: {n} plain Python calls)")
-    fmt = (lambda group: "n/a" if not retries.available else f"{spent[group][0]} ({spent[group][1]:.1f} s)")
+
+    def fmt(group: str) -> str:
+        return "n/a" if not retries.available else f"{spent[group][0]} ({spent[group][1]:.1f} s)"
+
     print(f"Prefect client back-offs (HTTP 503 'database is locked' and the like): quiet {fmt('quiet')}, "
           f"back to back {fmt('busy')}, heartbeat off {fmt('nohb')}; over {args.repeat} repetitions")
 
@@ -200,15 +267,21 @@ def main() -> None:
     ]
     print_table(("per step", "median", "vs plain call"), [[k, fmt_seconds(v), ratio(v, plain_step)] for k, v in per],
                 title="per step")
+    print_table(("fixed cost of one flow run", "median"), [
+        ["as shipped (1-step flow - one inline step)", fmt_seconds(quiet_1.median - inline_step)],
+        ["heartbeat off", fmt_seconds(nohb_1.median - inline_step)],
+        ["heartbeat thread join at flow end (on - off)", fmt_seconds(quiet_1.median - nohb_1.median)],
+    ], title="per flow run")
     print()
-    print(f"fixed cost of a flow run, as shipped (1-step flow - one inline step): {fmt_seconds(quiet_1.median - inline_step)}")
-    print(f"fixed cost of a flow run, heartbeat off                              : {fmt_seconds(nohb_1.median - inline_step)}")
-    print(f"heartbeat thread join at flow end (1-step flow, on - off)           : {fmt_seconds(quiet_1.median - nohb_1.median)}")
     print(f"Prefect / inline (whole chain, as shipped, quiet): {ratio(quiet_n.median, inline_n.median)}")
     for label, value in per[:3]:  # the marginal as-shipped number is rounded by the heartbeat: not a verdict
         ms = value * 1e3
         print(f"goal ≤ {GOAL_MS:.0f} ms/step, {label.split(':')[0]}: {'MET' if ms <= GOAL_MS else 'MISSED'} "
               f"({ms:.1f} ms/step, {ms / GOAL_MS:.2f}x the goal)")
+    if args.profile:
+        with heartbeat_off():
+            time.sleep(args.pause)
+            profile_flow(lambda: run_spec(specs[n], plans[n], orchestrate=True))
 
 
 if __name__ == "__main__":

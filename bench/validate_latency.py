@@ -87,7 +87,8 @@ def main() -> None:
         ("python -c pass", [sys.executable, "-c", "pass"], env, REPO),
         ('python -c "import yaml, pydantic"', [sys.executable, "-c", "import yaml, pydantic"], env, REPO),
         # `import pydantic` is lazy: BaseModel pulls in the real thing, which any validate must load.
-        ("python -c ... from pydantic import BaseModel", [sys.executable, "-c", "import yaml; from pydantic import BaseModel"], env, REPO),
+        ("python -c ... from pydantic import BaseModel",
+         [sys.executable, "-c", "import yaml; from pydantic import BaseModel"], env, REPO),
         ("mlflowkit validate (bytecode cached)", cmd, env, REPO),
         ("mlflowkit validate (no bytecode cache)", cmd, raw_env, REPO),
     ], args.repeat)

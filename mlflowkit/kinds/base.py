@@ -93,6 +93,7 @@ class Inputs(Mapping[str, "Ref"]):
     """
 
     def __init__(self, by_step: Mapping[str, Mapping[str, Ref]], order: tuple[str, ...]) -> None:
+        """``order``: the upstream step names in plan order (later ones win on a name clash)."""
         self.by_step = dict(by_step)
         merged: dict[str, Ref] = {}
         for name in order:  # plan order: later (nearer) steps override earlier ones

@@ -153,6 +153,7 @@ class Runner:
         self.progress = progress or _Silent()
         self.kinds = {s.name: kinds().get(s.kind)() for s in plan.steps}
         self.records = {s.name: StepRecord(s.name, s.kind, key=s.key) for s in plan.steps}
+        self._position = {s.name: i for i, s in enumerate(plan.steps)}
         self.outputs: dict[str, dict[str, Ref]] = {}
         self.run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.git_commit = _git_commit(spec.spec_dir)
@@ -211,9 +212,9 @@ class Runner:
             return None
         try:
             entry = self.store.read_json(f"cache/{key}.json")
-        except FileNotFoundError:
-            return None
-        refs = {name: Ref.model_validate(raw) for name, raw in entry["outputs"].items()}
+            refs = {name: Ref.model_validate(raw) for name, raw in entry["outputs"].items()}
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None  # absent, or unreadable after a power cut (entries are not fsynced): a miss
         return refs if all(self.store.exists(r) for r in refs.values()) else None
 
     def all_cached(self) -> bool:
@@ -246,17 +247,21 @@ class Runner:
                 return hit
             kind = self.kinds[name]
             params = kind.Params.model_validate(step.params)
-            inputs = Inputs({n: upstream[n] for n in step.needs if n in upstream}, step.needs)
+            # Plan order: when two upstream steps emit the same name, the later (nearer) one wins.
+            order = tuple(sorted(step.needs, key=self._position.__getitem__))
+            inputs = Inputs({n: upstream[n] for n in step.needs if n in upstream}, order)
             outputs: dict[str, Ref] = kind.run(self.context(step, logger, in_flow), params, inputs)
-            self.store.write_json(
-                f"cache/{key}.json",
-                {
-                    "step": name,
-                    "kind": step.kind,
-                    "run_id": self.run_id,
-                    "outputs": {k: r.model_dump(mode="json") for k, r in outputs.items()},
-                },
-            )
+            if step.cache:
+                self.store.write_json(
+                    f"cache/{key}.json",
+                    {
+                        "step": name,
+                        "kind": step.kind,
+                        "run_id": self.run_id,
+                        "outputs": {k: r.model_dump(mode="json") for k, r in outputs.items()},
+                    },
+                    durable=False,  # a lost cache entry is only a miss
+                )
         except MlflowkitError as exc:  # an expected failure: the kind said what is wrong
             self._finish(step, "failed", time.perf_counter() - start, {}, exc)
             raise
@@ -335,7 +340,8 @@ def _prefect_settings(state: Path) -> Iterator[None]:
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     }
-    if _ephemeral():  # a configured server keeps the user's own PREFECT_HOME (and profile)
+    ephemeral = _ephemeral()
+    if ephemeral:  # a configured server keeps the user's own PREFECT_HOME (and profile)
         wanted["PREFECT_HOME"] = str(state / "prefect")
     updates = {k: v for k, v in wanted.items() if k not in os.environ}
     saved = {k: os.environ.get(k) for k in updates}
@@ -344,7 +350,12 @@ def _prefect_settings(state: Path) -> Iterator[None]:
         import prefect.settings
 
         names = {k: getattr(prefect.settings, k) for k in updates if hasattr(prefect.settings, k)}
-        with prefect.settings.temporary_settings(updates={names[k]: v for k, v in updates.items() if k in names}):
+        settings: dict[Any, Any] = {names[k]: v for k, v in updates.items() if k in names}
+        if ephemeral and "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" not in os.environ:
+            # The heartbeat thread sleeps in 1 s steps and is joined at the end, so every local flow
+            # would take a whole extra second; nothing watches heartbeats on the embedded API.
+            settings[prefect.settings.PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        with prefect.settings.temporary_settings(updates=settings):
             yield
     finally:
         for k, v in saved.items():

@@ -51,12 +51,13 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _atomic_write_local(path: str, data: bytes) -> None:
+def _atomic_write_local(path: str, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to a local ``path`` so readers see either the old file or the whole new one.
 
     Args:
         path: destination file; its parent directory is created if missing.
         data: the full contents.
+        durable: fsync the file and its folder, so it survives a power loss (not just a crash).
     """
     parent = os.path.dirname(path) or "."
     os.makedirs(parent, exist_ok=True)
@@ -65,13 +66,15 @@ def _atomic_write_local(path: str, data: bytes) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
-    _fsync_dir(parent)
+    if durable:
+        _fsync_dir(parent)
 
 
 def _copy_hashing(src: IO[bytes], dst: IO[bytes] | None) -> tuple[str, int]:
@@ -208,10 +211,10 @@ class ArtifactStore:
                 self.fs.put_file(os.fspath(path), target)
         return Ref(key=key, sha256=sha, size=size, media_type=media_type, meta=dict(meta or {}))
 
-    def _write(self, key: str, data: bytes) -> None:
+    def _write(self, key: str, data: bytes, *, durable: bool = True) -> None:
         path = self._path(key)
         if self.is_local:
-            _atomic_write_local(path, data)
+            _atomic_write_local(path, data, durable=durable)
         else:
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             # A single PUT is atomic on object stores; a rename there would be a copy + delete.
@@ -248,15 +251,16 @@ class ArtifactStore:
             return False
         return sha == ref.sha256 and size == ref.size
 
-    def write_json(self, key: str, obj: Any) -> None:
+    def write_json(self, key: str, obj: Any, *, durable: bool = True) -> None:
         """Write a JSON document under ``key``, replacing any previous one atomically.
 
         Args:
             key: store-relative key, e.g. ``runs/<id>/record.json``.
             obj: anything `json.dumps` accepts; written with sorted keys and indent 2.
+            durable: fsync it; pass False for what may be lost on a power cut (a cache entry: a miss).
         """
         text = json.dumps(obj, sort_keys=True, indent=2) + "\n"
-        self._write(key, text.encode("utf-8"))
+        self._write(key, text.encode("utf-8"), durable=durable)
 
     def read_json(self, key: str) -> Any:
         """Read a JSON document written by `write_json`.
