@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mlflowkit import cli_triton
 from mlflowkit.errors import MlflowkitError, SpecError
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ models_app = typer.Typer(help="Registered models: versions, aliases, lineage.", 
 runs_app = typer.Typer(help="Past runs: status, steps, timings.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
+app.add_typer(cli_triton.app, name="triton")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,131 @@
+"""The ``deploy`` kind: the version register produced goes to every target in the spec's ``deploy:`` list.
+
+Each entry is picked by its ``target:`` (a discriminated union, so that targets can be added without
+touching the others). Only the champion deploys, and only in its ONNX form. An empty list does nothing
+and imports nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import Field
+
+from mlflowkit.errors import MlflowkitError, RegistryError, StepFailed
+from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.targets.triton import TritonTarget
+
+if TYPE_CHECKING:
+    from mlflowkit.store import Ref
+
+__all__ = ["Deploy", "DeployParams", "TargetSpec"]
+
+# One member today; the edge target (`target: onnxruntime`) joins this union.
+TargetSpec = Annotated[Union[TritonTarget], Field(discriminator="target")]  # noqa: UP007 - a one-member union keeps the discriminator
+
+
+class DeployParams(Params):
+    """Where the registered model goes."""
+
+    targets: list[TargetSpec] = Field(
+        default_factory=list, description="Deploy targets, each chosen by `target:` (triton); empty: deploy nothing."
+    )
+
+
+class Deploy(StepKind):
+    """Deploy the version the register step produced (it must be the champion) to every target, in order.
+
+    A target that fails leaves its previous version serving and stops the step; targets after it are
+    not touched. The record of what was deployed where is the step's ``deployment`` output.
+
+    Example:
+
+    ```yaml
+    deploy:
+      - target: triton
+        url: http://127.0.0.1:8000
+        grpc_url: 127.0.0.1:8001
+        model_repository: .mlflowkit/triton/models
+        backend: python          # the CPU Triton of `mlflowkit triton up`; `onnxruntime` on a full Triton
+        keep_versions: 2
+    ```
+    """
+
+    Params = DeployParams
+    summary = "deploy the champion to its targets (Triton)"
+    list_field = "targets"
+
+    @classmethod
+    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+        seen: dict[tuple[str, str, str], int] = {}
+        for i, target in enumerate(section.targets):
+            key = (target.target, target.url, target.model_name or "")
+            if key in seen:
+                yield (i,), f"deploys the same model to {target.url} as deploy[{seen[key]}]", "remove one of them"
+            seen.setdefault(key, i)
+        if section.targets and "onnx" not in spec.stage_kinds.values():
+            yield (), "deploy needs the ONNX model, and no step of kind `onnx` runs", "use a recipe with an `export` stage"
+
+    def run(self, ctx: StepContext, params: DeployParams, inputs: Inputs) -> dict[str, Ref]:
+        if not params.targets:
+            ctx.logger.info("no deploy targets")
+            return {}
+        from mlflowkit.kinds._frames import load_frame
+        from mlflowkit.targets.contract import Contract
+        from mlflowkit.targets.triton import TritonDeployError, deploy
+
+        registered = json.loads(ctx.store.get_bytes(inputs["version"]))
+        model, number = registered["model"], int(registered["version"])
+        try:
+            version = ctx.registry.get(model, number)
+            if "champion" not in version.aliases:
+                aliases = ", ".join(version.aliases) or "none"
+                raise StepFailed(
+                    ctx.step, f"{model} v{number} is not the champion (aliases: {aliases}); only promoted versions deploy"
+                )
+            if "model.onnx" not in version.files or "contract.json" not in version.files:
+                raise StepFailed(
+                    ctx.step, f"{model} v{number} has no model.onnx/contract.json; add an export step before register"
+                )
+            onnx_bytes = ctx.registry.read_file(model, number, "model.onnx")
+            contract = Contract.model_validate_json(ctx.registry.read_file(model, number, "contract.json"))
+        except RegistryError as exc:
+            raise StepFailed(ctx.step, str(exc)) from exc
+        smoke = load_frame(ctx.store, inputs["test"])
+        records: list[dict[str, Any]] = []
+        for i, target in enumerate(params.targets):
+            try:
+                record = deploy(
+                    target,
+                    name=target.model_name or model,
+                    version=number,
+                    model=onnx_bytes,
+                    contract=contract,
+                    smoke=smoke,
+                    log=ctx.logger.info,
+                )
+            except (TritonDeployError, MlflowkitError) as exc:
+                done = f" ({len(records)} earlier target(s) deployed)" if records else ""
+                raise StepFailed(ctx.step, f"deploy[{i}] ({target.target}): {exc}{done}") from exc
+            records.append(record)
+        ctx.report(
+            "deployments",
+            f"deployed {model} v{number}",
+            rows=[
+                {
+                    "target": r["target"],
+                    "url": r["url"],
+                    "model": r["model"],
+                    "version": r["version"],
+                    "previous": r["previous"] or "",
+                    "smoke": ", ".join(f"{p}: {c['rows']} rows" for p, c in r["smoke"].items()),
+                    "removed": ", ".join(map(str, r["removed_versions"])),
+                    "seconds": r["seconds"],
+                }
+                for r in records
+            ],
+        )
+        body = json.dumps({"model": model, "version": number, "targets": records}, sort_keys=True, indent=2, default=str)
+        return {"deployment": ctx.store.put_bytes(body.encode(), "application/json", {"model": model, "version": number})}

@@ -1,0 +1,479 @@
+"""The ``triton`` deploy target: a Triton model repository on any fsspec location, loaded and verified live.
+
+A deploy writes ``<model>/<version>/model.onnx`` and a ``config.pbtxt`` generated from the model's
+contract, asks the server (explicit model control) to load that version, waits until it is ready, and
+sends held-out rows to it over HTTP (and gRPC when configured), comparing the answers with ONNX Runtime
+in process. If any of that fails, the repository is put back as it was, the previous version is
+reloaded and keeps serving, and the error carries Triton's own text. Version folders beyond
+``keep_versions`` are removed only after the new version answered correctly.
+
+``backend: onnxruntime`` serves ``model.onnx`` with Triton's ONNX Runtime backend
+(``platform: "onnxruntime_onnx"``, the full Triton container). ``backend: python`` adds a generated
+``model.py`` that runs ONNX Runtime inside Triton's Python backend, for CPU builds without the ORT
+backend, such as the one in the ``nvidia-pytriton`` wheel (``mlflowkit triton up``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlflowkit.errors import MlflowkitError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlflowkit.targets.contract import Contract
+
+__all__ = ["DynamicBatching", "InstanceGroup", "TritonDeployError", "TritonTarget", "deploy", "model_py", "render_config"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DynamicBatching(_Frozen):
+    """Triton's dynamic batcher: requests that arrive together run as one batch."""
+
+    max_queue_delay_microseconds: int = Field(100, ge=0, description="How long a request may wait for others to batch with.")
+    preferred_batch_size: list[int] = Field(default_factory=list, description="Batch sizes the batcher aims for.")
+
+
+class InstanceGroup(_Frozen):
+    """How many copies of the model run, and where."""
+
+    count: int = Field(1, ge=1, le=64, description="Model instances.")
+    kind: Literal["cpu", "gpu"] = Field("cpu", description="Where the instances run.")
+
+
+class TritonTarget(_Frozen):
+    """Deploy to a Triton Inference Server through its model repository (explicit model control).
+
+    Example:
+
+    ```yaml
+    deploy:
+      - target: triton
+        url: http://triton:8000
+        grpc_url: triton:8001
+        model_repository: s3://models/triton
+        backend: onnxruntime
+        max_batch_size: 64
+        dynamic_batching: {max_queue_delay_microseconds: 100}
+        instances: {count: 2, kind: cpu}
+        keep_versions: 2
+    ```
+    """
+
+    target: Literal["triton"] = Field(description="The deploy target's type.")
+    url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="The server's HTTP endpoint, e.g. http://triton:8000.")
+    grpc_url: str | None = Field(
+        None, pattern=r"^[^/\s:]+:[0-9]+$", description="The server's gRPC endpoint (host:port); the smoke test also uses it."
+    )
+    model_repository: str = Field(description="The model repository the server reads (any fsspec URI: a folder, s3://...).")
+    model_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="The model's name in Triton; defaults to the registered name.",
+    )
+    backend: Literal["onnxruntime", "python"] = Field(
+        "onnxruntime",
+        description="`onnxruntime`: platform onnxruntime_onnx (full Triton). `python`: a generated model.py runs ONNX Runtime.",
+    )
+    max_batch_size: int = Field(64, ge=0, description="Largest batch Triton forms; 0 turns batching off.")
+    dynamic_batching: DynamicBatching | None = Field(
+        default_factory=DynamicBatching, description="Dynamic batching settings; null turns it off."
+    )
+    instances: InstanceGroup = Field(default_factory=InstanceGroup, description="The model's instance group.")
+    keep_versions: int = Field(2, ge=1, le=100, description="Version folders kept in the repository (the new one included).")
+    ready_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the new version to load and become ready.")
+    smoke_rows: int = Field(
+        16, ge=1, le=10_000, description="Held-out rows sent to the new version and compared with ONNX Runtime."
+    )
+    tolerance: float = Field(1e-5, gt=0, description="Largest difference allowed between Triton's and local probabilities.")
+    max_opset: int | None = Field(
+        None, ge=1, description="Highest ONNX opset the server's ONNX Runtime supports; checked against the export's opset."
+    )
+    config_extra: str = Field("", description="Text appended to the generated config.pbtxt (e.g. optimization or parameters).")
+
+
+class TritonDeployError(MlflowkitError):
+    """A deploy to Triton failed; the previous version was restored. The message carries Triton's error text."""
+
+
+# ------------------------------------------------------------------------------------------ config.pbtxt
+
+_CONFIG_TYPES = {
+    "float32": "TYPE_FP32",
+    "float64": "TYPE_FP64",
+    "int64": "TYPE_INT64",
+    "int32": "TYPE_INT32",
+    "string": "TYPE_STRING",
+}
+_WIRE_TYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "string": "BYTES"}
+
+
+def _dims(shape: tuple[int, ...], batched: bool) -> tuple[str, str]:
+    """``dims`` and an optional ``reshape`` for one tensor (Triton forbids empty dims)."""
+    inner = shape[1:] if batched else shape
+    if not inner:
+        return "[ 1 ]", " reshape: { shape: [ ] }"
+    return "[ " + ", ".join(str(d) for d in inner) + " ]", ""
+
+
+def render_config(name: str, version: int, contract: Contract, settings: TritonTarget) -> str:
+    """The ``config.pbtxt`` for ``version`` of ``name``: tensors from the contract, serving settings from the spec.
+
+    The version policy names the one version that serves, so that a rollback is a config change.
+    """
+    batched = settings.max_batch_size > 0
+    lines = [f'name: "{name}"']
+    lines.append('backend: "python"' if settings.backend == "python" else 'platform: "onnxruntime_onnx"')
+    lines.append(f"max_batch_size: {settings.max_batch_size}")
+    lines.append(f"version_policy: {{ specific: {{ versions: [ {version} ] }} }}")
+    for section, tensors in (("input", contract.inputs), ("output", contract.outputs)):
+        entries = []
+        for t in tensors:
+            dims, reshape = _dims(t.shape, batched)
+            entries.append(f'  {{ name: "{t.name}" data_type: {_CONFIG_TYPES[t.dtype]} dims: {dims}{reshape} }}')
+        lines.append(f"{section} [\n" + ",\n".join(entries) + "\n]")
+    if batched and settings.dynamic_batching is not None:
+        batching = settings.dynamic_batching
+        preferred = (
+            f" preferred_batch_size: [ {', '.join(map(str, batching.preferred_batch_size))} ]"
+            if batching.preferred_batch_size
+            else ""
+        )
+        lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {batching.max_queue_delay_microseconds}{preferred} }}")
+    kind = "KIND_GPU" if settings.instances.kind == "gpu" else "KIND_CPU"
+    lines.append(f"instance_group [ {{ count: {settings.instances.count} kind: {kind} }} ]")
+    lines.append(f'parameters {{ key: "mlflowkit_version" value: {{ string_value: "{version}" }} }}')
+    if settings.config_extra:
+        lines.append(settings.config_extra.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+_MODEL_PY = '''"""Generated by mlflowkit: serves model.onnx with ONNX Runtime through Triton's Python backend."""
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.inputs = [(t["name"], t["data_type"] == "TYPE_STRING") for t in config["input"]]
+        self.outputs = [t["name"] for t in config["output"]]
+
+    def execute(self, requests):
+        # Requests the dynamic batcher put together run as one ONNX Runtime call.
+        parts = {name: [] for name, _ in self.inputs}
+        sizes = []
+        for request in requests:
+            for name, text in self.inputs:
+                array = pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+                if text:
+                    flat = [v.decode() if isinstance(v, bytes) else str(v) for v in array.reshape(-1)]
+                    array = np.array(flat, dtype=object).reshape(array.shape)
+                parts[name].append(array)
+            sizes.append(len(parts[self.inputs[0][0]][-1]))
+        try:
+            feeds = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+            results = self.session.run(self.outputs, feeds)
+        except Exception as exc:
+            error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
+            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        responses = []
+        start = 0
+        for size in sizes:
+            tensors = []
+            for name, value in zip(self.outputs, results):
+                chunk = value[start : start + size]
+                if chunk.dtype == object:
+                    chunk = np.array([str(v).encode() for v in chunk.reshape(-1)], dtype=object).reshape(chunk.shape)
+                tensors.append(pb_utils.Tensor(name, chunk))
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses
+'''
+
+
+def model_py() -> str:
+    """The generated ``model.py`` for ``backend: python``."""
+    return _MODEL_PY
+
+
+# ------------------------------------------------------------------------------------------ deploy
+
+
+def deploy(
+    settings: TritonTarget,
+    *,
+    name: str,
+    version: int,
+    model: bytes,
+    contract: Contract,
+    smoke: pd.DataFrame,
+    log: Callable[[str], None] = lambda message: None,
+    test_serve_instead: bytes | None = None,
+) -> dict[str, Any]:
+    """Deploy ``version`` of ``name`` to the server and verify it; on any failure restore the previous state.
+
+    Args:
+        settings: the target's spec section.
+        name: the model's name in Triton.
+        version: the version number (the registry's, so Triton's ``<model>/<N>`` is registry version N).
+        model: the ONNX bytes.
+        contract: the model's contract (tensors, classes).
+        smoke: held-out rows; the first ``settings.smoke_rows`` are sent to the server.
+        log: receives progress lines.
+        test_serve_instead: test seam: serve these ONNX bytes while comparing with ``model``'s outputs.
+
+    Returns:
+        What was done: URLs, version, previous version, smoke comparison, removed versions, seconds.
+
+    Raises:
+        TritonDeployError: the server is unreachable, the opset is too new, or the new version failed
+            to load, become ready or answer like ONNX Runtime; the previous version serves.
+    """
+    from fsspec.core import url_to_fs
+
+    from mlflowkit.targets.contract import feeds, run_onnx
+
+    started = time.monotonic()
+    _check_contract(model, contract, name=name, version=version)
+    if settings.max_opset is not None and contract.max_opset > settings.max_opset:
+        raise TritonDeployError(
+            f"model {name} v{version} uses ONNX opset {contract.max_opset}; {settings.url} supports up to {settings.max_opset}"
+        )
+    http = _http_client(settings)
+    try:
+        if not http.is_server_live():
+            raise TritonDeployError(f"Triton at {settings.url} is not live")
+    except TritonDeployError:
+        raise
+    except Exception as exc:  # the client raises its own, socket and gevent errors alike
+        raise TritonDeployError(f"Triton at {settings.url} is unreachable: {_text(exc)}") from exc
+
+    fs, root = url_to_fs(settings.model_repository)
+    model_dir = f"{root.rstrip('/')}/{name}"
+    config_path = f"{model_dir}/config.pbtxt"
+    version_dir = f"{model_dir}/{version}"
+    try:
+        previous = _serving_version(http, name)
+        old_config = fs.cat_file(config_path) if fs.exists(config_path) else None
+        old_files = {p.rsplit("/", 1)[-1]: fs.cat_file(p) for p in fs.find(version_dir)} if fs.exists(version_dir) else None
+        inputs = feeds(contract, smoke.iloc[: settings.smoke_rows])
+        expected = run_onnx(model, inputs)
+    except Exception as exc:  # nothing was written yet
+        raise TritonDeployError(f"deploy of {name} v{version} to {settings.url}: {_text(exc)}; nothing was deployed") from exc
+    files = {"model.onnx": test_serve_instead if test_serve_instead is not None else model}
+    if settings.backend == "python":
+        files["model.py"] = model_py().encode()
+    checks: dict[str, Any] = {}
+    smoke_args: dict[str, Any] = {"name": name, "version": version, "contract": contract, "inputs": inputs, "expected": expected}
+    smoke_args["tolerance"] = settings.tolerance
+    try:
+        fs.makedirs(version_dir, exist_ok=True)
+        for file_name, data in files.items():
+            fs.pipe_file(f"{version_dir}/{file_name}", data)
+        fs.pipe_file(config_path, render_config(name, version, contract, settings).encode())
+        log(f"triton: loading {name} v{version} at {settings.url}" + (f" (v{previous} serving)" if previous else ""))
+        http.load_model(name)
+        _wait_ready(http, name, version, settings.ready_timeout)
+        checks["http"] = _smoke(http, "http", **smoke_args)
+        if settings.grpc_url:
+            checks["grpc"] = _smoke(_grpc_client(settings), "grpc", **smoke_args)
+    except BaseException as exc:  # an interrupted deploy is put back too
+        cause = _text(exc)
+        restored = _restore(
+            fs, http, name=name, version_dir=version_dir, config_path=config_path,
+            old_config=old_config, old_files=old_files, previous=previous, timeout=settings.ready_timeout,
+        )  # fmt: skip
+        if not isinstance(exc, Exception):
+            raise
+        raise TritonDeployError(f"deploy of {name} v{version} to {settings.url} failed: {cause}; {restored}") from exc
+
+    removed = _prune(fs, model_dir, keep=settings.keep_versions, current=version)
+    seconds = round(time.monotonic() - started, 3)
+    log(f"triton: {name} v{version} is serving at {settings.url}; smoke test passed ({', '.join(checks)}) in {seconds} s")
+    return {
+        "target": "triton",
+        "url": settings.url,
+        "grpc_url": settings.grpc_url,
+        "model_repository": settings.model_repository,
+        "model": name,
+        "version": version,
+        "previous": previous,
+        "backend": settings.backend,
+        "smoke": checks,
+        "removed_versions": removed,
+        "seconds": seconds,
+    }
+
+
+def _check_contract(model: bytes, contract: Contract, *, name: str, version: int) -> None:
+    """Refuse, before the server is touched, a contract whose tensors are not the model's."""
+    import onnx
+
+    graph = onnx.load_from_string(model).graph
+    for kind, declared, actual in (
+        ("inputs", [t.name for t in contract.inputs], [v.name for v in graph.input]),
+        ("outputs", [t.name for t in contract.outputs], [v.name for v in graph.output]),
+    ):
+        if sorted(declared) != sorted(actual):
+            raise TritonDeployError(
+                f"{name} v{version}: the contract's {kind} ({', '.join(declared)}) are not model.onnx's ({', '.join(actual)}); "
+                "nothing was deployed"
+            )
+
+
+def _http_client(settings: TritonTarget) -> Any:
+    import tritonclient.http as triton_http
+
+    parsed = urlparse(settings.url)
+    timeout = max(settings.ready_timeout, 10.0)
+    return triton_http.InferenceServerClient(
+        parsed.netloc, ssl=parsed.scheme == "https", connection_timeout=10.0, network_timeout=timeout
+    )
+
+
+def _grpc_client(settings: TritonTarget) -> Any:
+    import tritonclient.grpc as triton_grpc
+
+    return triton_grpc.InferenceServerClient(settings.grpc_url or "")
+
+
+def _text(exc: BaseException) -> str:
+    """Triton's own error text when the client carries it, else the exception's."""
+    message = getattr(exc, "message", None)
+    text = message() if callable(message) else str(exc)
+    return (text or type(exc).__name__).strip()
+
+
+def _serving_version(http: Any, name: str) -> int | None:
+    """The highest version of ``name`` that is READY on the server, or None."""
+    ready = [int(m["version"]) for m in http.get_model_repository_index() if m.get("name") == name and m.get("state") == "READY"]
+    return max(ready) if ready else None
+
+
+def _wait_ready(http: Any, name: str, version: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not http.is_model_ready(name, str(version)):
+        if time.monotonic() > deadline:
+            raise TritonDeployError(f"{name} v{version} was not ready after {timeout:g} s")
+        time.sleep(0.2)
+
+
+def infer(
+    client: Any, protocol: str, name: str, contract: Contract, inputs: dict[str, Any], *, version: int | None = None
+) -> dict[str, Any]:
+    """Send ``inputs`` (from :func:`feeds`) to ``name`` over ``protocol`` (``http`` or ``grpc``); outputs by name."""
+    if protocol == "http":
+        import tritonclient.http as module
+    else:
+        import tritonclient.grpc as module
+
+    wire = {t.name: _WIRE_TYPES[t.dtype] for t in contract.inputs}
+    request = []
+    for input_name, array in inputs.items():
+        tensor = module.InferInput(input_name, list(array.shape), wire.get(input_name, "FP32"))
+        tensor.set_data_from_numpy(array)
+        request.append(tensor)
+    outputs = [module.InferRequestedOutput(t.name) for t in contract.outputs]
+    result = client.infer(name, request, model_version=str(version) if version else "", outputs=outputs)
+    return {t.name: result.as_numpy(t.name) for t in contract.outputs}
+
+
+def _smoke(
+    client: Any,
+    protocol: str,
+    *,
+    name: str,
+    version: int,
+    contract: Contract,
+    inputs: dict[str, Any],
+    expected: dict[str, Any],
+    tolerance: float,
+) -> dict[str, Any]:
+    from mlflowkit.targets.contract import compare_outputs
+
+    answered = infer(client, protocol, name, contract, inputs, version=version)
+    parity = compare_outputs(contract, expected, answered, tolerance=tolerance)
+    if not parity.ok:
+        raise TritonDeployError(f"smoke test over {protocol}: Triton's answers differ from ONNX Runtime's: {parity.describe()}")
+    return {"rows": parity.rows, "max_abs_diff": parity.max_abs_diff}
+
+
+def _restore(
+    fs: Any,
+    http: Any,
+    *,
+    name: str,
+    version_dir: str,
+    config_path: str,
+    old_config: bytes | None,
+    old_files: dict[str, bytes] | None,
+    previous: int | None,
+    timeout: float,
+) -> str:
+    """Put the repository back as it was and reload the previous version; say what happened."""
+    try:
+        if fs.exists(version_dir):
+            fs.rm(version_dir, recursive=True)
+        for file_name, data in (old_files or {}).items():
+            fs.pipe_file(f"{version_dir}/{file_name}", data)
+        if old_config is not None:
+            fs.pipe_file(config_path, old_config)
+        elif fs.exists(config_path):
+            fs.rm(config_path)
+    except Exception as exc:  # report it with the deploy's own error; never hide the first cause
+        return f"the repository could not be restored: {_text(exc)}"
+    try:
+        if previous is None:
+            with contextlib.suppress(Exception):  # nothing served before: make sure nothing half-loaded stays
+                http.unload_model(name)
+            return "the repository was restored; no previous version was serving"
+        if _serving_version(http, name) != previous:
+            http.load_model(name)
+        _wait_ready(http, name, previous, timeout)
+    except Exception as exc:
+        return f"the repository was restored, but v{previous} could not be reloaded: {_text(exc)}"
+    return f"the repository was restored and v{previous} is serving"
+
+
+def _prune(fs: Any, model_dir: str, *, keep: int, current: int) -> list[int]:
+    """Remove version folders beyond the newest ``keep`` (never ``current``); the numbers removed."""
+    numbers = sorted(
+        (
+            int(p.rstrip("/").rsplit("/", 1)[-1])
+            for p in fs.ls(model_dir, detail=False)
+            if p.rstrip("/").rsplit("/", 1)[-1].isdigit()
+        ),
+        reverse=True,
+    )
+    kept = [current, *[n for n in numbers if n != current][: keep - 1]]
+    removed = [n for n in numbers if n not in kept]
+    for number in removed:
+        fs.rm(f"{model_dir}/{number}", recursive=True)
+    return sorted(removed)
+
+
+def dumps_record(record: dict[str, Any]) -> bytes:
+    """A deploy record as JSON bytes."""
+    return json.dumps(record, sort_keys=True, indent=2, default=str).encode()
