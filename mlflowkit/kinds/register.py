@@ -46,7 +46,7 @@ def register_version(ctx: StepContext, inputs: Inputs, verdict: dict[str, Any] |
     """Store the trained model, its metrics and verdict as a new version, with its lineage."""
     model_ref = inputs["model"]
     metrics_ref = inputs["metrics"]
-    lineage = {
+    lineage: dict[str, Any] = {
         "spec_name": ctx.spec_name,
         "spec_hash": ctx.spec_hash,
         "run_id": ctx.run_id,
@@ -64,6 +64,18 @@ def register_version(ctx: StepContext, inputs: Inputs, verdict: dict[str, Any] |
         "artifacts": {"model": model_ref.key, "metrics": metrics_ref.key},
     }
     files = {"model.joblib": ctx.store.get_bytes(model_ref), "metrics.json": ctx.store.get_bytes(metrics_ref)}
+    # The deployable form, when an export step ran: the ONNX model and its contract go with the version.
+    if "onnx" in inputs and "contract" in inputs:
+        files["model.onnx"] = ctx.store.get_bytes(inputs["onnx"])
+        files["contract.json"] = ctx.store.get_bytes(inputs["contract"])
+        lineage["artifacts"].update(onnx=inputs["onnx"].key, contract=inputs["contract"].key)
+        lineage["onnx"] = inputs["onnx"].meta
+    # A hyper-parameter search: its outcome in the lineage, every trial in a file of the version.
+    if "search" in model_ref.meta:
+        lineage["search"] = {k: v for k, v in model_ref.meta["search"].items() if k != "trials"}
+    if "trials" in inputs:
+        files["trials.json"] = ctx.store.get_bytes(inputs["trials"])
+        lineage["artifacts"]["trials"] = inputs["trials"].key
     if verdict is not None:
         files["verdict.json"] = json.dumps(_plain(verdict), sort_keys=True, indent=2).encode()
     return ctx.registry.register(model or ctx.model_name, files, _plain(lineage))

@@ -75,7 +75,7 @@ def test_run_reports_to_the_configured_server(churn_project: Path, prefect_serve
     assert [f["parameters"] for f in flows] == [{"n_estimators": 150, "max_depth": 10, "min_accuracy": 0.7}]
     assert flows[0]["state_type"] == "COMPLETED"
     tasks = httpx.post(f"{prefect_server}/task_runs/filter", json={"limit": 50}, timeout=10).json()
-    assert sorted(t["name"] for t in tasks) == sorted(["load", "add_features", "split", "train", "evaluate", "gates", "register"])
+    assert sorted(t["name"] for t in tasks) == sorted(["load", "split", "checks", "add_features", "train", "evaluate", "gates", "export", "register", "deploy"])
     # No embedded API was used: nothing under the state dir's prefect home.
     assert not (churn_project / ".mlflowkit" / "prefect").exists()
 

@@ -32,7 +32,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     result = _run(churn_project)
     assert result.ok, result.error
     assert result.orchestrated and result.flow_run_id
-    assert [s.status for s in result.steps] == ["ran"] * 7
+    assert [s.status for s in result.steps] == ["ran"] * 10
 
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(result.flow_run_id)
@@ -56,7 +56,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     assert len(lineage["data_fingerprint"]["content_hash"]) == 64
     assert lineage["metrics"]["accuracy"] > 0.7
     assert lineage["verdict"]["passed"] is True
-    assert "model.joblib" in version.files
+    assert {"model.joblib", "model.onnx", "contract.json"} <= set(version.files)
 
     record = json.loads((churn_project / ".mlflowkit" / "runs" / f"{result.run_id}.json").read_text())
     assert record["status"] == "completed"
@@ -65,7 +65,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     # Unchanged spec, unchanged data: nothing runs, and no orchestrator is started for nothing.
     again = _run(churn_project)
     assert again.ok and not again.orchestrated
-    assert [s.status for s in again.steps] == ["cached"] * 7
+    assert [s.status for s in again.steps] == ["cached"] * 10
     assert len(_registry(churn_project).versions("churn")) == 1
 
     # A changed param reruns train and what follows it, not the data steps.
@@ -75,10 +75,13 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
         "load": "cached",
         "add_features": "cached",
         "split": "cached",
+        "checks": "cached",
         "train": "ran",
         "evaluate": "ran",
         "gates": "ran",
+        "export": "ran",
         "register": "ran",
+        "deploy": "ran",
     }
     registry = _registry(churn_project)
     assert registry.aliases("churn") == {"champion": 2, "previous": 1}
@@ -104,10 +107,13 @@ def test_from_step_reruns_it_and_everything_after(churn_project: Path) -> None:
         "load": "cached",
         "add_features": "cached",
         "split": "cached",
+        "checks": "cached",
         "train": "cached",
         "evaluate": "ran",
         "gates": "ran",
+        "export": "cached",
         "register": "ran",
+        "deploy": "ran",
     }
 
 
@@ -136,7 +142,7 @@ def test_failing_custom_step_names_step_and_cause(churn_project: Path) -> None:
     assert "ValueError: column monthly_charges is corrupt" in str(result.exception)
     statuses = {s.name: s.status for s in result.steps}
     assert statuses["load"] == "ran" and statuses["add_features"] == "failed"
-    assert all(statuses[n] == "skipped" for n in ("split", "train", "evaluate", "gates", "register"))
+    assert all(statuses[n] == "skipped" for n in ("train", "evaluate", "gates", "register"))
 
 
 def test_missing_data_file_fails_clearly(churn_project: Path) -> None:
@@ -211,8 +217,8 @@ def test_step_reports_become_prefect_artifacts_and_stay_with_the_run(churn_proje
         # Raw request: prefect 3.8.8's read_artifacts sends nulls this server version refuses (HTTP 422).
         body = {"artifacts": {"flow_run_id": {"any_": [result.flow_run_id]}}, "limit": 20, "offset": 0, "sort": "KEY_ASC"}
         artifacts = client.request("POST", "/artifacts/filter", json=body).json()  # type: ignore[arg-type]
-    tables = [a for a in artifacts if a["type"] == "table"]
-    assert [a["key"] for a in tables] == ["churn-classifier-gates-verdict"]
+    tables = [a for a in artifacts if a["type"] == "table" and a["key"] == "churn-classifier-gates-verdict"]
+    assert {"churn-classifier-checks-results", "churn-classifier-gates-verdict"} <= {a["key"] for a in artifacts}
     rows = json.loads(tables[0]["data"]) if isinstance(tables[0]["data"], str) else tables[0]["data"]
     assert {r["rule"]: r["result"] for r in rows}["accuracy >= 0.99"] == "FAIL"
     stored = churn_project / ".mlflowkit" / "reports" / result.run_id / "gates-verdict.json"

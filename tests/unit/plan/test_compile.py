@@ -47,8 +47,9 @@ def test_compile_is_deterministic(churn_project: Path) -> None:
 
 def test_stage_order_and_needs() -> None:
     plan = plan_of(BASE)
-    assert [s.name for s in plan.steps] == ["load", "split", "train", "evaluate", "gates", "register"]
-    assert plan.step("evaluate").needs == ("train", "split")
+    assert [s.name for s in plan.steps] == ["load", "split", "checks", "train", "evaluate", "gates", "export", "register", "deploy"]
+    assert plan.step("evaluate").needs == ("train", "split", "checks")
+    assert plan.step("register").needs == ("gates", "train", "evaluate", "export")
     assert plan.model == "t"
 
 
@@ -63,8 +64,8 @@ def test_two_custom_steps_after_one_anchor_chain_in_order() -> None:
     plan = plan_of(BASE + "steps:\n  - {name: a, uses: 'm:f', after: split}\n  - {name: b, uses: 'm:g', after: split}\n")
     assert plan.step("a").needs == ("split",)
     assert plan.step("b").needs == ("a",)
-    assert plan.step("train").needs == ("b",)
-    assert plan.step("evaluate").needs == ("train", "b")
+    assert plan.step("train").needs == ("b", "checks")
+    assert plan.step("evaluate").needs == ("train", "b", "checks")
 
 
 def test_custom_step_after_a_custom_step_declared_later() -> None:
@@ -108,6 +109,6 @@ def test_mermaid_and_tree_show_every_edge() -> None:
 
 def test_downstream() -> None:
     plan = plan_of(BASE)
-    assert plan.downstream("train") == ["train", "evaluate", "gates", "register"]
+    assert plan.downstream("train") == ["train", "evaluate", "gates", "export", "register", "deploy"]
     with pytest.raises(KeyError, match="no step 'nope'"):
         plan.downstream("nope")
