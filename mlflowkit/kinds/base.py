@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 
     from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
 
-__all__ = ["Inputs", "Params", "Report", "StepContext", "StepKind"]
+__all__ = ["Inputs", "Params", "Report", "SectionIssues", "StepContext", "StepKind"]
+
+# What ``StepKind.check`` yields: (path under the section, message, hint), located by the loader.
+SectionIssues = Iterable[tuple[tuple[str | int, ...], str, str]]
 
 
 class Params(BaseModel):
@@ -137,7 +140,7 @@ class StepKind(ABC):
         return None
 
     @classmethod
-    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    def check(cls, section: Any, spec: Any) -> SectionIssues:
         """Cross-field checks of a validated section: ``(path under the section, message, hint)``.
 
         Runs at validate time, so it must not import heavy libraries.

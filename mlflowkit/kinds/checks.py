@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.kinds import _gx_catalog
-from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
 if TYPE_CHECKING:
     from mlflowkit.store import Ref
@@ -327,7 +327,7 @@ class Checks(StepKind):
     list_field = "expectations"
 
     @classmethod
-    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    def check(cls, section: Any, spec: Any) -> SectionIssues:
         from mlflowkit.plugins import did_you_mean
 
         for i, check in enumerate(section.expectations):

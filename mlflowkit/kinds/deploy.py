@@ -8,13 +8,12 @@ and imports nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field
 
 from mlflowkit.errors import MlflowkitError, RegistryError, StepFailed
-from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 from mlflowkit.targets.triton import TritonTarget
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ class Deploy(StepKind):
     list_field = "targets"
 
     @classmethod
-    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    def check(cls, section: Any, spec: Any) -> SectionIssues:
         seen: dict[tuple[str, str, str], int] = {}
         for i, target in enumerate(section.targets):
             key = (target.target, target.url, target.model_name or "")

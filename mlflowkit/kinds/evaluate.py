@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import RegistryError, StepFailed
 from mlflowkit.kinds._frames import load_frame, load_model
-from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,7 +115,7 @@ class Evaluate(StepKind):
         return set(section.metrics) | set(section.fairness.metrics if section.fairness else ())
 
     @classmethod
-    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    def check(cls, section: Any, spec: Any) -> SectionIssues:
         if {m for m in section.metrics if m in REGRESSION_METRICS} and {
             m for m in section.metrics if m in CLASSIFICATION_METRICS
         }:

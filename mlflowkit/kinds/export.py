@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.kinds._frames import load_frame, load_model
-from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
 if TYPE_CHECKING:
     import onnx
@@ -67,7 +66,7 @@ class OnnxExport(StepKind):
     summary = "export the model to ONNX and check it against the native model"
 
     @classmethod
-    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    def check(cls, section: Any, spec: Any) -> SectionIssues:
         deploy = spec.section("deploy")
         limits = [(i, t.max_opset) for i, t in enumerate(getattr(deploy, "targets", None) or ()) if getattr(t, "max_opset", None)]
         if not limits:

@@ -6,14 +6,13 @@ The verdict is always written, pass or fail; a failing rule stops the flow befor
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from mlflowkit.errors import GateFailed
 from mlflowkit.kinds._gate_expr import GateSyntaxError, Rule, parse_rule
-from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
 if TYPE_CHECKING:
     from mlflowkit.store import Ref
@@ -94,7 +93,7 @@ class Gates(StepKind):
     list_field = "rules"
 
     @classmethod
-    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    def check(cls, section: Any, spec: Any) -> SectionIssues:
         from mlflowkit.plugins import did_you_mean, kinds
 
         produced: set[str] = set()

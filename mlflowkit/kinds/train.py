@@ -11,7 +11,6 @@ import ast
 import importlib.util
 import json
 import os
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -19,7 +18,7 @@ from pydantic import Field
 from mlflowkit.errors import StepFailed
 from mlflowkit.kinds._frames import load_frame, save_model
 from mlflowkit.kinds._hpo import RaySettings, SearchParams, candidates, check_search, run_search
-from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
 if TYPE_CHECKING:
     from mlflowkit.store import Ref
@@ -125,7 +124,7 @@ class SklearnTrain(StepKind):
     summary = "fit a scikit-learn estimator"
 
     @classmethod
-    def check(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str, str]]:
+    def check(cls, section: Any, spec: Any) -> SectionIssues:
         from mlflowkit.plugins import did_you_mean
 
         yield from check_search(section.search, section.ray, section.params)
