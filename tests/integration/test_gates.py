@@ -31,6 +31,11 @@ def _registry(project: Path) -> ModelRegistry:
     return ModelRegistry(project / ".mlflowkit" / "registry")
 
 
+def _nothing_promoted_or_deployed(result: RunResult) -> None:
+    statuses = {s.name: s.status for s in result.steps}
+    assert statuses["register"] == "skipped" and statuses["deploy"] == "skipped", statuses
+
+
 def _edit(project: Path, old: str, new: str) -> None:
     spec = project / "spec.yaml"
     text = spec.read_text()
@@ -58,6 +63,7 @@ def test_regression_against_the_champion_is_refused_and_kept_as_rejected(churn_p
     _edit(churn_project, "\n     description", "\n       description")
     worse = _run(churn_project, "params.n_estimators=2", "params.max_depth=2")  # a much weaker forest
     assert not worse.ok and isinstance(worse.exception, GateFailed)
+    _nothing_promoted_or_deployed(worse)
     rule = _rule(worse, "roc_auc >= champion")
     assert rule["passed"] is False and rule["baseline"] == 1
     # The champion was scored again, on this run's held-out rows, and its value is the baseline.
@@ -70,13 +76,13 @@ def test_regression_against_the_champion_is_refused_and_kept_as_rejected(churn_p
     assert registry.aliases("churn") == {"champion": 1, "rejected": 2}
     rejected = registry.get("churn", "rejected")
     assert rejected.lineage["verdict"]["passed"] is False
-    assert {s.name: s.status for s in worse.steps}["register"] == "skipped"
 
 
 def test_fairness_failure_on_biased_data(churn_project: Path) -> None:
     _edit(churn_project, "source: data/churn.csv", "source: data/churn_biased.csv")
     result = _run(churn_project)
     assert not result.ok and isinstance(result.exception, GateFailed)
+    _nothing_promoted_or_deployed(result)
     rule = _rule(result, "demographic_parity_difference")
     assert rule["passed"] is False and float(rule["value"]) > 0.10  # type: ignore[arg-type]
     assert rule["description"] == "churn offers must not depend on gender"
@@ -91,6 +97,7 @@ def test_small_groups_are_reported_not_averaged(churn_project: Path) -> None:
     _edit(churn_project, "min_group_size: 30", "min_group_size: 1000")  # no group has 1000 held-out rows
     result = _run(churn_project)
     assert not result.ok
+    _nothing_promoted_or_deployed(result)
     rule = _rule(result, "demographic_parity_difference")
     assert rule["passed"] is False and rule["note"] == "NaN value"
     report = json.loads((churn_project / ".mlflowkit" / "reports" / result.run_id / "evaluate-fairness.json").read_text())
@@ -107,6 +114,7 @@ def test_nan_metric_fails_closed(churn_project: Path) -> None:
     )
     result = _run(churn_project)
     assert not result.ok
+    _nothing_promoted_or_deployed(result)
     rule = _rule(result, "roc_auc >= 0.75")
     assert rule["passed"] is False and rule["note"] == "NaN value"
     assert not (churn_project / ".mlflowkit" / "registry" / "churn").exists()
@@ -119,6 +127,7 @@ def test_first_run_without_champion_can_be_made_to_fail(churn_project: Path) -> 
     _edit(churn_project, "\n     description", "\n       description")
     result = _run(churn_project)
     assert not result.ok
+    _nothing_promoted_or_deployed(result)
     rule = _rule(result, "roc_auc >= champion")
     assert rule["passed"] is False and rule["note"] == "no champion yet; on_missing_baseline=fail"
     assert all(r["passed"] for r in result.verdict["rules"] if r is not rule)  # type: ignore[index]
