@@ -38,7 +38,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(cli_triton.app, name="triton")
 
-out = Console(highlight=False, soft_wrap=True)
+# Without a terminal (CI logs, pipes) rich assumes 80 columns and truncates tables; logs can be wide.
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SpecArg = Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)]

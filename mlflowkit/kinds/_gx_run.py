@@ -6,6 +6,7 @@ expectation that raised (a missing column, bad arguments) counts as failed, neve
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -111,6 +112,10 @@ def import_gx() -> Any:
         warnings.simplefilter("ignore", DeprecationWarning)
         import great_expectations
 
+    # GX logs its ephemeral context's housekeeping at INFO (one module pins its logger to INFO at
+    # import); the step's own report says what matters.
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return great_expectations
 
 
