@@ -143,29 +143,22 @@ def test_two_good_runs_promote_then_cli_rollback(churn_project: Path) -> None:
     assert "verdict.json" in v2.files
     assert v2.lineage["champion_at_evaluation"]["version"] == 1
 
-    cli = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
-    env = {**os.environ, "MLFLOWKIT_USER": "oncall", "COLUMNS": "250"}
-    done = subprocess.run(
-        [*cli, "models", "rollback", "churn", "--reason", "v2 misbehaves", "--spec", "spec.yaml"],
-        cwd=churn_project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from mlflowkit.cli import main; main()", *args, "--spec", "spec.yaml"],
+            cwd=churn_project,
+            env={**os.environ, "MLFLOWKIT_USER": "oncall", "COLUMNS": "250"},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    done = cli("models", "rollback", "churn", "--reason", "v2 misbehaves")
     assert done.returncode == 0, done.stderr
     assert registry.aliases("churn") == {"champion": 1}
     last = registry.history("churn")[-2]
     assert (last.alias, last.version, last.actor) == ("champion", 1, "oncall")
     assert "v2 misbehaves" in last.reason
-    history = subprocess.run(
-        [*cli, "models", "history", "churn", "--spec", "spec.yaml"],
-        cwd=churn_project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    history = cli("models", "history", "churn")
     assert "oncall" in history.stdout and "v2 misbehaves" in history.stdout
