@@ -68,18 +68,24 @@ class Deploy(StepKind):
             yield (), "deploy needs the ONNX model, and no step of kind `onnx` runs", "use a recipe with an `export` stage"
 
     def run(self, ctx: StepContext, params: DeployParams, inputs: Inputs) -> dict[str, Ref]:
+        from mlflowkit.store.promotion import CHAMPION
+
+        registered = json.loads(ctx.store.get_bytes(inputs["version"])) if "version" in inputs else {}
+        model, number = registered.get("model", ctx.model_name), int(registered.get("version", 0))
         if not params.targets:
             ctx.logger.info("no deploy targets")
+            if registered.get("alias") == CHAMPION:
+                _ensure_champion(ctx, model, number)  # "deployed" to no target: nothing stands in its way
             return {}
         from mlflowkit.kinds._frames import load_frame
         from mlflowkit.targets.contract import Contract
         from mlflowkit.targets.triton import TritonDeployError, deploy
 
-        registered = json.loads(ctx.store.get_bytes(inputs["version"]))
-        model, number = registered["model"], int(registered["version"])
         try:
             version = ctx.registry.get(model, number)
-            if "champion" not in version.aliases:
+            # Only a version the register step promoted deploys. It may have lost `champion` since: a
+            # deploy that failed gives it back to the version still serving, and a rerun retries.
+            if registered.get("alias") != CHAMPION:
                 aliases = ", ".join(version.aliases) or "none"
                 raise StepFailed(
                     ctx.step, f"{model} v{number} is not the champion (aliases: {aliases}); only promoted versions deploy"
@@ -106,9 +112,13 @@ class Deploy(StepKind):
                     log=ctx.logger.info,
                 )
             except (TritonDeployError, MlflowkitError) as exc:
-                done = f" ({len(records)} earlier target(s) deployed)" if records else ""
-                raise StepFailed(ctx.step, f"deploy[{i}] ({target.target}): {exc}{done}") from exc
+                if records:  # the new version serves on the earlier targets: the registry says so too
+                    note = f" ({len(records)} earlier target(s) deployed; v{number} stays champion)"
+                else:
+                    note = _unpromote(ctx, model, number, reason=f"deploy[{i}] to {target.target} failed")
+                raise StepFailed(ctx.step, f"deploy[{i}] ({target.target}): {exc}{note}") from exc
             records.append(record)
+        _ensure_champion(ctx, model, number)
         ctx.report(
             "deployments",
             f"deployed {model} v{number}",
@@ -128,3 +138,29 @@ class Deploy(StepKind):
         )
         body = json.dumps({"model": model, "version": number, "targets": records}, sort_keys=True, indent=2, default=str)
         return {"deployment": ctx.store.put_bytes(body.encode(), "application/json", {"model": model, "version": number})}
+
+
+def _unpromote(ctx: StepContext, model: str, number: int, *, reason: str) -> str:
+    """Give ``champion`` back to the version still serving, since the new one reached no target.
+
+    Register promoted the new version before deploy ran; without this, the registry's champion would
+    name a version that serves nowhere, and the next run would compare against it.
+    """
+    from mlflowkit.store.promotion import CHAMPION, PREVIOUS, rollback
+
+    aliases = ctx.registry.aliases(model)
+    if aliases.get(CHAMPION) != number:
+        return ""
+    if PREVIOUS in aliases:
+        back = rollback(ctx.registry, model, reason=reason)
+        return f"; champion is v{back.version} again, which still serves"
+    ctx.registry.remove_alias(model, CHAMPION, reason=reason)
+    return f"; v{number} is no longer champion (it is not serving anywhere)"
+
+
+def _ensure_champion(ctx: StepContext, model: str, number: int) -> None:
+    """After a successful deploy, the deployed version holds ``champion`` (again, on a retry)."""
+    from mlflowkit.store.promotion import CHAMPION, promote
+
+    if CHAMPION not in ctx.registry.get(model, number).aliases:  # a rerun after a failed deploy
+        promote(ctx.registry, model, number, reason=f"run {ctx.run_id}: deployed to every target")

@@ -405,3 +405,46 @@ def test_a_version_that_is_not_the_champion_does_not_deploy(churn_project: Path)
     assert not result.ok and isinstance(result.exception, StepFailed) and result.exception.step == "deploy"
     assert "churn v1 is not the champion (aliases: staging); only promoted versions deploy" in str(result.exception)
     assert not (churn_project / "repo").exists()
+
+
+def test_a_failed_deploy_gives_champion_back_to_the_version_still_serving(churn_project: Path) -> None:
+    """v1 is champion; v2 passes its gates but cannot reach its server: the registry must not claim v2."""
+    import mlflowkit
+    from mlflowkit.errors import StepFailed
+    from mlflowkit.run.engine import run_spec
+    from mlflowkit.store import ModelRegistry
+
+    spec_path = churn_project / "spec.yaml"
+    registry = ModelRegistry(churn_project / ".mlflowkit" / "registry")
+
+    def run(*overrides: str) -> Any:
+        spec = mlflowkit.load_spec(spec_path, overrides=list(overrides))
+        return run_spec(spec, mlflowkit.compile(spec))
+
+    nowhere = f"http://127.0.0.1:{triton_local.free_port()}"
+    target = f"deploy:\n  - {{target: triton, url: '{nowhere}', model_repository: {churn_project / 'repo'}}}\n"
+    original = spec_path.read_text()
+
+    # A first deploy that fails: the only version must not stay champion.
+    spec_path.write_text(original + target)
+    first = run()
+    assert not first.ok and isinstance(first.exception, StepFailed) and first.exception.step == "deploy"
+    assert "is unreachable" in str(first.exception)
+    assert "v1 is no longer champion (it is not serving anywhere)" in str(first.exception)
+    assert "champion" not in registry.aliases("churn")
+
+    # A rerun (register comes from the cache) retries the deploy; once v1 serves, it is champion.
+    spec_path.write_text(original)  # no targets: "deploying" to none succeeds
+    retried = run()
+    assert retried.ok, retried.error
+    assert {s.name: s.status for s in retried.steps}["register"] == "cached"
+    assert registry.aliases("churn") == {"champion": 1}
+
+    # v2 passes its gates but cannot reach its server: champion is v1 again.
+    spec_path.write_text(original + target)
+    failed = run("params.n_estimators=20")
+    assert not failed.ok and isinstance(failed.exception, StepFailed)
+    assert "champion is v1 again, which still serves" in str(failed.exception)
+    assert registry.aliases("churn")["champion"] == 1
+    event = [e for e in registry.history("churn") if e.alias == "champion"][-1]
+    assert (event.version, event.previous) == (1, 2) and "deploy[0] to triton failed" in event.reason
