@@ -19,10 +19,23 @@ from pydantic import BaseModel
 from mlflowkit.errors import PluginError
 from mlflowkit.kinds.base import StepKind
 
-__all__ = ["KINDS_GROUP", "RECIPES_GROUP", "PluginSet", "did_you_mean", "kinds", "recipes", "verify_kind", "verify_recipe"]
+__all__ = [
+    "KINDS_GROUP",
+    "RECIPES_GROUP",
+    "TARGETS_GROUP",
+    "PluginSet",
+    "did_you_mean",
+    "kinds",
+    "recipes",
+    "targets",
+    "verify_kind",
+    "verify_recipe",
+    "verify_target",
+]
 
 KINDS_GROUP = "mlflowkit.kinds"
 RECIPES_GROUP = "mlflowkit.recipes"
+TARGETS_GROUP = "mlflowkit.targets"
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -120,6 +133,22 @@ def verify_kind(name: str, obj: object) -> type[StepKind]:
     return obj
 
 
+def verify_target(name: str, obj: object) -> type[Any]:
+    """Check that ``obj`` is a deploy target class whose ``target:`` tag is its entry-point name."""
+    from typing import get_args
+
+    from mlflowkit.targets.base import DeployTarget
+
+    if not (inspect.isclass(obj) and issubclass(obj, DeployTarget)):
+        raise PluginError(name, TARGETS_GROUP, f"{obj!r} is not a subclass of mlflowkit.targets.base.DeployTarget")
+    tag = obj.model_fields["target"].annotation
+    if get_args(tag) != (name,):
+        raise PluginError(name, TARGETS_GROUP, f"{obj.__qualname__}.target must be Literal[{name!r}] (its entry-point name)")
+    if obj.deploy is DeployTarget.deploy or getattr(obj, "destination", None) is DeployTarget.destination:
+        raise PluginError(name, TARGETS_GROUP, f"{obj.__qualname__} must implement deploy() and destination")
+    return obj
+
+
 def verify_recipe(name: str, obj: object) -> str:
     """Check that a recipe entry point names an existing YAML file."""
     if not (isinstance(obj, str | Path) and Path(obj).is_file() and str(obj).endswith((".yaml", ".yml"))):
@@ -137,3 +166,9 @@ def kinds() -> PluginSet:
 def recipes() -> PluginSet:
     """Every installed recipe (entry-point group ``mlflowkit.recipes``): name -> YAML file path."""
     return PluginSet(RECIPES_GROUP, verify_recipe)
+
+
+@cache
+def targets() -> PluginSet:
+    """Every installed deploy target (entry-point group ``mlflowkit.targets``): name -> DeployTarget subclass."""
+    return PluginSet(TARGETS_GROUP, verify_target)

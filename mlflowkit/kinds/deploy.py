@@ -1,28 +1,41 @@
 """The ``deploy`` kind: the version register produced goes to every target in the spec's ``deploy:`` list.
 
-Each entry is picked by its ``target:`` (a discriminated union, so that targets can be added without
-touching the others). Only the champion deploys, and only in its ONNX form. An empty list does nothing
+Each entry is picked by its ``target:``: a discriminated union of the installed targets (entry-point
+group ``mlflowkit.targets``, see :mod:`mlflowkit.targets.base`), so that a target is added without
+touching the others. Only the champion deploys, and only in its ONNX form. An empty list does nothing
 and imports nothing.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import Field
 
 from mlflowkit.errors import MlflowkitError, RegistryError, StepFailed
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
-from mlflowkit.targets.triton import TritonTarget
+from mlflowkit.plugins import targets as _installed_targets
+from mlflowkit.targets.base import DeployTarget, Release
 
 if TYPE_CHECKING:
     from mlflowkit.store import Ref
 
 __all__ = ["Deploy", "DeployParams", "TargetSpec"]
 
-# One member today; the edge target (`target: onnxruntime`) joins this union.
-TargetSpec = Annotated[Union[TritonTarget], Field(discriminator="target")]  # noqa: UP007 - a one-member union keeps the discriminator
+
+
+class _NoTarget(DeployTarget):
+    """Stands in when no target is installed, so that the union is never empty."""
+
+    target: Literal["none-installed"]
+
+
+_TARGET_CLASSES: tuple[type[DeployTarget], ...] = tuple(_installed_targets().ok.values()) or (_NoTarget,)
+if TYPE_CHECKING:
+    TargetSpec = DeployTarget
+else:  # a union built from the installed targets; the type checker sees their base
+    TargetSpec = Annotated[Union[_TARGET_CLASSES], Field(discriminator="target")]  # noqa: UP007
 
 
 class DeployParams(Params):
@@ -60,9 +73,9 @@ class Deploy(StepKind):
     def check(cls, section: Any, spec: Any) -> SectionIssues:
         seen: dict[tuple[str, str, str], int] = {}
         for i, target in enumerate(section.targets):
-            key = (target.target, target.url, target.model_name or "")
+            key = (target.target, target.destination, target.model_name or "")
             if key in seen:
-                yield (i,), f"deploys the same model to {target.url} as deploy[{seen[key]}]", "remove one of them"
+                yield (i,), f"deploys the same model to {target.destination} as deploy[{seen[key]}]", "remove one of them"
             seen.setdefault(key, i)
         if section.targets and "onnx" not in spec.stage_kinds.values():
             yield (), "deploy needs the ONNX model, and no step of kind `onnx` runs", "use a recipe with an `export` stage"
@@ -79,7 +92,6 @@ class Deploy(StepKind):
             return {}
         from mlflowkit.kinds._frames import load_frame
         from mlflowkit.targets.contract import Contract
-        from mlflowkit.targets.triton import TritonDeployError, deploy
 
         try:
             version = ctx.registry.get(model, number)
@@ -98,20 +110,19 @@ class Deploy(StepKind):
             contract = Contract.model_validate_json(ctx.registry.read_file(model, number, "contract.json"))
         except RegistryError as exc:
             raise StepFailed(ctx.step, str(exc)) from exc
-        smoke = load_frame(ctx.store, inputs["test"])
+        release = Release(
+            model=model,
+            version=number,
+            onnx=onnx_bytes,
+            contract=contract,
+            smoke=load_frame(ctx.store, inputs["test"]),
+            lineage=dict(version.lineage),
+        )
         records: list[dict[str, Any]] = []
         for i, target in enumerate(params.targets):
             try:
-                record = deploy(
-                    target,
-                    name=target.model_name or model,
-                    version=number,
-                    model=onnx_bytes,
-                    contract=contract,
-                    smoke=smoke,
-                    log=ctx.logger.info,
-                )
-            except (TritonDeployError, MlflowkitError) as exc:
+                record = target.deploy(release, name=target.model_name or model, log=ctx.logger.info)
+            except MlflowkitError as exc:
                 if records:  # the new version serves on the earlier targets: the registry says so too
                     note = f" ({len(records)} earlier target(s) deployed; v{number} stays champion)"
                 else:
@@ -125,7 +136,7 @@ class Deploy(StepKind):
             rows=[
                 {
                     "target": r["target"],
-                    "url": r["url"],
+                    "destination": r["destination"],
                     "model": r["model"],
                     "version": r["version"],
                     "previous": r["previous"] or "",

@@ -19,12 +19,12 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlflowkit.errors import MlflowkitError
+from mlflowkit.targets.base import DeployError, DeployTarget, Release
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +52,7 @@ class InstanceGroup(_Frozen):
     kind: Literal["cpu", "gpu"] = Field("cpu", description="Where the instances run.")
 
 
-class TritonTarget(_Frozen):
+class TritonTarget(DeployTarget):
     """Deploy to a Triton Inference Server through its model repository (explicit model control).
 
     Example:
@@ -102,8 +102,19 @@ class TritonTarget(_Frozen):
     )
     config_extra: str = Field("", description="Text appended to the generated config.pbtxt (e.g. optimization or parameters).")
 
+    summary: ClassVar[str] = "Triton Inference Server: model repository + explicit model control, verified live"
 
-class TritonDeployError(MlflowkitError):
+    @property
+    def destination(self) -> str:
+        return self.url
+
+    def deploy(self, release: Release, *, name: str, log: Callable[[str], None]) -> dict[str, Any]:
+        return deploy(
+            self, name=name, version=release.version, model=release.onnx, contract=release.contract, smoke=release.smoke, log=log
+        )
+
+
+class TritonDeployError(DeployError):
     """A deploy to Triton failed; the previous version was restored. The message carries Triton's error text."""
 
 
@@ -228,7 +239,7 @@ def deploy(
     version: int,
     model: bytes,
     contract: Contract,
-    smoke: pd.DataFrame,
+    smoke: pd.DataFrame | None,
     log: Callable[[str], None] = lambda message: None,
     test_serve_instead: bytes | None = None,
 ) -> dict[str, Any]:
@@ -240,7 +251,8 @@ def deploy(
         version: the version number (the registry's, so Triton's ``<model>/<N>`` is registry version N).
         model: the ONNX bytes.
         contract: the model's contract (tensors, classes).
-        smoke: held-out rows; the first ``settings.smoke_rows`` are sent to the server.
+        smoke: held-out rows; the first ``settings.smoke_rows`` are sent to the server. None (a
+            rollback to a version deployed before) checks readiness only.
         log: receives progress lines.
         test_serve_instead: test seam: serve these ONNX bytes while comparing with ``model``'s outputs.
 
@@ -278,8 +290,8 @@ def deploy(
         previous = _serving_version(http, name)
         old_config = fs.cat_file(config_path) if fs.exists(config_path) else None
         old_files = {p.rsplit("/", 1)[-1]: fs.cat_file(p) for p in fs.find(version_dir)} if fs.exists(version_dir) else None
-        inputs = feeds(contract, smoke.iloc[: settings.smoke_rows])
-        expected = run_onnx(model, inputs)
+        inputs = feeds(contract, smoke.iloc[: settings.smoke_rows]) if smoke is not None else None
+        expected = run_onnx(model, inputs) if inputs is not None else None
     except Exception as exc:  # nothing was written yet
         raise TritonDeployError(f"deploy of {name} v{version} to {settings.url}: {_text(exc)}; nothing was deployed") from exc
     files = {"model.onnx": test_serve_instead if test_serve_instead is not None else model}
@@ -296,8 +308,11 @@ def deploy(
         log(f"triton: loading {name} v{version} at {settings.url}" + (f" (v{previous} serving)" if previous else ""))
         http.load_model(name)
         _wait_ready(http, name, version, settings.ready_timeout)
-        checks["http"] = _smoke(http, "http", **smoke_args)
-        if settings.grpc_url:
+        if inputs is None:
+            log(f"triton: {name} v{version} is ready; no held-out rows at hand, so no smoke comparison")
+        else:
+            checks["http"] = _smoke(http, "http", **smoke_args)
+        if settings.grpc_url and inputs is not None:
             checks["grpc"] = _smoke(_grpc_client(settings), "grpc", **smoke_args)
     except BaseException as exc:  # an interrupted deploy is put back too
         cause = _text(exc)
@@ -311,9 +326,11 @@ def deploy(
 
     removed = _prune(fs, model_dir, keep=settings.keep_versions, current=version)
     seconds = round(time.monotonic() - started, 3)
-    log(f"triton: {name} v{version} is serving at {settings.url}; smoke test passed ({', '.join(checks)}) in {seconds} s")
+    smoked = f"passed ({', '.join(checks)})" if checks else "skipped"
+    log(f"triton: {name} v{version} is serving at {settings.url}; smoke test {smoked} in {seconds} s")
     return {
         "target": "triton",
+        "destination": settings.url,
         "url": settings.url,
         "grpc_url": settings.grpc_url,
         "model_repository": settings.model_repository,
