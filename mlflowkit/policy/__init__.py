@@ -1,0 +1,84 @@
+"""The operations policy (``policy.yaml``): what specs may use and where they may deploy, checked before anything runs.
+
+    policy = find_policy(spec_dir)            # MLFLOWKIT_POLICY, else the nearest policy.yaml up to the project root
+    issues = check_spec(spec, policy)         # every violation, located in the spec and in the policy
+    enforce(spec)                             # raise SpecError (exit code 2) when there is any
+
+The loader (:func:`mlflowkit.load_spec`) and the runner call :func:`enforce`; see ``docs/policy.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlflowkit.errors import SpecError, SpecIssue
+from mlflowkit.policy.access import authorize, current_actor, governance, may
+from mlflowkit.policy.load import POLICY_ENV, POLICY_FILE, find_policy, load_policy, policy_path
+from mlflowkit.policy.model import Policy
+from mlflowkit.policy.rules import RULES, PolicyIssue, check_spec, module_allowed
+
+if TYPE_CHECKING:
+    from mlflowkit.spec.models import SpecBase
+
+__all__ = [
+    "POLICY_ENV",
+    "POLICY_FILE",
+    "RULES",
+    "Policy",
+    "PolicyIssue",
+    "authorize",
+    "check_spec",
+    "current_actor",
+    "enforce",
+    "find_policy",
+    "governance",
+    "import_refusal",
+    "load_policy",
+    "may",
+    "module_allowed",
+    "policy_of",
+    "policy_path",
+]
+
+
+def policy_of(spec: SpecBase) -> Policy | None:
+    """The policy ``spec`` was loaded under (None: no policy applied)."""
+    policy = spec._meta.get("policy")
+    return policy if isinstance(policy, Policy) else None
+
+
+def enforce(spec: SpecBase) -> Policy | None:
+    """Check ``spec`` against the policy that governs its folder now; raise when it breaks any rule.
+
+    Returns:
+        The policy, or None when none applies.
+
+    Raises:
+        SpecError: the policy is invalid, or the spec breaks it (every violation at once).
+    """
+    policy = find_policy(spec.spec_dir)
+    if policy is not None:
+        issues = check_spec(spec, policy)
+        if issues:
+            raise SpecError(list[SpecIssue](issues))
+    return policy
+
+
+def import_refusal(spec_dir: str, module: str, *, what: str) -> str | None:
+    """Why the policy governing ``spec_dir`` refuses to let a run import ``module``, or None when it may.
+
+    Called right before a kind imports user-named code (a custom step's module, an estimator), so that
+    a spec that reached the runner some other way than :func:`mlflowkit.load_spec` is refused as well.
+    ``what`` is ``"steps"`` or ``"estimators"``.
+    """
+    policy = find_policy(spec_dir)
+    if policy is None:
+        return None
+    prefixes = policy.modules.steps if what == "steps" else policy.modules.estimators
+    if prefixes is None or module_allowed(module, prefixes):
+        return None
+    path = ("modules", what)
+    return (
+        f"refused to import {module!r}: it is outside the modules the policy allows "
+        f"({', '.join(p.rstrip('.') for p in prefixes) or 'none'}; policy rule modules.{what} at {policy.where(path)})"
+    )
