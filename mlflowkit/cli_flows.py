@@ -1,0 +1,150 @@
+"""``mlflowkit flows deploy|serve|list``: specs as Prefect deployments, with their schedules.
+
+Mounted on the main CLI as ``mlflowkit flows``. The logic lives in :mod:`mlflowkit.flows.deploy`.
+Exit codes as elsewhere: 2 a spec (or the command line) is invalid and nothing was registered, 1 the
+server refused or could not be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlflowkit.errors import MlflowkitError, SpecError
+
+if TYPE_CHECKING:
+    from mlflowkit.flows.deploy import Registration
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Specs as Prefect deployments: schedules, runs from the Prefect UI, a serving process or a work pool.",
+    no_args_is_help=True,
+)
+
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DirArg = Annotated[Path, typer.Argument(help="The folder of specs (searched recursively for YAML with `spec:`).")]
+
+
+def _fail(exc: MlflowkitError, *, registered_none: bool = False) -> NoReturn:
+    if isinstance(exc, SpecError):
+        err.print(str(exc), markup=False)
+        if registered_none:
+            files = sorted({i.file for i in exc.issues})
+            err.print(f"[bold red]nothing registered[/]: fix {', '.join(files)} first (registration is all or none)")
+    else:
+        err.print(f"[bold red]error[/]: {exc}")
+    raise typer.Exit(exc.exit_code)
+
+
+def _quiet() -> None:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _show(result: Registration, verb: str) -> None:
+    table = Table(title=f"{verb} {len(result.deployments)} deployment(s)", title_justify="left")
+    for col in ("deployment", "spec", "schedules", "params", "id"):
+        table.add_column(col)
+    for item in result.specs:
+        schedules = getattr(item.spec, "schedule", ())
+        table.add_row(
+            item.full_name,
+            os.path.relpath(item.path),
+            "; ".join(s.describe() for s in schedules) or "-",
+            ", ".join(f"{k}={v}" for k, v in item.spec.params.items()) or "-",
+            result.deployments[item.full_name][:8],
+        )
+    out.print(table)
+    for orphan in result.orphans:
+        pruned = orphan["name"] in result.pruned
+        out.print(
+            f"[yellow]{'deleted' if pruned else 'orphan'}[/]: {orphan['name']} ({orphan['reason']}: {orphan['spec']})"
+            + ("" if pruned else "; --prune deletes it")
+        )
+
+
+@app.command("deploy")
+def deploy(
+    folder: DirArg,
+    work_pool: Annotated[
+        str | None,
+        typer.Option("--work-pool", help="Run the flows on this Prefect work pool (type process) instead of `flows serve`."),
+    ] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Delete managed deployments whose spec is gone.")] = False,
+) -> None:
+    """Register every spec under FOLDER with the Prefect server in PREFECT_API_URL; all of them or, if one is bad, none."""
+    _quiet()
+    from mlflowkit.flows.deploy import register
+
+    try:
+        result = register(folder, work_pool=work_pool, prune=prune)
+    except MlflowkitError as exc:
+        _fail(exc, registered_none=True)
+    _show(result, "registered")
+    if work_pool:
+        out.print(f"runs go to work pool {work_pool!r}: start a worker with `prefect worker start --pool {work_pool}`")
+    else:
+        out.print(f"serve them with `mlflowkit flows serve {folder}` (or register with --work-pool NAME)")
+
+
+@app.command("serve")
+def serve(
+    folder: DirArg,
+    limit: Annotated[int | None, typer.Option("--limit", help="Most flow runs at once.")] = None,
+) -> None:
+    """Register every spec under FOLDER and run their scheduled and requested flow runs in this process (Ctrl-C stops)."""
+    _quiet()
+    from mlflowkit.flows.deploy import serve as serve_folder
+
+    try:
+        serve_folder(folder, limit=limit)
+    except MlflowkitError as exc:
+        _fail(exc, registered_none=True)
+
+
+@app.command("list")
+def list_(
+    folder: Annotated[Path | None, typer.Argument(help="Mark the deployments registered from this folder.")] = None,
+) -> None:
+    """The deployments mlflowkit manages on the server, with their schedules; orphans are marked."""
+    from mlflowkit.flows.deploy import managed
+
+    try:
+        found = managed()
+    except MlflowkitError as exc:
+        _fail(exc)
+    root = folder.resolve() if folder else None
+    table = Table()
+    for col in ("deployment", "spec", "schedules", "work pool", "status"):
+        table.add_column(col)
+    for d in sorted(found, key=lambda d: (d["flow_name"], d["name"])):
+        spec = Path(d["spec_path"]) if d["spec_path"] else None
+        schedules = "; ".join(
+            f"{s.get('slug') or '?'}: {_describe(s.get('schedule') or {})}{'' if s.get('active') else ' (paused)'}"
+            for s in d.get("schedules", [])
+        )
+        status = "spec deleted" if spec is not None and not spec.exists() else "ok"
+        if root is not None and spec is not None and not spec.is_relative_to(root):
+            status += " (other folder)"
+        table.add_row(
+            f"{d['flow_name']}/{d['name']}", str(spec or "-"), schedules or "-", d.get("work_pool_name") or "serve", status
+        )
+    out.print(table)
+
+
+def _describe(schedule: dict[str, object]) -> str:
+    tz = schedule.get("timezone") or "UTC"
+    if schedule.get("cron"):
+        return f"cron {schedule['cron']} ({tz})"
+    if schedule.get("interval"):
+        return f"every {schedule['interval']} s ({tz})"
+    return f"rrule {schedule.get('rrule')} ({tz})"

@@ -1,0 +1,107 @@
+"""The flow a deployment runs: the spec it was registered from, with the run's params.
+
+A deployment's entrypoint is ``mlflowkit.flows.entry.flow``; the process that runs a flow run (a
+``flows serve`` process or a work pool's worker) imports it. Which spec it is comes from
+``MLFLOWKIT_SPEC`` (a work pool's job variables set it) or else from the deployment of the flow run
+being started (``PREFECT__FLOW_RUN_ID``), whose description names the spec file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENTRYPOINT", "SPEC_ENV", "flow_parameters", "spec_flow"]
+
+ENTRYPOINT = "mlflowkit.flows.entry.flow"
+SPEC_ENV = "MLFLOWKIT_SPEC"
+
+
+def flow_parameters(params: dict[str, Any]) -> inspect.Signature:
+    """The flow's signature: one keyword parameter per spec param, typed by its default (for the UI's form)."""
+
+    def annotation(value: Any) -> Any:
+        return Any if value is None else type(value)
+
+    return inspect.Signature(
+        [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v, annotation=annotation(v)) for k, v in params.items()]
+    )
+
+
+def spec_flow(spec_path: str | os.PathLike[str]) -> Any:
+    """A Prefect flow named after the spec that loads it with the run's params and runs its steps as tasks.
+
+    Raises:
+        SpecError: the spec does not validate.
+    """
+    from prefect import Flow
+
+    from mlflowkit.spec.load import load_spec
+
+    path = str(Path(spec_path).resolve())
+    spec = load_spec(path)
+
+    def lifecycle(**params: Any) -> Any:
+        from prefect.states import Failed
+
+        from mlflowkit.plan.compile import compile_spec
+        from mlflowkit.runtime.engine import run_in_flow
+        from mlflowkit.spec.load import load_spec
+
+        loaded = load_spec(path, overrides=params)  # a bad value from the UI fails the run, naming the param
+        result = run_in_flow(loaded, compile_spec(loaded))
+        if not result.ok:
+            return Failed(message=result.error or "the run failed")
+        return {"run_id": result.run_id, "model": result.model, "version": result.version, "report": result.report}
+
+    lifecycle.__signature__ = flow_parameters(dict(spec.params))  # type: ignore[attr-defined]
+    return Flow(
+        lifecycle,
+        name=spec.name,
+        description=spec.description or f"mlflowkit: {spec.name} (recipe {spec.recipe})",
+        log_prints=True,
+        validate_parameters=False,
+        persist_result=False,
+    )
+
+
+def spec_of_flow_run(flow_run_id: str) -> str:
+    """The spec file of the deployment that created a flow run (read from the Prefect API).
+
+    Raises:
+        AttributeError: the flow run has no deployment, or its deployment names no spec file.
+    """
+    import re
+
+    from mlflowkit.flows.api import PrefectApi
+    from mlflowkit.runtime.engine import configured_api_url
+
+    url = configured_api_url()
+    if not url:
+        raise AttributeError(f"{ENTRYPOINT}: no PREFECT_API_URL to look up flow run {flow_run_id}")
+    with PrefectApi(url, timeout=30) as api:
+        flow_run = api.get(f"/flow_runs/{flow_run_id}")
+        if not flow_run.get("deployment_id"):
+            raise AttributeError(f"{ENTRYPOINT}: flow run {flow_run_id} was not created from a deployment")
+        deployment = api.get(f"/deployments/{flow_run['deployment_id']}")
+    env = ((deployment.get("job_variables") or {}).get("env") or {}).get(SPEC_ENV)
+    match = re.search(r"^mlflowkit spec: (?P<path>.+)$", deployment.get("description") or "", re.MULTILINE)
+    if env or match:
+        return str(env or match.group("path")).strip()  # type: ignore[union-attr]
+    raise AttributeError(
+        f"{ENTRYPOINT}: deployment {deployment.get('name')} names no spec file (register it with mlflowkit flows deploy)"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``flow``: the flow of the spec in ``MLFLOWKIT_SPEC``, else of the flow run's deployment (what a runner loads)."""
+    if name != "flow":
+        raise AttributeError(name)
+    spec = os.environ.get(SPEC_ENV)
+    if not spec and os.environ.get("PREFECT__FLOW_RUN_ID"):
+        spec = spec_of_flow_run(os.environ["PREFECT__FLOW_RUN_ID"])
+    if not spec:
+        raise AttributeError(f"{ENTRYPOINT} needs {SPEC_ENV} (the spec file) or a flow run started from a deployment")
+    return spec_flow(spec)

@@ -1,0 +1,386 @@
+"""Render a :class:`ReportData` as one HTML page: lineage, data checks, metrics and plots, gates, deployments, model card.
+
+Every value is escaped; plots are inline data URIs; the page links to nothing outside itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from html import escape
+from importlib import resources
+from string import Template
+from typing import TYPE_CHECKING, Any
+
+from mlflowkit._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from mlflowkit.report.collect import ReportData
+
+__all__ = ["render"]
+
+SECTIONS = (
+    ("lineage", "Lineage"),
+    ("checks", "Data checks"),
+    ("metrics", "Metrics"),
+    ("gates", "Gates"),
+    ("deployments", "Deployments"),
+    ("model-card", "Model card"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return escape(json.dumps(value, default=str))
+    return escape(str(value))
+
+
+def _table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> str:
+    rows = list(rows)
+    if not rows:
+        return '<p class="note">nothing to show</p>'
+    cols = columns or list(dict.fromkeys(k for row in rows for k in row))
+    head = "".join(f"<th>{escape(c)}</th>" for c in cols)
+    body = []
+    for row in rows:
+        cells = []
+        for c in cols:
+            value = row.get(c)
+            cls = ' class="num"' if isinstance(value, int | float) and not isinstance(value, bool) else ""
+            if c in {"result", "status"} and isinstance(value, str):
+                cells.append(f'<td><span class="badge {escape(value.lower())}">{escape(value)}</span></td>')
+            else:
+                cells.append(f"<td{cls}>{_cell(value)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{_cell(v)}</dd>" for k, v in pairs)
+    return f'<dl class="kv">{items}</dl>'
+
+
+def _badge(text: str, kind: str) -> str:
+    return f'<span class="badge {escape(kind)}">{escape(text)}</span>'
+
+
+def _figure(uri: str, caption: str, plot_id: str) -> str:
+    return (
+        f'<figure><img class="plot" id="plot-{escape(plot_id)}" alt="{escape(caption)}" src="{uri}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
+
+
+def _lineage(data: ReportData) -> str:
+    run = data.run
+    trigger = run.get("trigger") or {}
+    how = "by hand (mlflowkit run / API)"
+    if trigger:
+        how = f"deployment {trigger.get('deployment')}" + (
+            " (schedule)" if trigger.get("scheduled") else " (started by hand or API)"
+        )
+    pairs: list[tuple[str, Any]] = [
+        ("run", run.get("run_id")),
+        ("spec", f"{run.get('spec_name')} ({run.get('spec_path')})"),
+        ("spec sha256", run.get("spec_hash")),
+        ("git commit", run.get("git_commit")),
+        ("params", json.dumps(run.get("params") or {}, sort_keys=True)),
+        ("started / finished", f"{run.get('started_at')} / {run.get('finished_at') or '-'}"),
+        ("duration", f"{run.get('seconds', 0):.2f} s"),
+        ("Prefect flow run", run.get("flow_run_id")),
+        ("triggered", how),
+    ]
+    if data.dataset:
+        d = data.dataset
+        fp = d.get("data_fingerprint") or {}
+        pairs.append(("data", f"{d.get('rows')} rows, {len(d.get('columns') or [])} columns, target {d.get('target')}"))
+        if isinstance(fp, dict):
+            pairs.append(
+                (
+                    "data fingerprint",
+                    f"content {str(fp.get('content_hash', '-'))[:16]}, schema {str(fp.get('schema_hash', '-'))[:16]}",
+                )
+            )
+    version = data.version
+    if version:
+        lineage = version.get("lineage") or {}
+        pairs.append(
+            (
+                "registered",
+                f"{version.get('model')} v{version.get('version')} ({', '.join(version.get('aliases') or []) or 'no alias'})",
+            )
+        )
+        if lineage.get("estimator"):
+            pairs.append(("estimator", lineage.get("estimator")))
+        if lineage.get("params"):
+            pairs.append(("estimator params", json.dumps(lineage["params"], sort_keys=True, default=str)))
+    else:
+        pairs.append(("registered", "no version was registered in this run"))
+    steps = [
+        {"step": s["name"], "kind": s["kind"], "status": s["status"], "seconds": s.get("seconds"), "error": s.get("error") or ""}
+        for s in run.get("steps", [])
+    ]
+    return _kv(pairs) + "<h3>Steps</h3>" + _table(steps)
+
+
+def _checks(data: ReportData) -> str:
+    if data.checks:
+        c = data.checks
+        head = _badge("PASS" if c.get("passed") else "FAIL", "pass" if c.get("passed") else "fail")
+        summary = f"<p>{head} {c.get('checks', 0)} checks, {c.get('failed', 0)} failed, {c.get('warned', 0)} warned</p>"
+        rows = [
+            {
+                "expectation": str(r.get("expectation", "")).removeprefix("expect_"),
+                "column": (r.get("kwargs") or {}).get("column", ""),
+                "on": r.get("table"),
+                "observed": r.get("observed") if r.get("observed") is not None else r.get("unexpected_percent"),
+                "unexpected": r.get("unexpected_count"),
+                "result": "pass" if r.get("passed") else ("FAIL" if r.get("severity") == "error" else "warn"),
+                "severity": r.get("severity"),
+            }
+            for r in c.get("results", [])
+        ]
+        return summary + _table(rows)
+    stored = next((r for k, r in data.step_reports.items() if k.endswith("-results") and r.get("rows")), None)
+    if stored:  # the checks failed: their report was kept with the run, the validation output was not
+        return f"<p>{escape(stored.get('title', ''))}</p>" + _table(stored["rows"])
+    return (
+        '<p class="note">no data checks ran in this run (no <code>checks:</code> in the spec, or the run stopped before them)</p>'
+    )
+
+
+def _metrics(data: ReportData, plots: Any) -> str:
+    m = data.metrics
+    if not m:
+        return '<p class="note">no evaluation in this run (it stopped before evaluate)</p>'
+    values = dict(m.get("metrics") or {})
+    fairness = m.get("fairness") or {}
+    values.update(fairness.get("metrics") or {})
+    champion = m.get("champion") or {}
+    ci = m.get("ci") or {}
+    rows = []
+    for name, value in values.items():
+        row: dict[str, Any] = {"metric": name, "value": value}
+        if name in ci:
+            row["confidence interval"] = f"[{ci[name][0]:.4f}, {ci[name][1]:.4f}]" if None not in ci[name] else "n/a"
+        if champion.get("version") is not None:
+            row[f"champion v{champion['version']}"] = (champion.get("metrics") or {}).get(name)
+        rows.append(row)
+    out = [f"<p>{m.get('n_test', '?')} held-out rows.</p>", _table(rows)]
+    if champion.get("note"):
+        out.append(f'<p class="note">champion: {escape(champion["note"])}</p>')
+    figures = []
+    if plots is None:
+        out.append("<p class=\"note\">plots need matplotlib: <code>pip install 'mlflowkit[report]'</code></p>")
+    else:
+        cm = m.get("confusion_matrix")
+        if cm and cm.get("matrix"):
+            figures.append(_figure(plots.confusion_matrix(cm["labels"], cm["matrix"]), "confusion matrix", "confusion-matrix"))
+        if m.get("roc_curves"):
+            figures.append(_figure(plots.roc_curves(m["roc_curves"]), "ROC curve", "roc"))
+        res = m.get("residuals")
+        if res and res.get("predicted"):
+            figures.append(
+                _figure(plots.residuals(res["predicted"], res["residual"]), f"residuals ({res.get('rows')} rows)", "residuals")
+            )
+        groups = fairness.get("groups") or []
+        if groups:
+            shown = [k for k in ("selection_rate", "accuracy", "recall", "precision", "false_positive_rate") if k in groups[0]]
+            figures.append(_figure(plots.fairness_groups(groups, shown), "fairness: metrics per group", "fairness"))
+    out.extend(figures)
+    if fairness:
+        out.append("<h3>Fairness by group</h3>")
+        out.append(
+            f"<p>positive label {escape(str(fairness.get('positive_label')))}; groups under "
+            f"{fairness.get('min_group_size')} rows are left out of the disparity metrics.</p>"
+        )
+        groups = fairness.get("groups") or []
+        metric_cols = [k for k in (groups[0] if groups else {}) if k not in {"feature", "group", "rows", "note"}]
+        out.append(_table(groups, ["feature", "group", "rows", *metric_cols, "note"]))
+    if m.get("slices"):
+        out.append("<h3>Metrics by slice</h3>" + _table(m["slices"]))
+    return "".join(out)
+
+
+def _gates(data: ReportData) -> str:
+    v = data.verdict
+    if not v:
+        return '<p class="note">no gates ran in this run</p>'
+    passed = bool(v.get("passed"))
+    rows = [
+        {
+            "rule": r.get("rule"),
+            "value": r.get("value"),
+            "threshold": r.get("threshold"),
+            "baseline": f"v{r['baseline']}" if r.get("baseline") else "",
+            "result": "pass" if r.get("passed") else "FAIL",
+            "note": r.get("note") or r.get("description") or "",
+        }
+        for r in v.get("rules", [])
+    ]
+    verdict = _badge("PASS" if passed else "FAIL", "pass" if passed else "fail")
+    extra = f" (rejected candidate kept as v{v['rejected_version']})" if v.get("rejected_version") else ""
+    return f"<p>verdict: {verdict}{escape(extra)}</p>" + _table(rows)
+
+
+def _endpoints(data: ReportData) -> list[dict[str, str]]:
+    out = []
+    for t in (data.deployment or {}).get("targets", []):
+        if t.get("target") == "triton":
+            base = str(t.get("url", "")).rstrip("/")
+            name, version = t.get("model"), t.get("version")
+            out.append({"what": "infer (HTTP, KServe v2)", "endpoint": f"POST {base}/v2/models/{name}/versions/{version}/infer"})
+            out.append({"what": "ready", "endpoint": f"GET {base}/v2/models/{name}/versions/{version}/ready"})
+            out.append({"what": "metadata", "endpoint": f"GET {base}/v2/models/{name}/versions/{version}"})
+            if t.get("grpc_url"):
+                out.append(
+                    {
+                        "what": "infer (gRPC, KServe v2)",
+                        "endpoint": f"{t['grpc_url']} ModelInfer model_name={name} model_version={version}",
+                    }
+                )
+    return out
+
+
+def _deployments(data: ReportData) -> str:
+    d = data.deployment
+    if not d or not d.get("targets"):
+        return (
+            '<p class="note">nothing was deployed in this run '
+            "(no <code>deploy:</code> targets, or the run stopped before deploy)</p>"
+        )
+    rows = [
+        {
+            "target": t.get("target"),
+            "url": t.get("url"),
+            "model": t.get("model"),
+            "version": t.get("version"),
+            "previous": t.get("previous"),
+            "repository": t.get("model_repository"),
+            "backend": t.get("backend"),
+            "smoke test": ", ".join(f"{p}: {c.get('rows')} rows" for p, c in (t.get("smoke") or {}).items()) or "skipped",
+            "seconds": t.get("seconds"),
+        }
+        for t in d["targets"]
+    ]
+    return f"<p>{escape(str(d.get('model')))} v{escape(str(d.get('version')))} deployed to {len(rows)} target(s).</p>" + _table(
+        rows
+    )
+
+
+def _model_card(data: ReportData) -> str:
+    c = data.contract
+    version = data.version or {}
+    if not c:
+        return '<p class="note">no exported model in this run (no <code>export</code> step): no contract to integrate against</p>'
+    name = version.get("model") or data.run.get("model")
+    number = version.get("version")
+    lineage = version.get("lineage") or {}
+    out = [
+        _kv(
+            [
+                ("model", f"{name} v{number}" if number else f"{name} (not registered in this run)"),
+                ("format", f"ONNX, opset {(c.get('opset') or {}).get('', '?')}; contract {c.get('format')}"),
+                ("layout", c.get("layout")),
+                ("predicts", c.get("target")),
+                ("labels", ", ".join(map(str, c.get("classes") or [])) or "-"),
+                ("label output", c.get("label_output")),
+                ("probability output", c.get("probability_output")),
+                (
+                    "metrics",
+                    ", ".join(f"{k}={v:.4f}" for k, v in (lineage.get("metrics") or {}).items() if isinstance(v, int | float))
+                    or None,
+                ),
+            ]
+        ),
+        "<h3>Inputs</h3>",
+        _table(
+            [
+                {
+                    "name": t["name"],
+                    "dtype": t["dtype"],
+                    "datatype (v2)": _wire(t["dtype"]),
+                    "shape": str(t["shape"]),
+                    "column": t.get("column"),
+                }
+                for t in c.get("inputs", [])
+            ]
+        ),
+        "<h3>Outputs</h3>",
+        _table(
+            [
+                {"name": t["name"], "dtype": t["dtype"], "datatype (v2)": _wire(t["dtype"]), "shape": str(t["shape"])}
+                for t in c.get("outputs", [])
+            ]
+        ),
+    ]
+    parity = c.get("parity") or {}
+    if parity:
+        out.append(
+            f"<p>ONNX parity with the trained model on {parity.get('rows')} held-out rows: max |Δprobability| "
+            f"{parity.get('max_abs_diff')}, {parity.get('disagreeing_rows')} rows disagree.</p>"
+        )
+    endpoints = _endpoints(data)
+    out.append("<h3>Endpoints</h3>")
+    if endpoints:
+        out.append(_table(endpoints))
+    else:
+        out.append(
+            f'<p class="note">not deployed by this run; on Triton it serves at <code>POST http://HOST:8000/v2/models/{escape(str(name))}/infer</code></p>'
+        )
+    if data.example:
+        body = json.dumps(data.example, indent=2, default=str)
+        url = endpoints[0]["endpoint"].removeprefix("POST ") if endpoints else f"http://HOST:8000/v2/models/{name}/infer"
+        out.append("<h3>Example request (Triton HTTP / KServe v2 JSON)</h3>")
+        out.append(f"<pre>{escape(body)}</pre>")
+        out.append(f"<pre>curl -s -X POST {escape(url)} -H 'Content-Type: application/json' -d @request.json</pre>")
+    return "".join(out)
+
+
+def _wire(dtype: str) -> str:
+    from mlflowkit.report.collect import WIRE_TYPES
+
+    return WIRE_TYPES.get(dtype, dtype.upper())
+
+
+def render(data: ReportData) -> str:
+    """The report as one self-contained HTML page."""
+    from mlflowkit.report import plots as plot_module
+
+    plots = plot_module if plot_module.available() else None
+    run = data.run
+    status = str(run.get("status", "unknown"))
+    version = data.version or run.get("version") or {}
+    title = f"{run.get('spec_name')} · run {run.get('run_id')}"
+    sub = f"model {run.get('model')}" + (f" v{version.get('version')}" if version.get("version") else "")
+    header = (
+        f"<header><h1>{escape(title)} {_badge(status, status)}</h1>"
+        f'<div class="sub">{escape(sub)} · started {escape(str(run.get("started_at")))}</div></header>'
+    )
+    nav = "<nav>" + "".join(f'<a href="#{k}">{escape(t)}</a>' for k, t in SECTIONS) + "</nav>"
+    builders: dict[str, Callable[[], str]] = {
+        "lineage": lambda: _lineage(data),
+        "checks": lambda: _checks(data),
+        "metrics": lambda: _metrics(data, plots),
+        "gates": lambda: _gates(data),
+        "deployments": lambda: _deployments(data),
+        "model-card": lambda: _model_card(data),
+    }
+    sections = []
+    for key, heading in SECTIONS:
+        sections.append(f'<section id="{key}"><h2>{escape(heading)}</h2>{builders[key]()}</section>')
+    if run.get("error"):
+        sections.insert(0, f'<section id="error"><h2>Error</h2><pre>{escape(str(run["error"]))}</pre></section>')
+    if data.notes:
+        sections.append(
+            '<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{escape(n)}</li>" for n in data.notes) + "</ul></section>"
+        )
+    body = header + nav + "<main>" + "".join(sections) + "</main>"
+    template = Template(resources.files("mlflowkit.report").joinpath("template.html").read_text(encoding="utf-8"))
+    return template.substitute(title=escape(title), body=body, version=escape(__version__))
