@@ -1,0 +1,275 @@
+"""The monitoring flow: live data against the champion's reference profile, a drift report, and a retraining trigger.
+
+``run_monitor`` reads a batch of live rows (CSV, Parquet or JSON lines; a path, a glob or any fsspec
+URI; the edge runner's prediction log and Triton request logs in JSON lines with an ``inputs`` object
+per line are read too), scores them with the champion's ONNX model, compares features and outputs with
+the ``profile.json`` stored with the version, and writes ``drift.json`` and ``drift.html`` to the
+store under ``monitoring/<model>/<check id>/``. In a Prefect flow, the verdict is also a markdown
+artifact. When the data drifted and the spec says ``on_drift: retrain``, it triggers the training
+flow: through the spec's Prefect deployment when one is registered (``mlflowkit flows deploy``), and
+in this process otherwise. The trigger (check id, reasons) goes into the new version's lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlflowkit.errors import MlflowkitError, RegistryError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlflowkit.monitor.drift import DriftReport
+    from mlflowkit.spec.models import SpecBase
+
+__all__ = ["MonitorError", "MonitorResult", "read_live", "run_monitor"]
+
+
+class MonitorError(MlflowkitError):
+    """The check could not run: no champion, no reference profile, unreadable live data."""
+
+
+@dataclass
+class MonitorResult:
+    """What one monitoring check did."""
+
+    check_id: str
+    report: DriftReport
+    store_root: str
+    report_key: str
+    html_key: str
+    trigger: dict[str, Any] | None = None
+    training: Any = None  # the RunResult of a local retraining run
+    notes: list[str] = field(default_factory=list)
+
+
+def read_live(uri: str, base_dir: str = ".") -> pd.DataFrame:
+    """Read live rows from a file, a glob or an fsspec URI (CSV, Parquet, JSON lines).
+
+    JSON lines whose records carry an ``inputs`` object (prediction logs) are flattened to those inputs,
+    with ``outputs`` kept as ``prediction`` when present.
+    """
+    import os
+
+    import pandas as pd
+    from fsspec.core import url_to_fs
+
+    if "://" not in uri and not os.path.isabs(uri):
+        uri = os.path.join(base_dir, uri)
+    fs, path = url_to_fs(uri)
+    paths = sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]
+    paths = [p for p in paths if fs.isfile(p)]
+    if not paths:
+        raise MonitorError(f"no live data at {uri}")
+    frames = []
+    for p in paths:
+        with fs.open(p, "rb") as fh:
+            if p.endswith((".parquet", ".pq")):
+                frames.append(pd.read_parquet(fh))
+            elif p.endswith((".jsonl", ".ndjson", ".json")):
+                rows = [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
+                frames.append(pd.DataFrame([_flatten(r) for r in rows]))
+            else:
+                frames.append(pd.read_csv(fh))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(record.get("inputs"), dict):
+        return record
+    row = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in record["inputs"].items()}
+    if "label" in record:
+        row["prediction"] = record["label"]
+    return row
+
+
+def _check(
+    spec: SpecBase, data: str, store: str, *, model: str, check_id: str, log: Any
+) -> tuple[DriftReport, str, str, dict[str, Any]]:
+    import numpy as np
+
+    from mlflowkit.monitor.drift import compare
+    from mlflowkit.monitor.report import render_html
+    from mlflowkit.monitor.settings import MonitorSpec
+    from mlflowkit.store import ArtifactStore, registry_at
+    from mlflowkit.targets.contract import Contract, feeds, run_onnx
+
+    settings = spec.monitor or MonitorSpec()
+    registry = registry_at(store)
+    try:
+        version = registry.get(model, "champion")
+    except RegistryError as exc:
+        raise MonitorError(f"cannot monitor {model}: {exc}") from exc
+    missing = [f for f in ("profile.json", "model.onnx", "contract.json") if f not in version.files]
+    if missing:
+        raise MonitorError(
+            f"{model} v{version.version} has no {', '.join(missing)}: it was trained without the profile/export steps; "
+            "retrain it with a recipe that profiles (every built-in recipe does)"
+        )
+    profile = json.loads(registry.read_file(model, version.version, "profile.json"))
+    contract = Contract.model_validate_json(registry.read_file(model, version.version, "contract.json"))
+    live = read_live(data, spec.spec_dir)
+    log(f"monitor: {len(live)} live rows from {data} against {model} v{version.version}")
+    predictions, labels, proba = None, None, None
+    if all(f in live.columns for f in contract.features) and len(live):
+        import pandas as pd
+
+        outputs = run_onnx(registry.read_file(model, version.version, "model.onnx"), feeds(contract, live))
+        proba = np.asarray(outputs[contract.probability_output]) if contract.probability_output else None
+        raw = np.asarray(outputs[contract.label_output or contract.outputs[0].name]).reshape(len(live), -1)[:, 0]
+        labels = [v.decode() if isinstance(v, bytes) else v for v in raw]
+        if proba is not None and len(contract.classes) == 2:
+            predictions = ("probability", pd.Series(proba[:, 1]))
+        elif contract.classes:
+            predictions = ("label", pd.Series([str(v) for v in labels]))
+        else:
+            predictions = ("value", pd.Series(np.asarray(labels, dtype=np.float64)))
+    report = compare(
+        profile,
+        live,
+        settings,
+        model=model,
+        version=version.version,
+        predictions=predictions,
+        labels=labels,
+        probabilities=proba,
+        target=contract.target,
+        evaluated=dict(version.lineage.get("metrics") or {}),
+    )
+    st = ArtifactStore(store)
+    prefix = f"monitoring/{model}/{check_id}"
+    body = {"check_id": check_id, "data": data, "at": datetime.now(UTC).isoformat(), **report.to_json()}
+    st.write_json(f"{prefix}/drift.json", body)
+    html = render_html(report, data=data, check_id=check_id, spec_name=spec.name)
+    st._write(f"{prefix}/drift.html", html.encode())
+    return report, f"{prefix}/drift.json", f"{prefix}/drift.html", body
+
+
+def run_monitor(
+    spec: SpecBase,
+    data: str | None = None,
+    *,
+    store: str | None = None,
+    trigger: bool = True,
+    orchestrate: bool = True,
+    log: Any = print,
+) -> MonitorResult:
+    """Check a batch of live data against the champion; trigger retraining when it drifted.
+
+    Args:
+        spec: the loaded spec (its ``monitor:`` section; defaults apply without one).
+        data: the live data (path, glob or URI); defaults to ``monitor.data``.
+        store: the artifact store root (default as for runs).
+        trigger: False: report only, whatever ``on_drift`` says.
+        orchestrate: run the check as a Prefect flow (artifacts in the UI); False runs it in process.
+        log: receives progress lines.
+
+    Raises:
+        MonitorError: no data, no champion, no reference profile.
+    """
+    from mlflowkit.runtime.engine import _prefect_settings, state_dir, store_root
+
+    source = data or (spec.monitor.data if spec.monitor else None)
+    if not source:
+        raise MonitorError("no live data: pass --data URI or set monitor.data in the spec")
+    root = store_root(spec, store)
+    model = _model_name(spec)
+    check_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    if orchestrate:
+        with _prefect_settings(state_dir(spec)):
+            from prefect import flow, tags
+            from prefect.artifacts import create_markdown_artifact
+
+            @flow(name=f"monitor-{spec.name}", log_prints=False)
+            def monitor_flow() -> tuple[Any, str, str, dict[str, Any]]:
+                out = _check(spec, source, root, model=model, check_id=check_id, log=log)
+                create_markdown_artifact(key=f"drift-{model}", markdown=_markdown(out[0]), description="drift check")
+                return out
+
+            with tags("mlflowkit", "monitor", f"spec:{spec.name}", f"model:{model}"):
+                report, key, html_key, _ = monitor_flow()
+    else:
+        report, key, html_key, _ = _check(spec, source, root, model=model, check_id=check_id, log=log)
+    result = MonitorResult(check_id=check_id, report=report, store_root=root, report_key=key, html_key=html_key)
+    on_drift = spec.monitor.on_drift if spec.monitor else "retrain"
+    if report.drifted and trigger and on_drift == "retrain":
+        result.trigger, result.training = _trigger(spec, root, check_id=check_id, report=report, report_key=key, log=log)
+        from mlflowkit.store import ArtifactStore
+
+        ArtifactStore(root).write_json(f"monitoring/{model}/{check_id}/trigger.json", result.trigger)
+    return result
+
+
+def _model_name(spec: SpecBase) -> str:
+    register = spec.section("register")
+    name = getattr(register, "model", None)
+    return str(name or spec.name)
+
+
+def _trigger(
+    spec: SpecBase, store: str, *, check_id: str, report: DriftReport, report_key: str, log: Any
+) -> tuple[dict[str, Any], Any]:
+    """Start the training flow: through its Prefect deployment when there is one, else here."""
+    record: dict[str, Any] = {
+        "by": "monitor",
+        "check_id": check_id,
+        "model": report.model,
+        "version": report.version,
+        "reasons": report.reasons,
+        "report": report_key,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    deployment = _find_deployment(spec)
+    if deployment is not None:
+        from prefect.deployments import run_deployment
+
+        run: Any = run_deployment(
+            name=deployment, parameters={}, timeout=0, tags=["mlflowkit", "trigger:drift", f"drift-check:{check_id}"]
+        )
+        record.update(via="deployment", deployment=deployment, flow_run_id=str(run.id))
+        log(f"monitor: drift; triggered deployment {deployment} (flow run {run.id})")
+        return record, None
+    from mlflowkit.plan.compile import compile_spec
+    from mlflowkit.runtime.engine import run_spec
+
+    record["via"] = "local"
+    log("monitor: drift; no deployment is registered for this spec, so retraining runs here")
+    result = run_spec(spec, compile_spec(spec), store=store, trigger=record)
+    record["run_id"] = result.run_id
+    record["ok"] = result.ok
+    return record, result
+
+
+def _find_deployment(spec: SpecBase) -> str | None:
+    """``flow/deployment`` of the spec's training deployment on the configured Prefect server, if any."""
+    from mlflowkit.runtime.engine import configured_api_url
+
+    if not configured_api_url():
+        return None  # the embedded API holds no deployments that outlive a process
+    try:
+        from mlflowkit.flows import deployment_name_for  # type: ignore[attr-defined]
+
+        return deployment_name_for(spec)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError, MlflowkitError):
+        return None
+
+
+def _markdown(report: DriftReport) -> str:
+    lines = [
+        f"# Drift check: {report.model} v{report.version}",
+        "",
+        f"**Verdict: {report.verdict}** on {report.rows} live rows.",
+        "",
+        *[f"- {r}" for r in report.reasons],
+        "",
+        "| feature | type | status | metrics | reasons |",
+        "|---|---|---|---|---|",
+    ]
+    for f in [*report.features, *([report.prediction] if report.prediction else [])]:
+        metrics = ", ".join(f"{k} {v:.3g}" for k, v in f.metrics.items() if isinstance(v, float))
+        lines.append(f"| {f.feature} | {f.type} | {f.status} | {metrics} | {'; '.join(f.reasons)} |")
+    return "\n".join(lines)
