@@ -179,7 +179,7 @@ def main() -> None:
     header(f"orchestration overhead: a chain of {n} noop steps (cache: false), in process", args.repeat)
 
     from mlflowkit.plan.compile import compile_spec
-    from mlflowkit.run.engine import Runner, run_spec, store_root
+    from mlflowkit.runtime.engine import Runner, run_spec, store_root
     from mlflowkit.spec.load import load_spec
 
     specs = {k: load_spec(write_chain(tmp / f"chain{k}", k)) for k in (1, n)}

@@ -3,6 +3,11 @@
 spec = mlflowkit.load_spec("spec.yaml", overrides=["params.n_estimators=300"])
 plan = mlflowkit.compile(spec)
 result = mlflowkit.run(spec)          # a Prefect flow; result.ok, result.steps, result.verdict
+
+Extending it (see docs/extending.md): ``@mlflowkit.step`` for custom steps with typed params,
+:class:`StepKind` for step kinds, :class:`DeployTarget` for deploy targets, ``@mlflowkit.metric`` for
+metrics gates can read; recipes are YAML files. Each registers through an entry point
+(``mlflowkit.kinds``, ``mlflowkit.targets``, ``mlflowkit.recipes``, ``mlflowkit.metrics``).
 """
 
 from __future__ import annotations
@@ -12,21 +17,27 @@ from typing import TYPE_CHECKING, Any
 from mlflowkit._version import __version__
 from mlflowkit.errors import GateFailed, MlflowkitError, PluginError, RegistryError, SpecError, StepFailed
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.metrics import metric
 from mlflowkit.spec.load import load_spec
 from mlflowkit.spec.models import SpecBase as Spec
+from mlflowkit.steps import step
+from mlflowkit.targets.base import DeployError, DeployTarget, Release
 
 if TYPE_CHECKING:
     from mlflowkit.plan.model import Plan
-    from mlflowkit.run.engine import RunResult
+    from mlflowkit.runtime.engine import RunResult
 
 
 __all__ = [
+    "DeployError",
+    "DeployTarget",
     "GateFailed",
     "Inputs",
     "MlflowkitError",
     "Params",
     "PluginError",
     "RegistryError",
+    "Release",
     "Spec",
     "SpecError",
     "StepContext",
@@ -35,7 +46,9 @@ __all__ = [
     "__version__",
     "compile",
     "load_spec",
+    "metric",
     "run",
+    "step",
 ]
 
 
@@ -47,7 +60,7 @@ def compile(spec: Spec) -> Plan:
 
 
 def run(spec: Spec, *, store: str | None = None, from_step: str | None = None, **kwargs: Any) -> RunResult:
-    """Compile and run a spec as a Prefect flow; see :func:`mlflowkit.run.engine.run_spec` for options."""
-    from mlflowkit.run.engine import run_spec
+    """Compile and run a spec as a Prefect flow; see :func:`mlflowkit.runtime.engine.run_spec` for options."""
+    from mlflowkit.runtime.engine import run_spec
 
     return run_spec(spec, compile(spec), store=store, from_step=from_step, **kwargs)

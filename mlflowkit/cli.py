@@ -16,13 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlflowkit import cli_triton
+from mlflowkit import cli_edge, cli_flows, cli_init, cli_monitor, cli_plugins, cli_policy, cli_triton
 from mlflowkit.errors import MlflowkitError, SpecError
 
 if TYPE_CHECKING:
     from mlflowkit.kinds.base import Report
     from mlflowkit.plan.model import Plan, PlanStep
-    from mlflowkit.run.engine import RunResult, StepRecord
+    from mlflowkit.runtime.engine import RunResult, StepRecord
     from mlflowkit.spec.models import SpecBase
 
 app = typer.Typer(
@@ -37,6 +37,13 @@ runs_app = typer.Typer(help="Past runs: status, steps, timings.", no_args_is_hel
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
 app.add_typer(cli_triton.app, name="triton")
+app.add_typer(cli_edge.app, name="edge")
+app.add_typer(cli_policy.app, name="policy")
+app.add_typer(cli_flows.app, name="flows")
+app.command("monitor")(cli_monitor.monitor)
+app.add_typer(cli_plugins.app, name="plugins")
+app.add_typer(cli_plugins.recipes_app, name="recipes")
+app.command("init")(cli_init.init)
 
 # Without a terminal (CI logs, pipes) rich assumes 80 columns and truncates tables; logs can be wide.
 _WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
@@ -53,14 +60,14 @@ def _fail(exc: MlflowkitError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
-def _load(path: Path, overrides: list[str] | None) -> SpecBase:
+def _load(path: Path, overrides: list[str] | None, *, policy: bool = True) -> SpecBase:
     from mlflowkit.spec.load import load_spec
 
     if not path.is_file():
         err.print(f"[bold red]error[/]: no spec file at {path}")
         raise typer.Exit(2)
     try:
-        return load_spec(path, overrides=overrides or ())
+        return load_spec(path, overrides=overrides or (), policy=policy)
     except SpecError as exc:
         _fail(exc)
 
@@ -187,10 +194,13 @@ def run(
         raise typer.Exit(2)
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from mlflowkit.run.engine import run_spec
+    from mlflowkit.runtime.engine import run_spec
 
     out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
-    result = run_spec(spec, compiled, store=store, from_step=from_step, progress=_Progress())
+    try:
+        result = run_spec(spec, compiled, store=store, from_step=from_step, progress=_Progress())
+    except SpecError as exc:  # the policy changed since the spec was loaded: nothing ran
+        _fail(exc)
     _summary(result)
     if result.verdict and not any(s.name == "gates" and s.status in {"ran", "failed"} for s in result.steps):
         _verdict_table(result.verdict)  # the gates step was cached: its live report was not printed
@@ -221,9 +231,9 @@ def _store(store: str | None, spec_path: Path | None) -> str:
     if store:
         return store
     if spec_path is not None:
-        from mlflowkit.run.engine import store_root
+        from mlflowkit.runtime.engine import store_root
 
-        return store_root(_load(spec_path, None))
+        return store_root(_load(spec_path, None, policy=False))  # finding a store is not running the spec
     return os.environ.get("MLFLOWKIT_STORE") or str(Path(".mlflowkit").resolve())
 
 
@@ -285,14 +295,39 @@ def models_promote(
     store: StoreOpt = None,
     spec: SpecOpt = None,
 ) -> None:
-    """Make a version the champion; the old champion becomes `previous`."""
+    """Make a version the champion; the old champion becomes `previous`.
+
+    With --spec, the version is first deployed to the spec's `deploy:` targets (all or nothing), so that
+    a version the policy held as challenger reaches them once it is approved.
+    """
+    from mlflowkit.policy import authorize, current_actor
     from mlflowkit.store.promotion import promote
 
+    policy = cli_policy.governing_policy(spec)
     registry = _registry(store, spec)
+    actor = current_actor()
+    section = _load(spec, None).section("deploy") if spec is not None else None
+    targets = list(getattr(section, "targets", None) or ())
     try:
-        promoted = promote(registry, model, version, reason=reason, force=force)
+        authorize(policy, "promote", actor, model)
+        required = policy is not None and policy.promotion.require_approval
+        if targets:
+            from mlflowkit import release
+
+            report = release.promote(
+                registry, model, version, targets=targets, reason=reason, actor=actor, force=force,
+                require_approval=required, log=lambda line: out.print(f"[dim]{line}[/]"),
+            )  # fmt: skip
+            for entry in report.targets:
+                out.print(f"  {entry['target']} at {entry['destination']}: {entry['status']}")
+            if not report.ok:
+                err.print(f"[bold red]error[/]: {report.note}")
+                raise typer.Exit(1)
+        else:
+            promote(registry, model, version, reason=reason, force=force, actor=actor, require_approval=required)
     except MlflowkitError as exc:
         _fail(exc)
+    promoted = registry.get(model, version)
     out.print(f"[green]✓[/] {model} v{promoted.version} is champion ({', '.join(promoted.aliases)})")
 
 
@@ -304,15 +339,35 @@ def models_rollback(
     store: StoreOpt = None,
     spec: SpecOpt = None,
 ) -> None:
-    """Return `champion` to the version it replaced (or --to VERSION)."""
-    from mlflowkit.store.promotion import rollback
+    """Return `champion` to the version it replaced (or --to VERSION), and redeploy it to every target of the release.
 
+    The targets are those of the champion's release record (Triton, edge channels, ...). All or nothing:
+    if a target fails, the ones already moved get the champion back and `champion` does not move (exit 1).
+    """
+    from mlflowkit.policy import authorize, current_actor
+    from mlflowkit.release import rollback
+
+    policy = cli_policy.governing_policy(spec)
     registry = _registry(store, spec)
+    actor = current_actor()
     try:
-        back = rollback(registry, model, reason=reason, to=to)
+        authorize(policy, "rollback", actor, model)
+        report = rollback(registry, model, reason=reason, to=to, actor=actor, log=lambda line: out.print(f"  [dim]{line}[/]"))
     except MlflowkitError as exc:
         _fail(exc)
-    out.print(f"[green]✓[/] {model} v{back.version} is champion again")
+    for entry in report.targets:
+        mark = "[green]✓[/]" if entry["status"] == f"v{report.to_version} serving" else "[red]✗[/]"
+        detail = f": {entry['error']}" if "error" in entry else ""
+        out.print(f"{mark} {entry['target']} at {entry['destination']}: {entry['status']}{detail}")
+    if report.note:
+        out.print(f"{'[red]error[/]' if not report.ok else '[dim]note[/]'}: {report.note}")
+    if not report.ok:
+        raise typer.Exit(1)
+    out.print(f"[green]✓[/] {model} v{report.to_version} is champion again")
+
+
+models_app.command("approve")(cli_policy.models_approve)
+models_app.command("audit")(cli_policy.models_audit)
 
 
 @models_app.command("history")
@@ -321,16 +376,22 @@ def models_history(model: str, store: StoreOpt = None, spec: SpecOpt = None) -> 
     registry = _registry(store, spec)
     try:
         events = registry.history(model)
+        approvals, problems = registry.approvals(model), registry.verify_audit(model)
     except MlflowkitError as exc:
         _fail(exc)
     table = Table()
     for col in ("when", "alias", "from", "to", "who", "why"):
         table.add_column(col)
-    for e in events:
-        table.add_row(
-            e.at, e.alias, f"v{e.previous}" if e.previous else "-", f"v{e.version}" if e.version else "-", e.actor, e.reason
-        )
+    rows = [
+        (e.at, e.alias, f"v{e.previous}" if e.previous else "-", f"v{e.version}" if e.version else "-", e.actor, e.reason)
+        for e in events
+    ]
+    rows += [(a.at, "(approval)", "-", f"v{a.version}", a.actor, a.reason) for a in approvals]
+    for row in sorted(rows, key=lambda r: r[0]):
+        table.add_row(*row)
     out.print(table)
+    for problem in problems:  # the log was edited by hand: say so wherever it is read
+        err.print(f"[bold red]audit log tampered[/]: {problem} (see `mlflowkit models audit {model}`)")
 
 
 def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str, Any]]]:
@@ -341,16 +402,29 @@ def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str
     return st, sorted(records, key=lambda r: r["started_at"])
 
 
+def _history(records: list[dict[str, Any]], store: str | None, spec_path: Path | None) -> Any:
+    from mlflowkit.flows.history import history
+
+    try:
+        registry = _registry(store, spec_path)
+    except Exception:  # no registry yet: the runs still show
+        registry = None
+    return history(records, registry)
+
+
 @runs_app.command("list")
 def runs_list(
     store: StoreOpt = None, spec: SpecOpt = None, limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 20
 ) -> None:
-    """Recent runs: status, duration, how many steps ran or came from the cache."""
+    """Recent runs: status, duration, steps run or cached, version registered, Prefect state and trigger."""
+    from mlflowkit.flows.history import trigger
+
     _, records = _runs(store, spec)
+    found = _history(records[-limit:], store, spec)
     table = Table()
-    for col in ("run", "spec", "status", "seconds", "ran", "cached", "flow run"):
+    for col in ("run", "spec", "status", "seconds", "ran", "cached", "registered", "prefect", "trigger", "flow run"):
         table.add_column(col)
-    for r in records[-limit:]:
+    for r in found.records:
         statuses = [s["status"] for s in r.get("steps", [])]
         table.add_row(
             r["run_id"],
@@ -359,23 +433,39 @@ def runs_list(
             f"{r.get('seconds', 0):.2f}",
             str(statuses.count("ran")),
             str(statuses.count("cached")),
+            r.get("registered") or "-",
+            (r.get("prefect") or {}).get("state") or "-",
+            trigger(r),
             (r.get("flow_run_id") or "-")[:8],
         )
     out.print(table)
+    if found.note:
+        out.print(f"[dim]note: {found.note}[/]")
 
 
 @runs_app.command("show")
 def runs_show(run_id: str, store: StoreOpt = None, spec: SpecOpt = None) -> None:
-    """One run: its steps with timings and outputs, its verdict, its error."""
-    _, records = _runs(store, spec)
+    """One run: its steps with timings and outputs, its verdict, its error, and Prefect's view of it."""
+    from mlflowkit.flows.history import trigger
+
+    st, records = _runs(store, spec)
     match = [r for r in records if r["run_id"].startswith(run_id)]
     if len(match) != 1:
         err.print(f"[bold red]error[/]: {'no run' if not match else 'several runs'} matching {run_id!r}")
         raise typer.Exit(1)
-    r = match[0]
+    found = _history(match, store, spec)
+    r = found.records[0]
     out.print(f"[bold]{r['run_id']}[/] {r['spec_name']} ({r['spec_path']}): [bold]{r['status']}[/] in {r.get('seconds', 0):.2f}s")
     git, flow_run = r.get("git_commit") or "-", r.get("flow_run_id") or "-"
     out.print(f"spec {r['spec_hash'][:12]}  params {json.dumps(r['params'])}  git {git}  flow run {flow_run}")
+    out.print(f"registered {r.get('registered') or '-'}  triggered by {trigger(r)}")
+    prefect = r.get("prefect")
+    if prefect:
+        seconds = prefect.get("seconds")
+        took = f"{seconds:.2f}s" if isinstance(seconds, int | float) else "-"
+        when = f"{prefect.get('start') or '-'} → {prefect.get('end') or '-'}"
+        out.print(f"prefect: {prefect['state']}  {when} ({took})", markup=False)
+        out.print(f"  tags {', '.join(prefect.get('tags') or []) or '-'}  {prefect['url']}", markup=False)
     table = Table()
     for col in ("step", "kind", "status", "seconds", "outputs"):
         table.add_column(col)
@@ -384,8 +474,50 @@ def runs_show(run_id: str, store: StoreOpt = None, spec: SpecOpt = None) -> None
     out.print(table)
     if r.get("verdict"):
         _verdict_table(r["verdict"])
+    if r.get("report"):
+        out.print(f"report: {st.root}/{r['report']} (mlflowkit report {r['run_id']} --open)", markup=False)
     if r.get("error"):
         out.print(f"[red]error[/]: {r['error']}", markup=True)
+    if found.note:
+        out.print(f"[dim]note: {found.note}[/]")
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run (or a unique prefix of its id).")],
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the HTML here instead of into the store.")] = None,
+    open_: Annotated[bool, typer.Option("--open", help="Open it in the web browser.")] = False,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+) -> None:
+    """Write a run's HTML report (lineage, data checks, metrics and plots, gates, deployments, model card)."""
+    from mlflowkit.report import collect, render, write_report
+    from mlflowkit.store import registry_at
+
+    st, records = _runs(store, spec)
+    match = [r for r in records if r["run_id"].startswith(run_id)]
+    if len(match) != 1:
+        err.print(f"[bold red]error[/]: {'no run' if not match else 'several runs'} matching {run_id!r}")
+        raise typer.Exit(1)
+    rid = match[0]["run_id"]
+    registry = registry_at(_store(store, spec))
+    where: Path | None
+    if output is not None:
+        output.write_text(render(collect(st, rid, registry=registry)), encoding="utf-8")
+        where = output.resolve()
+    else:
+        key = write_report(st, rid, registry=registry)
+        where = Path(st.root) / key if st.is_local else None
+        if where is None:
+            out.print(f"wrote {st.uri}/{key}", markup=False)
+    if where is not None:
+        out.print(f"wrote {where}", markup=False)
+        if open_:
+            import webbrowser
+
+            webbrowser.open(where.as_uri())
+    elif open_:
+        err.print("[yellow]--open needs a local file: use --out FILE[/]")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Plug-in discovery: step kinds and recipes from entry points, each checked when it registers.
+"""Plug-in discovery: step kinds, deploy targets, recipes and metrics from entry points, each checked when it registers.
 
 A broken plug-in is recorded with its reason and does not break the others; it fails only when
 a spec asks for it. The built-ins come through our own pyproject's entry points, like anyone's.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -20,15 +21,21 @@ from mlflowkit.errors import PluginError
 from mlflowkit.kinds.base import StepKind
 
 __all__ = [
+    "GROUPS",
     "KINDS_GROUP",
+    "METRICS_GROUP",
     "RECIPES_GROUP",
     "TARGETS_GROUP",
+    "PluginInfo",
     "PluginSet",
+    "all_plugins",
     "did_you_mean",
     "kinds",
+    "metrics",
     "recipes",
     "targets",
     "verify_kind",
+    "verify_metric",
     "verify_recipe",
     "verify_target",
 ]
@@ -36,6 +43,7 @@ __all__ = [
 KINDS_GROUP = "mlflowkit.kinds"
 RECIPES_GROUP = "mlflowkit.recipes"
 TARGETS_GROUP = "mlflowkit.targets"
+METRICS_GROUP = "mlflowkit.metrics"
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -58,6 +66,7 @@ class PluginSet:
         self._loaded: dict[str, Any] = {}
         self._broken: dict[str, str] = {}
         self.origin: dict[str, str] = {}
+        self.distribution: dict[str, str] = {}
         for ep in metadata.entry_points(group=group):
             dist = ep.dist.name if ep.dist else "?"
             if ep.name in self._entry_points:
@@ -65,6 +74,7 @@ class PluginSet:
                 continue
             self._entry_points[ep.name] = ep
             self.origin[ep.name] = f"{dist}: {ep.value}"
+            self.distribution[ep.name] = dist
 
     @property
     def names(self) -> list[str]:
@@ -111,6 +121,59 @@ class PluginSet:
         raise PluginError(name, self.group, f"is not installed{'; ' + hint if hint else ''}")
 
 
+@dataclass(frozen=True)
+class PluginInfo:
+    """One row of ``mlflowkit plugins list``: a plug-in that loads (``error`` empty) or one that does not."""
+
+    group: str
+    name: str
+    distribution: str
+    value: str
+    summary: str
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the plug-in loads and passes its group's checks."""
+        return not self.error
+
+
+def _summary(obj: Any) -> str:
+    if isinstance(obj, str):  # a recipe: the first sentence of its YAML's `description:`
+        return _recipe_description(obj)
+    summary = getattr(obj, "summary", "")
+    if not summary:
+        summary = (inspect.getdoc(obj) or "").split("\n", 1)[0]
+    return str(summary)
+
+
+def _recipe_description(path: str) -> str:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return ""
+    return str(data.get("description", "")).split(". ")[0].rstrip(".") if isinstance(data, dict) else ""
+
+
+def all_plugins() -> list[PluginInfo]:
+    """Every installed plug-in of every group (loading them all), broken ones with their reason."""
+    rows: list[PluginInfo] = []
+    for group, plugin_set in GROUPS.items():
+        found = plugin_set()
+        loaded, broken = found.ok, found.broken
+        for name in sorted({*found.names, *broken}):
+            dist = found.distribution.get(name, "?")
+            value = found.origin.get(name, "").partition(": ")[2]
+            if name in broken:
+                rows.append(PluginInfo(group, name, dist, value, "", broken[name]))
+            else:
+                rows.append(PluginInfo(group, name, dist, value, _summary(loaded[name])))
+    return rows
+
+
 def verify_kind(name: str, obj: object) -> type[StepKind]:
     """Check that ``obj`` is a usable step kind, or raise PluginError saying what is wrong."""
     if not (inspect.isclass(obj) and issubclass(obj, StepKind)):
@@ -149,6 +212,20 @@ def verify_target(name: str, obj: object) -> type[Any]:
     return obj
 
 
+def verify_metric(name: str, obj: object) -> Any:
+    """Check that ``obj`` is a metric made with :func:`mlflowkit.metric` whose name is its entry-point name."""
+    from mlflowkit.kinds.evaluate import CLASSIFICATION_METRICS, FAIRNESS_METRICS, REGRESSION_METRICS
+    from mlflowkit.metrics import Metric
+
+    if not isinstance(obj, Metric):
+        raise PluginError(name, METRICS_GROUP, f"{obj!r} is not a metric; decorate the function with @mlflowkit.metric(...)")
+    if name in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *FAIRNESS_METRICS):
+        raise PluginError(name, METRICS_GROUP, f"{name!r} is a built-in metric; a plug-in cannot replace it")
+    if obj.name != name:
+        raise PluginError(name, METRICS_GROUP, f"the metric is called {obj.name!r}; its entry point must have that name")
+    return obj
+
+
 def verify_recipe(name: str, obj: object) -> str:
     """Check that a recipe entry point names an existing YAML file."""
     if not (isinstance(obj, str | Path) and Path(obj).is_file() and str(obj).endswith((".yaml", ".yml"))):
@@ -172,3 +249,18 @@ def recipes() -> PluginSet:
 def targets() -> PluginSet:
     """Every installed deploy target (entry-point group ``mlflowkit.targets``): name -> DeployTarget subclass."""
     return PluginSet(TARGETS_GROUP, verify_target)
+
+
+@cache
+def metrics() -> PluginSet:
+    """Every installed metric (entry-point group ``mlflowkit.metrics``): name -> :class:`mlflowkit.metrics.Metric`."""
+    return PluginSet(METRICS_GROUP, verify_metric)
+
+
+GROUPS: dict[str, Callable[[], PluginSet]] = {
+    KINDS_GROUP: kinds,
+    TARGETS_GROUP: targets,
+    RECIPES_GROUP: recipes,
+    METRICS_GROUP: metrics,
+}
+"""Every plug-in group, in the order ``mlflowkit plugins list`` shows them."""

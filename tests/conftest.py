@@ -1,10 +1,17 @@
-"""Test session setup: Prefect isolated per session (own PREFECT_HOME, no analytics), shared fixtures."""
+"""Test session setup: Prefect isolated per session (own PREFECT_HOME, no analytics), shared fixtures.
+
+A test that needs a Prefect server asks for ``prefect_server`` (started and stopped per module).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,5 +36,128 @@ def churn_project(tmp_path: Path) -> Path:
     return dest
 
 
+# moto's S3 checks If-None-Match and then writes, in two steps; one request at a time makes that
+# check-and-write atomic, as it is on S3 itself. Prints the port it listens on.
+_MOTO_SERVER = """
+import threading
+from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+app = DomainDispatcherApplication(create_backend_app)
+one_at_a_time = threading.Lock()
+def serial(environ, start_response):
+    with one_at_a_time:
+        return list(app(environ, start_response))
+server = make_server("127.0.0.1", 0, serial, threaded=True, request_handler=MotoRequestHandler)
+print(server.port, flush=True)
+server.serve_forever()
+"""
+S3_BUCKET = "mlflowkit-test"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """An S3-compatible server on loopback (moto in server mode) for the session; its endpoint URL.
+
+    Credentials and the endpoint reach s3fs/botocore the usual way, through ``AWS_*`` variables
+    (set here for this process and the subprocesses it starts), never through a spec.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MOTO_SERVER], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    saved = {k: os.environ.get(k) for k in _S3_ENV}
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().strip()
+        assert line.isdigit(), f"moto server did not start (exit {proc.poll()})"
+        endpoint = f"http://127.0.0.1:{line}"
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",  # moto accepts any credentials
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_ENDPOINT_URL=endpoint,
+        )
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+
+
+@pytest.fixture
+def s3_root(s3_server: str) -> str:
+    """A fresh ``s3://`` prefix on the session's S3 server."""
+    return f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server start` on a free loopback port (its own PREFECT_HOME); its API URL. Stopped after the module."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = open(home / "server.log", "w")  # closed in the teardown below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.time() + 120
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, (home / "server.log").read_text()[-2000:]
+            assert time.time() < deadline, "prefect server did not come up in 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

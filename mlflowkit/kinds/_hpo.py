@@ -102,6 +102,14 @@ class RaySettings(Params):
     num_cpus_per_trial: float = Field(1, gt=0, description="CPUs each trial reserves; also the estimator's n_jobs in a trial.")
     num_gpus_per_trial: float = Field(0, ge=0, description="GPUs each trial reserves.")
     max_retries: int = Field(2, ge=0, le=100, description="How often a trial whose worker process died is run again.")
+    runtime_env: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Ray runtime environment for the trials' workers (`pip`, `working_dir`, `env_vars`, ...), passed to"
+            " `ray.init(runtime_env=...)` when this step connects;"
+            " e.g. {pip: [xgboost==3.1.0], env_vars: {OMP_NUM_THREADS: '1'}}."
+        ),
+    )
 
 
 def check_search(
@@ -189,6 +197,7 @@ class Trial:
     fit_seconds: float = 0.0
     error: str | None = None
     nodes: set[str] = field(default_factory=set)
+    node_ips: set[str] = field(default_factory=set)
     gcs_address: str = ""  # the cluster a task saw itself in
 
     @property
@@ -219,6 +228,7 @@ class Trial:
             "fit_seconds": round(self.fit_seconds, 3),
             "error": self.error,
             "nodes": sorted(self.nodes),
+            "node_ips": sorted(self.node_ips),
         }
 
 
@@ -252,7 +262,8 @@ def _score_fold(shared: dict[str, Any], fold: int, params: dict[str, Any]) -> di
     x, y, template, metric = shared["x"], shared["y"], shared["template"], shared["metric"]
     train, test = shared["folds"][fold]
     context = ray.get_runtime_context()
-    where = {"node": context.get_node_id(), "gcs_address": context.gcs_address}
+    node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+    where = {"node": context.get_node_id(), "node_ip": node_ip, "gcs_address": context.gcs_address}
     start = time.perf_counter()
     try:
         model = clone(template).set_params(**params)
@@ -285,10 +296,11 @@ def start_ray(settings: RaySettings) -> bool:
         if wanted not in (None, "auto") and not wanted.endswith(here.rsplit(":", 1)[-1]):
             raise RuntimeError(f"this process is already connected to Ray at {here}; cannot also join {wanted}")
         return False
+    env = settings.runtime_env or None  # pip packages, working_dir, env_vars: Ray ships them to every node
     if settings.address is None:  # "local" starts a new instance, never an unrelated running cluster
-        ray.init(address="local", num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False, runtime_env=env)
     else:
-        ray.init(address=settings.address, log_to_driver=False)
+        ray.init(address=settings.address, log_to_driver=False, runtime_env=env)
     return True
 
 
@@ -376,6 +388,7 @@ def run_search(
                 at: int = fold if fold is not None else i
                 trial.fit_seconds += outcome["seconds"]
                 trial.nodes.add(outcome["node"])
+                trial.node_ips.add(outcome["node_ip"])
                 trial.gcs_address = outcome["gcs_address"]
                 if "error" in outcome:
                     trial.error = trial.error or f"fold {at + 1}: {outcome['error']}"

@@ -47,6 +47,7 @@ class StepContext:
         registry: the model registry.
         git_commit: the commit of the spec's repository, if there is one.
         params: the run's resolved ``params:`` values.
+        trigger: what started the run when it was not a person (a schedule, a drift check), or None.
         model_name: the registered model this spec produces (for champion look-ups).
         logger: a logger that reaches the run's output (and Prefect's logs inside a flow).
         publish: shows a report to people: see :meth:`report`.
@@ -63,6 +64,7 @@ class StepContext:
     model_name: str = ""
     git_commit: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    trigger: Mapping[str, Any] | None = None
     publish: Callable[[Report], None] = field(default=lambda report: None, repr=False)
 
     def report(self, key: str, title: str, *, rows: list[dict[str, Any]] | None = None, markdown: str | None = None) -> None:

@@ -9,9 +9,9 @@ and imports nothing.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from mlflowkit.errors import MlflowkitError, RegistryError, StepFailed
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
@@ -31,18 +31,35 @@ class _NoTarget(DeployTarget):
     target: Literal["none-installed"]
 
 
+def _known_target(value: Any) -> Any:
+    """Name the plug-in when ``target:`` is broken or missing, instead of a bare "tag not expected" error."""
+    from mlflowkit.errors import PluginError
+
+    tag = value.get("target") if isinstance(value, dict) else None
+    if isinstance(tag, str) and not any((tag,) == get_args(c.model_fields["target"].annotation) for c in _TARGET_CLASSES):
+        try:
+            _installed_targets().get(tag)
+        except PluginError as exc:
+            raise ValueError(f"deploy target {tag!r} ({exc.group}) {exc.reason}") from None
+    return value
+
+
 _TARGET_CLASSES: tuple[type[DeployTarget], ...] = tuple(_installed_targets().ok.values()) or (_NoTarget,)
 if TYPE_CHECKING:
     TargetSpec = DeployTarget
 else:  # a union built from the installed targets; the type checker sees their base
-    TargetSpec = Annotated[Union[_TARGET_CLASSES], Field(discriminator="target")]  # noqa: UP007
+    TargetSpec = Annotated[
+        Annotated[Union[_TARGET_CLASSES], Field(discriminator="target")],  # noqa: UP007
+        BeforeValidator(_known_target),
+    ]
 
 
 class DeployParams(Params):
     """Where the registered model goes."""
 
     targets: list[TargetSpec] = Field(
-        default_factory=list, description="Deploy targets, each chosen by `target:` (triton); empty: deploy nothing."
+        default_factory=list,
+        description="Deploy targets, each chosen by `target:` (see `mlflowkit plugins list`); empty: deploy nothing.",
     )
 
 
@@ -66,7 +83,7 @@ class Deploy(StepKind):
     """
 
     Params = DeployParams
-    summary = "deploy the champion to its targets (Triton)"
+    summary = "deploy the champion to its targets (Triton, edge bundles)"
     list_field = "targets"
 
     @classmethod
@@ -85,6 +102,15 @@ class Deploy(StepKind):
 
         registered = json.loads(ctx.store.get_bytes(inputs["version"])) if "version" in inputs else {}
         model, number = registered.get("model", ctx.model_name), int(registered.get("version", 0))
+        if registered.get("held"):  # the policy keeps it a challenger until it is approved: not an error
+            note = (
+                f"{model} v{number} is held as challenger: {registered['held']}. Once approved "
+                f"(`mlflowkit models approve {model} {number}`), `mlflowkit models promote {model} {number} --spec SPEC` "
+                "deploys it to this spec's targets and makes it champion."
+            )
+            ctx.logger.warning(note)
+            ctx.report("deployments", f"{model} v{number} not deployed: awaiting approval", markdown=note)
+            return {}
         if not params.targets:
             ctx.logger.info("no deploy targets")
             if registered.get("alias") == CHAMPION:
@@ -130,6 +156,10 @@ class Deploy(StepKind):
                 raise StepFailed(ctx.step, f"deploy[{i}] ({target.target}): {exc}{note}") from exc
             records.append(record)
         _ensure_champion(ctx, model, number)
+        from mlflowkit.release import write_record
+
+        # What serves where, kept with the registry: `mlflowkit models rollback` redeploys to these targets.
+        write_record(ctx.registry, model, number, targets=params.targets, records=records, cause=f"run {ctx.run_id}")
         ctx.report(
             "deployments",
             f"deployed {model} v{number}",

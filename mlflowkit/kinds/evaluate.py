@@ -1,7 +1,8 @@
 """The ``evaluate`` kind: score the model on the held-out split, and the champion on the same rows.
 
-Metrics by name, per-slice metrics, bootstrap confidence intervals and fairness (fairlearn) are
-computed for the candidate and, when a champion exists, for the champion too, so that gates like
+Metrics by name (built in, or a plug-in from the ``mlflowkit.metrics`` group), per-slice metrics,
+bootstrap confidence intervals, fairness (fairlearn) and a regressor's residuals are computed for
+the candidate and, when a champion exists, for the champion too, so that gates like
 ``roc_auc >= champion.roc_auc - 0.01`` compare two models on the same data in the same run.
 """
 
@@ -50,6 +51,36 @@ def _known(choices: tuple[str, ...], what: str) -> Callable[[str], str]:
     return check
 
 
+def _metric_name(name: str) -> str:
+    """A built-in metric, or an installed plug-in metric (its module is imported to check it loads)."""
+    if name in CLASSIFICATION_METRICS + REGRESSION_METRICS:
+        return name
+    from mlflowkit.errors import PluginError
+    from mlflowkit.plugins import did_you_mean, metrics
+
+    installed = metrics()
+    if name in installed.names:
+        try:
+            installed.get(name)
+        except PluginError as exc:
+            raise ValueError(f"metric {exc.reason}") from None
+        return name
+    known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *installed.names)
+    hint = did_you_mean(name, known)
+    raise ValueError(f"unknown metric {name!r}{'; ' + hint if hint else ''} (metrics: {', '.join(known)})")
+
+
+def _metric_task(name: str) -> str:
+    """``classification``, ``regression`` or ``any`` (a plug-in metric that applies to both)."""
+    if name in CLASSIFICATION_METRICS:
+        return "classification"
+    if name in REGRESSION_METRICS:
+        return "regression"
+    from mlflowkit.plugins import metrics
+
+    return str(metrics().get(name).task)
+
+
 class FairnessParams(Params):
     """Fairness across the groups of one or more sensitive columns (fairlearn)."""
 
@@ -77,10 +108,13 @@ class BootstrapParams(Params):
 class EvaluateParams(Params):
     """Which metrics to compute on the held-out split, and how."""
 
-    metrics: list[Annotated[str, AfterValidator(_known(CLASSIFICATION_METRICS + REGRESSION_METRICS, "metric"))]] = Field(
+    metrics: list[Annotated[str, AfterValidator(_metric_name)]] = Field(
         default_factory=lambda: ["accuracy"],
         min_length=1,
-        description=f"Metric names: {', '.join(CLASSIFICATION_METRICS + REGRESSION_METRICS)}.",
+        description=(
+            f"Metric names: {', '.join(CLASSIFICATION_METRICS + REGRESSION_METRICS)},"
+            " or a plug-in metric (entry-point group `mlflowkit.metrics`, see `mlflowkit plugins list`)."
+        ),
     )
     average: Literal["auto", "binary", "macro", "micro", "weighted"] = Field(
         "auto", description="Averaging for precision/recall/f1: `auto` is binary for two classes, macro otherwise."
@@ -116,11 +150,10 @@ class Evaluate(StepKind):
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
-        if {m for m in section.metrics if m in REGRESSION_METRICS} and {
-            m for m in section.metrics if m in CLASSIFICATION_METRICS
-        }:
+        tasks = {_metric_task(m) for m in section.metrics}
+        if {"classification", "regression"} <= tasks:
             yield ("metrics",), "metrics mix classification and regression metrics", "a model is one or the other"
-        if section.fairness and any(m in REGRESSION_METRICS for m in section.metrics):
+        if section.fairness and "regression" in tasks:
             yield ("fairness",), "fairness metrics need a classification model", "remove fairness or the regression metrics"
 
     def run(self, ctx: StepContext, params: EvaluateParams, inputs: Inputs) -> dict[str, Ref]:
@@ -128,7 +161,7 @@ class Evaluate(StepKind):
         test = load_frame(ctx.store, test_ref)
         target = model_ref.meta["target"]
         task = model_ref.meta.get("task", "classification")
-        wrong = [m for m in params.metrics if m in (REGRESSION_METRICS if task == "classification" else CLASSIFICATION_METRICS)]
+        wrong = [m for m in params.metrics if _metric_task(m) not in {"any", task}]
         if wrong:
             raise StepFailed(ctx.step, f"metrics {wrong} do not apply to a {task} model")
         missing = [c for c in [*params.slices, *(params.fairness.sensitive_features if params.fairness else [])] if c not in test]
@@ -154,6 +187,16 @@ class Evaluate(StepKind):
             ctx.report("fairness", "fairness by group", rows=body["fairness"]["groups"])
         if params.slices:
             ctx.report("slices", "metrics by slice", rows=body["slices"])
+        if "residual_summary" in body:
+            res = body["residual_summary"]
+            ctx.report(
+                "residuals",
+                "residuals (actual - predicted) on the held-out split",
+                rows=[
+                    {"mean": round(res["mean"], 4), "std": round(res["std"], 4), "max_abs": round(res["max_abs"], 4)}
+                    | {k: round(v, 4) for k, v in res["quantiles"].items()}
+                ],
+            )
         ctx.logger.info("metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
         meta = {"metrics": values, "n_test": len(test), "champion": champion_meta}
         data = json.dumps(body, sort_keys=True, indent=2, default=_json_default).encode()
@@ -228,10 +271,14 @@ class _Scorer:
                         out[name] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=self.classes)
                 elif name == "rmse":
                     out[name] = math.sqrt(skm.mean_squared_error(y, pred))
-                else:
+                elif name in REGRESSION_METRICS:
                     out[name] = {"mae": skm.mean_absolute_error, "r2": skm.r2_score, "mape": skm.mean_absolute_percentage_error}[
                         name
                     ](y, pred)
+                else:  # a plug-in metric; its own errors reach the runner, which names the step
+                    from mlflowkit.plugins import metrics
+
+                    out[name] = metrics().get(name)(y, pred, proba=proba, classes=self.classes)
             except ValueError:
                 out[name] = math.nan  # e.g. one class only in a small slice or resample
         return {k: float(v) for k, v in out.items()}
@@ -241,11 +288,17 @@ class _Scorer:
         from sklearn import metrics as skm
 
         body: dict[str, Any] = {"metrics": self.metrics()}
+        if self.task == "regression":
+            body["residual_summary"] = self._residual_summary()
         if self.task == "classification":
             body["confusion_matrix"] = {
                 "labels": [str(c) for c in self.classes],
                 "matrix": skm.confusion_matrix(self.y, self.pred, labels=self.classes).tolist(),
             }
+            if self.proba is not None:
+                body["roc_curves"] = self._roc_curves()
+        else:
+            body["residuals"] = self._residuals()
         if self.params.slices:
             body["slices"] = self._slices(test)
         if self.params.bootstrap:
@@ -253,6 +306,60 @@ class _Scorer:
         if self.params.fairness:
             body["fairness"] = self._fairness(test, self.params.fairness)
         return body
+
+    def _roc_curves(self, points: int = 200, max_classes: int = 10) -> list[dict[str, Any]]:
+        """ROC curve points for the report's plot: the positive class, or one-vs-rest per class (at most 10)."""
+        import numpy as np
+        from sklearn import metrics as skm
+
+        assert self.proba is not None
+        y = np.asarray(self.y)
+        columns = [len(self.classes) - 1] if len(self.classes) == 2 else list(range(min(len(self.classes), max_classes)))
+        curves = []
+        for col in columns:
+            positive = y == self.classes[col]
+            if positive.all() or not positive.any():
+                continue  # one class only on these rows: no curve
+            fpr, tpr, _ = skm.roc_curve(positive, self.proba[:, col])
+            keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
+            curves.append(
+                {
+                    "label": str(self.classes[col]),
+                    "fpr": [round(float(v), 5) for v in fpr[keep]],
+                    "tpr": [round(float(v), 5) for v in tpr[keep]],
+                    "auc": float(skm.auc(fpr, tpr)),
+                }
+            )
+        return curves
+
+    def _residuals(self, points: int = 500) -> dict[str, Any]:
+        """Predicted values and residuals (a sample of at most 500 rows) for the report's plot."""
+        import numpy as np
+
+        y, pred = np.asarray(self.y, dtype=float), np.asarray(self.pred, dtype=float)
+        keep: Any = np.unique(np.linspace(0, len(y) - 1, min(points, len(y))).round().astype(int)) if len(y) else []
+        return {
+            "predicted": [round(float(v), 6) for v in pred[keep]],
+            "residual": [round(float(v), 6) for v in (y - pred)[keep]],
+            "rows": len(y),
+        }
+
+    def _residual_summary(self) -> dict[str, Any]:
+        """Where a regressor's errors (actual - predicted) lie: spread, bias, quantiles, the worst rows."""
+        import numpy as np
+
+        residuals = np.asarray(self.y, dtype=float) - np.asarray(self.pred, dtype=float).reshape(-1)
+        quantiles = (0.05, 0.25, 0.5, 0.75, 0.95)
+        worst = np.argsort(-np.abs(residuals))[:5]
+        return {
+            "mean": float(np.mean(residuals)),
+            "std": float(np.std(residuals)),
+            "max_abs": float(np.max(np.abs(residuals))),
+            "quantiles": {f"p{round(q * 100)}": float(np.quantile(residuals, q)) for q in quantiles},
+            "worst_rows": [
+                {"row": int(i), "actual": float(np.asarray(self.y)[i]), "predicted": float(self.pred[i])} for i in worst
+            ],
+        }
 
     def _slices(self, test: pd.DataFrame) -> list[dict[str, Any]]:
         import numpy as np

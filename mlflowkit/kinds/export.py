@@ -1,4 +1,4 @@
-"""The ``onnx`` kind: the trained scikit-learn model becomes ONNX, checked against the native model.
+"""The ``onnx`` kind: the trained model (scikit-learn, or a ``torch``-kind network) becomes ONNX, checked against it.
 
 The export runs both on the held-out rows; a probability that differs by more than ``tolerance`` or a
 single label that differs stops the flow before registration. The model contract (inputs, outputs,
@@ -153,7 +153,7 @@ def export_onnx(
     """Convert ``model`` to ONNX and compare it with the native model on the rows of ``frame``.
 
     Args:
-        model: a fitted scikit-learn estimator or Pipeline.
+        model: a fitted scikit-learn estimator or Pipeline, or a ``torch``-kind model (``framework == "torch"``).
         frame: held-out rows holding at least ``features``.
         features: the feature columns, in training order.
         classes: the class labels (empty for a regressor).
@@ -177,19 +177,30 @@ def export_onnx(
 
     from mlflowkit.targets.contract import compare_outputs, feeds, ort_max_opset, run_onnx
 
+    # A `torch`-kind model: its preprocessing goes through skl2onnx, its network through torch.onnx.export.
+    torch_model = getattr(model, "framework", None) == "torch"
     highest = min(int(skl2onnx.__max_supported_opset__), ort_max_opset())
+    torch_note = ""
+    if torch_model:
+        from mlflowkit.kinds._torch_onnx import max_opset, torch_to_onnx
+
+        highest = min(highest, max_opset())
+        torch_note = f", torch.onnx up to {max_opset()}"
     chosen = highest if opset == "auto" else int(opset)
     if chosen > highest:
         raise StepFailed(
             step,
             f"opset {chosen} is not supported here: skl2onnx {skl2onnx.__version__} goes up to "
-            f"{skl2onnx.__max_supported_opset__}, onnxruntime {onnxruntime.__version__} up to {ort_max_opset()}",
+            f"{skl2onnx.__max_supported_opset__}, onnxruntime {onnxruntime.__version__} up to {ort_max_opset()}{torch_note}",
         )
     x = frame[features]
-    layout, initial_types = _initial_types(x, model, step)
+    layout, initial_types = _initial_types(x, model.preprocess if torch_model else model, step)
     try:
-        proto = _convert(model, initial_types, chosen)
+        proto = torch_to_onnx(model, initial_types, chosen) if torch_model else _convert(model, initial_types, chosen)
     except Exception as exc:  # skl2onnx raises many types (RuntimeError, NotImplementedError, MissingShapeCalculator)
+        if torch_model:
+            reason = f"torch.onnx.export cannot export {model.model}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            raise StepFailed(step, f"{reason}; set `export: {{kind: noop}}` to skip the export (no deploy then)") from exc
         name = type(getattr(model, "steps", [[None, model]])[-1][1]).__name__
         reason = f"skl2onnx cannot convert this model ({name}): {type(exc).__name__}: {str(exc).splitlines()[0]}"
         hint = "register a converter with skl2onnx.update_registered_converter, or set `export: {kind: noop}` (no deploy then)"
@@ -208,6 +219,10 @@ def export_onnx(
     parity = compare_outputs(contract, native, exported, tolerance=tolerance)
     record = {**parity.model_dump(), "ok": parity.ok, "describe": parity.describe()}
     producer = {"skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    if torch_model:
+        import torch
+
+        producer["torch"] = torch.__version__
     return data, contract.model_copy(update={"parity": record, "producer": producer})
 
 

@@ -1,8 +1,9 @@
 """The ``python`` kind: a user's function (``uses: module:function``) applied to the tables flowing past.
 
-The function takes a pandas DataFrame and keyword params and returns a DataFrame; it is applied to
+A plain function takes a pandas DataFrame and keyword params and returns a DataFrame; it is applied to
 every table its upstream step emitted (the dataset, or the train and test splits), so a feature step
-placed before or after the split works the same way.
+placed before or after the split works the same way. A function decorated with ``@mlflowkit.step``
+gets its declared inputs and typed params instead (see :mod:`mlflowkit.steps`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.machinery
+import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,11 @@ def _source_file(spec_dir: str, module_name: str) -> str | None:
 
 def _import(ctx: StepContext, uses: str) -> Callable[..., Any]:
     module_name, _, attr = uses.partition(":")
+    from mlflowkit.policy import import_refusal
+
+    # Before anything of the module runs: importing it executes its code.
+    if refusal := import_refusal(ctx.spec_dir, module_name, what="steps"):
+        raise StepFailed(ctx.step, refusal)
     if ctx.spec_dir not in sys.path:
         sys.path.insert(0, ctx.spec_dir)
     origin = _source_file(ctx.spec_dir, module_name)
@@ -90,16 +97,27 @@ class PythonStep(StepKind):
 
     def fingerprint(self, ctx: StepContext, params: PythonParams) -> str | None:
         # The function's source file is part of the cache key: editing it reruns the step.
-        origin = _source_file(ctx.spec_dir, params.uses.partition(":")[0])
+        module = params.uses.partition(":")[0]
+        origin = _source_file(ctx.spec_dir, module)
         if origin is None:
-            return None  # an installed module: its package version is the code version
+            try:  # an installed module (a plug-in package): its file (parent packages get imported)
+                found = importlib.util.find_spec(module)
+            except (ImportError, ValueError):
+                found = None
+            origin = found.origin if found is not None and found.has_location else None
+        if origin is None or not origin.endswith(".py"):
+            return None
         with open(origin, "rb") as fh:
             return hashlib.sha256(fh.read()).hexdigest()
 
     def run(self, ctx: StepContext, params: PythonParams, inputs: Inputs) -> dict[str, Ref]:
         import pandas as pd
 
+        from mlflowkit.steps import Step
+
         fn = _import(ctx, params.uses)
+        if isinstance(fn, Step):  # @mlflowkit.step: typed params, declared inputs; the same code path as its kind
+            return fn.execute(ctx, fn.validate_params(params.params, step_name=ctx.step), inputs)
         outputs: dict[str, Ref] = {}
         for name in inputs:
             ref = inputs[name]

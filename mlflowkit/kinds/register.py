@@ -42,8 +42,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def register_version(ctx: StepContext, inputs: Inputs, verdict: dict[str, Any] | None, model: str | None = None) -> ModelVersion:
-    """Store the trained model, its metrics and verdict as a new version, with its lineage."""
+def register_version(
+    ctx: StepContext,
+    inputs: Inputs,
+    verdict: dict[str, Any] | None,
+    model: str | None = None,
+    governance: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Store the trained model, its metrics and verdict as a new version, with its lineage (and its policy's rules)."""
     model_ref = inputs["model"]
     metrics_ref = inputs["metrics"]
     lineage: dict[str, Any] = {
@@ -76,8 +82,16 @@ def register_version(ctx: StepContext, inputs: Inputs, verdict: dict[str, Any] |
     if "trials" in inputs:
         files["trials.json"] = ctx.store.get_bytes(inputs["trials"])
         lineage["artifacts"]["trials"] = inputs["trials"].key
+    if ctx.trigger:  # a schedule or a drift check started this run: the version says so
+        lineage["trigger"] = dict(ctx.trigger)
+    # The monitoring reference, when a profile step ran: live data is compared with it (`mlflowkit monitor`).
+    if "profile" in inputs:
+        files["profile.json"] = ctx.store.get_bytes(inputs["profile"])
+        lineage["artifacts"]["profile"] = inputs["profile"].key
     if verdict is not None:
         files["verdict.json"] = json.dumps(_plain(verdict), sort_keys=True, indent=2).encode()
+    if governance is not None:
+        lineage["governance"] = governance
     return ctx.registry.register(model or ctx.model_name, files, _plain(lineage))
 
 
@@ -97,15 +111,38 @@ class Register(StepKind):
     summary = "register a new model version and promote it"
 
     def run(self, ctx: StepContext, params: RegisterParams, inputs: Inputs) -> dict[str, Ref]:
-        from mlflowkit.store.promotion import CHAMPION, promote
+        from mlflowkit.policy import current_actor, find_policy, governance, may
+        from mlflowkit.store.promotion import CHALLENGER, CHAMPION, promote
 
         verdict = json.loads(ctx.store.get_bytes(inputs["verdict"])) if "verdict" in inputs else None
-        version = register_version(ctx, inputs, verdict, params.model)
+        policy, actor = find_policy(ctx.spec_dir), current_actor()
+        version = register_version(ctx, inputs, verdict, params.model, governance(policy, actor))
         reason = f"run {ctx.run_id}: gates passed"
-        if params.alias == CHAMPION:
-            promote(ctx.registry, version.model, version.version, reason=reason)
-        elif params.alias:
-            ctx.registry.set_alias(version.model, params.alias, version.version, reason=reason)
-        ctx.logger.info("registered %s v%s%s", version.model, version.version, f" as {params.alias}" if params.alias else "")
-        record = json.dumps({"model": version.model, "version": version.version, "alias": params.alias}).encode()
+        alias, held = params.alias, ""
+        if alias == CHAMPION and policy is not None:
+            # The operations policy may hold a gate-passed version back from champion; it then waits as challenger.
+            if policy.promotion.require_approval:
+                where = policy.where(("promotion", "require_approval"))
+                held = f"the policy requires an approval before champion (policy rule promotion.require_approval at {where})"
+            elif not may(policy, "promote", actor):
+                where = policy.where(("promotion", "promoters"))
+                held = f"{actor!r} may not promote (policy rule promotion.promoters at {where})"
+        if held:
+            alias = CHALLENGER
+            ctx.registry.set_alias(version.model, CHALLENGER, version.version, reason=f"{reason}; held: {held}")
+            ctx.logger.warning(
+                "%s v%s kept as %s, not champion: %s; approve and promote it with `mlflowkit models approve %s %s"
+                " --reason ...` and `mlflowkit models promote %s %s --reason ...`",
+                *(version.model, version.version, CHALLENGER, held, version.model, version.version),
+                *(version.model, version.version),
+            )
+        elif alias == CHAMPION:
+            promote(ctx.registry, version.model, version.version, reason=reason, actor=actor)
+        elif alias:
+            ctx.registry.set_alias(version.model, alias, version.version, reason=reason)
+        ctx.logger.info("registered %s v%s%s", version.model, version.version, f" as {alias}" if alias else "")
+        document: dict[str, Any] = {"model": version.model, "version": version.version, "alias": alias}
+        if held:
+            document["held"] = held
+        record = json.dumps(document).encode()
         return {"version": ctx.store.put_bytes(record, "application/json", {"model": version.model, "version": version.version})}

@@ -27,7 +27,8 @@ __all__ = ["ALLOWED_MODULES", "SklearnTrain", "allowed_modules", "module_defines
 
 # Modules an estimator may come from unless an operations policy says otherwise.
 ALLOWED_MODULES = ("sklearn.", "xgboost.", "lightgbm.")
-# Interim, until the operations policy file owns the allow-list: more prefixes, comma-separated.
+# More prefixes, comma-separated; used only when no operations policy lists `modules.estimators`
+# (a policy's list replaces both, see mlflowkit.policy).
 ALLOWED_MODULES_ENV = "MLFLOWKIT_ALLOWED_MODULES"
 
 
@@ -129,8 +130,15 @@ class SklearnTrain(StepKind):
 
         yield from check_search(section.search, section.ray, section.params)
         module, _, name = section.estimator.rpartition(".")
+        from mlflowkit.policy import module_allowed, policy_of
+
+        policy = policy_of(spec)
         allowed = allowed_modules()
-        if not any(section.estimator.startswith(prefix) for prefix in allowed):
+        if policy is not None and policy.modules.estimators is not None:
+            # The operations policy owns the allow-list; it reports a refusal with its own rule's place.
+            if not module_allowed(section.estimator, policy.modules.estimators):
+                return
+        elif not any(section.estimator.startswith(prefix) for prefix in allowed):
             yield (
                 ("estimator",),
                 f"estimator {section.estimator!r} is outside the allowed modules",
@@ -158,6 +166,10 @@ class SklearnTrain(StepKind):
         target = ref.meta["target"]
         x, y = frame.drop(columns=[target]), frame[target]
         module, _, name = params.estimator.rpartition(".")
+        from mlflowkit.policy import import_refusal
+
+        if refusal := import_refusal(ctx.spec_dir, params.estimator, what="estimators"):
+            raise StepFailed(ctx.step, refusal)
         try:
             estimator_cls = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError) as exc:

@@ -32,9 +32,9 @@ from mlflowkit.plan.model import Plan, PlanStep
 from mlflowkit.spec.models import SpecBase
 from mlflowkit.store import ArtifactStore, Ref, registry_at
 
-__all__ = ["Progress", "RunResult", "Runner", "StepRecord", "run_spec", "state_dir", "store_root"]
+__all__ = ["Progress", "RunResult", "Runner", "StepRecord", "flow_tags", "run_in_flow", "run_spec", "state_dir", "store_root"]
 
-log = logging.getLogger("mlflowkit.run")
+log = logging.getLogger("mlflowkit.runtime")
 
 
 class Progress(Protocol):
@@ -89,6 +89,12 @@ class RunResult:
     steps: list[StepRecord] = field(default_factory=list)
     verdict: dict[str, Any] | None = None
     error: str | None = None
+    version: dict[str, Any] | None = None
+    """The registered version (``{"model": ..., "version": ...}``), when a register step ran or was cached."""
+    trigger: dict[str, Any] | None = None
+    """For a run a Prefect deployment started: the deployment, and whether a schedule started it."""
+    report: str | None = None
+    """The store key of the run's HTML report (``reports/<run>/report.html``)."""
     exception: MlflowkitError | None = field(default=None, repr=False)
 
     @property
@@ -159,6 +165,7 @@ class Runner:
         self.git_commit = _git_commit(spec.spec_dir)
         self._fingerprints: dict[str, str | None] = {}
         self._retryable: set[str] = set()
+        self.trigger: dict[str, Any] | None = None
         self.errors: dict[str, MlflowkitError] = {}
         self.reports: list[Report] = []
         self._lock = threading.Lock()
@@ -178,6 +185,7 @@ class Runner:
             model_name=self.plan.model,
             git_commit=self.git_commit,
             params=dict(self.spec.params),
+            trigger=self.trigger,
             logger=logger or logging.getLogger(f"mlflowkit.step.{step.name}"),  # type: ignore[arg-type]
             publish=lambda report: self._publish(report, in_flow),
         )
@@ -365,8 +373,14 @@ def _prefect_settings(state: Path) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _build_flow(runner: Runner) -> Callable[..., Any]:
-    from prefect import Flow, get_run_logger, task
+def flow_tags(plan: Plan) -> list[str]:
+    """Tags of a spec's flow runs: ``mlflowkit``, ``spec:NAME``, ``model:NAME`` (``version:N`` joins after register)."""
+    return ["mlflowkit", f"spec:{plan.name}", f"model:{plan.model}"]
+
+
+def _make_tasks(runner: Runner) -> dict[str, Any]:
+    """One Prefect task per step of the runner's plan."""
+    from prefect import get_run_logger, task
     from prefect.cache_policies import NO_CACHE
     from prefect.states import Failed
 
@@ -397,17 +411,34 @@ def _build_flow(runner: Runner) -> Callable[..., Any]:
             retry_condition_fn=should_retry,
             task_run_name=step.name,
         )(body)
+    return tasks
+
+
+def _run_steps(runner: Runner, tasks: dict[str, Any], session: _Session) -> Any:
+    """Inside a flow run: submit every step, wait, then close the run (record, report, tags, summary)."""
+    from prefect.states import Failed
+
+    plan = runner.plan
+    futures: dict[str, Any] = {}
+    for step in plan.steps:
+        futures[step.name] = tasks[step.name].submit({n: futures[n] for n in step.needs})
+    for future in futures.values():
+        future.wait()
+    session.finish(in_flow=True)
+    failed = [runner.records[s.name] for s in plan.steps if runner.records[s.name].status == "failed"]
+    if failed:  # the first failure in plan order is the cause; the steps after it did not run
+        return Failed(message=failed[0].error or f"step {failed[0].name!r} failed")
+    return {"run_id": runner.run_id, "model": plan.model, "version": session.result.version}
+
+
+def _build_flow(runner: Runner, session: _Session) -> Callable[..., Any]:
+    from prefect import Flow
+
+    plan = runner.plan
+    tasks = _make_tasks(runner)
 
     def lifecycle(**params: Any) -> Any:
-        futures: dict[str, Any] = {}
-        for step in plan.steps:
-            futures[step.name] = tasks[step.name].submit({n: futures[n] for n in step.needs})
-        for future in futures.values():
-            future.wait()
-        failed = [runner.records[s.name] for s in plan.steps if runner.records[s.name].status == "failed"]
-        if failed:  # the first failure in plan order is the cause; the steps after it did not run
-            return Failed(message=failed[0].error or f"step {failed[0].name!r} failed")
-        return {"run_id": runner.run_id, "model": plan.model}
+        return _run_steps(runner, tasks, session)
 
     # Prefect reads flow parameters from the signature: expose the spec's params with their values.
     lifecycle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -431,6 +462,7 @@ def run_spec(
     from_step: str | None = None,
     progress: Progress | None = None,
     orchestrate: bool | None = None,
+    trigger: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run a compiled spec and write its run record.
 
@@ -442,49 +474,201 @@ def run_spec(
         progress: receives step events.
         orchestrate: force (True) or skip (False) the Prefect flow; by default a fully cached
             run skips it when the API is the embedded one, and everything else runs in Prefect.
+        trigger: what started this run (e.g. a drift check); kept in the run record and in the lineage
+            of the version it registers.
 
     Returns:
         The run's result; ``result.ok`` says whether every step finished.
+
+    Raises:
+        SpecError: the spec breaks the operations policy that governs its folder now; nothing ran.
     """
-    root = store_root(spec, store)
-    runner = Runner(spec, plan, root, from_step=from_step, progress=progress)
-    started = time.perf_counter()
-    result = RunResult(
-        run_id=runner.run_id,
-        spec_name=spec.name,
-        spec_path=spec.path,
-        spec_hash=spec.spec_hash,
-        model=plan.model,
-        params=dict(plan.params),
-        status="running",
-        started_at=datetime.now(UTC).isoformat(),
-        git_commit=runner.git_commit,
-    )
-    runner.store.write_json(f"runs/{runner.run_id}.json", result.to_json())
-    error: MlflowkitError | None = None
+    from mlflowkit.policy import enforce
+
+    enforce(spec)  # again, whatever the spec was loaded with: the policy may have changed, or been skipped
+    runner = Runner(spec, plan, store_root(spec, store), from_step=from_step, progress=progress)
+    runner.trigger = trigger
+    session = _Session(runner)
+    session.result.trigger = trigger
     if orchestrate is False:
         runner.run_inline_safely()
     elif orchestrate is None and _ephemeral() and not from_step and runner.all_cached():
         pass  # nothing to do, so no orchestrator to start (the embedded API costs seconds to start)
     else:
-        result.orchestrated = True
+        session.result.orchestrated = True
         with _prefect_settings(state_dir(spec)):
-            flow = _build_flow(runner)
-            state = flow(**plan.params, return_state=True)
-            result.flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
-    failed = [r for r in runner.records.values() if r.status == "failed"]
-    if failed:  # the first failure in plan order is the cause; the steps after it did not run
-        error = runner.errors.get(failed[0].name) or StepFailed(failed[0].name, failed[0].error or "failed")
-    elif any(r.status == "skipped" for r in runner.records.values()):
-        error = MlflowkitError("the flow ended before every step ran")
-    result.steps = list(runner.records.values())
-    result.status = "failed" if error else "completed"
-    result.error, result.exception = (str(error), error) if error else (None, None)
-    if isinstance(error, GateFailed):
-        result.verdict = error.verdict
-    elif "gates" in runner.outputs and "verdict" in runner.outputs["gates"]:
-        result.verdict = json.loads(runner.store.get_bytes(runner.outputs["gates"]["verdict"]))
-    result.finished_at = datetime.now(UTC).isoformat()
-    result.seconds = round(time.perf_counter() - started, 3)
-    runner.store.write_json(f"runs/{runner.run_id}.json", result.to_json())
-    return result
+            from prefect import tags
+
+            flow = _build_flow(runner, session)
+            with tags(*flow_tags(plan)):
+                state = flow(**plan.params, return_state=True)
+            session.result.flow_run_id = str(state.state_details.flow_run_id) if state.state_details else None
+    return session.finish()
+
+
+def run_in_flow(spec: SpecBase, plan: Plan, *, store: str | None = None, progress: Progress | None = None) -> RunResult:
+    """Run a compiled spec's steps as tasks of the flow run in progress (a run a Prefect deployment started).
+
+    Args:
+        spec: the loaded spec, with the run's params applied.
+        plan: its plan.
+        store: artifact store root; default from :func:`store_root`.
+        progress: receives step events.
+
+    Returns:
+        The run's result, with ``trigger`` naming the deployment (and whether a schedule started it).
+    """
+    from prefect.runtime import deployment, flow_run
+
+    runner = Runner(spec, plan, store_root(spec, store), progress=progress)
+    session = _Session(runner)
+    result = session.result
+    result.orchestrated, result.flow_run_id = True, str(flow_run.id) if flow_run.id else None
+    if deployment.id:
+        result.trigger = {
+            "deployment": f"{flow_run.flow_name}/{deployment.name}",
+            "deployment_id": str(deployment.id),
+            "scheduled": _auto_scheduled(result.flow_run_id),
+        }
+        drift = [t.split(":", 1)[1] for t in (flow_run.tags or []) if t.startswith("drift-check:")]
+        if drift:  # `mlflowkit monitor` started it (see mlflowkit.runtime.monitor)
+            result.trigger.update(by="monitor", check_id=drift[0])
+        runner.trigger = result.trigger
+    _run_steps(runner, _make_tasks(runner), session)
+    return session.finish()
+
+
+def _auto_scheduled(flow_run_id: str | None) -> bool:
+    """Whether Prefect's scheduler (not a person or the API) created the flow run."""
+    if not flow_run_id:
+        return False
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            return bool(client.read_flow_run(uuid.UUID(flow_run_id)).auto_scheduled)
+    except Exception:  # the record says "unknown" rather than fail the run over it
+        return False
+
+
+class _Session:
+    """The run record of one run, from "running" to its end: status, verdict, version, report, tags."""
+
+    def __init__(self, runner: Runner) -> None:
+        spec, plan = runner.spec, runner.plan
+        self.runner, self.started, self.closed = runner, time.perf_counter(), False
+        self.result = RunResult(
+            run_id=runner.run_id,
+            spec_name=spec.name,
+            spec_path=spec.path,
+            spec_hash=spec.spec_hash,
+            model=plan.model,
+            params=dict(plan.params),
+            status="running",
+            started_at=datetime.now(UTC).isoformat(),
+            git_commit=runner.git_commit,
+        )
+        self._write()
+
+    def _write(self) -> None:
+        self.runner.store.write_json(f"runs/{self.runner.run_id}.json", self.result.to_json())
+
+    def finish(self, *, in_flow: bool = False) -> RunResult:
+        """Close the run: its outcome and report, once; in a flow also the version tag and the summary artifact.
+
+        A later call (after the flow returned) only brings the record's timing and flow run id up to date.
+        """
+        result, runner = self.result, self.runner
+        result.seconds = round(time.perf_counter() - self.started, 3)
+        if self.closed:
+            self._write()
+            return result
+        self.closed = True
+        if in_flow and result.flow_run_id is None:
+            from prefect.runtime import flow_run
+
+            result.flow_run_id = str(flow_run.id) if flow_run.id else None
+        error: MlflowkitError | None = None
+        failed = [r for r in runner.records.values() if r.status == "failed"]
+        if failed:  # the first failure in plan order is the cause; the steps after it did not run
+            error = runner.errors.get(failed[0].name) or StepFailed(failed[0].name, failed[0].error or "failed")
+        elif any(r.status == "skipped" for r in runner.records.values()):
+            error = MlflowkitError("the flow ended before every step ran")
+        result.steps = list(runner.records.values())
+        result.status = "failed" if error else "completed"
+        result.error, result.exception = (str(error), error) if error else (None, None)
+        if isinstance(error, GateFailed):
+            result.verdict = error.verdict
+        elif "gates" in runner.outputs and "verdict" in runner.outputs["gates"]:
+            result.verdict = json.loads(runner.store.get_bytes(runner.outputs["gates"]["verdict"]))
+        result.version = _registered_version(runner)
+        result.finished_at = datetime.now(UTC).isoformat()
+        self._write()
+        result.report = _write_report(runner)
+        self._write()
+        if in_flow:
+            try:
+                _publish_summary(runner, result)
+            except Exception as exc:  # the UI's view is a courtesy; the run's outcome is already recorded
+                log.warning("run %s: no summary artifact (%s: %s)", runner.run_id, type(exc).__name__, exc)
+        return result
+
+
+def _registered_version(runner: Runner) -> dict[str, Any] | None:
+    """The model version a register step of this run produced (ran or cached), if any."""
+    for step in runner.plan.steps:
+        ref = runner.outputs.get(step.name, {}).get("version")
+        if step.kind == "register" and ref is not None and "version" in ref.meta:
+            return {"model": ref.meta.get("model", runner.plan.model), "version": ref.meta["version"]}
+    return None
+
+
+def _write_report(runner: Runner) -> str | None:
+    """Write the run's HTML report into the store; a report that cannot be made never fails the run."""
+    try:
+        from mlflowkit.report import write_report
+
+        return write_report(runner.store, runner.run_id, registry=runner.registry)
+    except Exception as exc:
+        log.warning("run %s: no HTML report (%s: %s)", runner.run_id, type(exc).__name__, exc)
+        return None
+
+
+def _publish_summary(runner: Runner, result: RunResult) -> None:
+    """In the flow run: tag it with the registered version, and publish a summary artifact.
+
+    The version is known only after register, so its tag is added to the running flow run
+    (``spec:`` and ``model:`` tags are set when the run is created).
+    """
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.client.orchestration import get_client
+
+    version = result.version
+    if version and result.flow_run_id:
+        tag = f"version:{version['version']}"
+        try:
+            with get_client(sync_client=True) as client:
+                flow_run_id = uuid.UUID(result.flow_run_id)
+                tags = list(client.read_flow_run(flow_run_id).tags)
+                if tag not in tags:
+                    client.update_flow_run(flow_run_id, tags=[*tags, tag])
+        except Exception as exc:  # a missing tag is a cosmetic loss; the record and the artifact carry it too
+            log.warning("could not tag flow run %s with %s: %s", result.flow_run_id, tag, exc)
+    lines = [
+        f"# {result.spec_name}: {result.status}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| run | `{result.run_id}` |",
+        f"| model | {result.model}{' v' + str(version['version']) if version else ' (no version registered)'} |",
+        f"| spec | `{result.spec_path}` (sha256 {result.spec_hash[:12]}) |",
+        f"| params | `{json.dumps(result.params, sort_keys=True)}` |",
+        f"| steps | {', '.join(f'{s.name} {s.status}' for s in result.steps)} |",
+        f"| report | `{runner.store.root}/{result.report}` (`mlflowkit report {result.run_id}`) |"
+        if result.report
+        else "| report | - |",
+    ]
+    if result.error:
+        lines.append(f"| error | {result.error.replace('|', '/')} |")
+    key = re.sub(r"[^a-z0-9-]", "-", f"{runner.plan.name}-run-summary".lower())
+    create_markdown_artifact("\n".join(lines), key=key, description=f"run {result.run_id}: {result.status}")

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -23,6 +23,9 @@ from mlflowkit.spec._yaml import LoadedYaml, dotted, load_yaml_file, load_yaml_t
 from mlflowkit.spec.interpolate import interpolate
 from mlflowkit.spec.models import SpecBase, spec_model
 from mlflowkit.spec.recipe import find_recipe, load_recipe
+
+if TYPE_CHECKING:
+    from mlflowkit.policy.model import Policy
 
 __all__ = ["Sources", "load_spec", "load_spec_text", "parse_overrides"]
 
@@ -38,12 +41,18 @@ class Sources:
     overrides: dict[YamlPath, str] = field(default_factory=dict)
     wrapped: dict[YamlPath, str] = field(default_factory=dict)
     """Sections written as a bare list (``gates: [...]``) -> the field the list became (``rules``)."""
+    singletons: set[YamlPath] = field(default_factory=set)
+    """Lists written as one mapping (``schedule: {cron: ...}``): item 0 is the mapping itself."""
 
     def yaml_path(self, path: YamlPath) -> YamlPath:
         """A path into the validated spec as written in the YAML: a bare-list section has no list field."""
         for prefix, list_field in self.wrapped.items():
             n = len(prefix)
             if path[:n] == prefix and len(path) > n and path[n] == list_field:
+                return (*prefix, *path[n + 1 :])
+        for prefix in self.singletons:
+            n = len(prefix)
+            if path[:n] == prefix and len(path) > n and path[n] == 0:
                 return (*prefix, *path[n + 1 :])
         return path
 
@@ -106,6 +115,7 @@ def load_spec(
     *,
     overrides: Iterable[str] | Mapping[str, Any] = (),
     env: Mapping[str, str] | None = None,
+    policy: bool | Policy = True,
 ) -> SpecBase:
     """Load, resolve and validate the spec file at ``path``.
 
@@ -113,6 +123,9 @@ def load_spec(
         path: the YAML file.
         overrides: ``params.NAME=VALUE`` strings (as from ``--set``) or a mapping of param values.
         env: the environment for ``${env:NAME}``; defaults to ``os.environ``.
+        policy: check the spec against the operations policy that governs its folder (True, see
+            :mod:`mlflowkit.policy`), against this one, or not at all (False). A run checks the
+            governing policy again whatever this says.
 
     Returns:
         A frozen spec model; sections are attributes (``spec.train.estimator``).
@@ -122,7 +135,7 @@ def load_spec(
     """
     file = Path(path)
     display = os.path.relpath(file) if not file.is_absolute() or str(file).startswith(os.getcwd()) else str(file)
-    return _resolve(load_yaml_file(file, display=display), file.resolve().parent, overrides, env)
+    return _resolve(load_yaml_file(file, display=display), file.resolve().parent, overrides, env, policy)
 
 
 def load_spec_text(
@@ -132,13 +145,18 @@ def load_spec_text(
     spec_dir: str | os.PathLike[str] | None = None,
     overrides: Iterable[str] | Mapping[str, Any] = (),
     env: Mapping[str, str] | None = None,
+    policy: bool | Policy = True,
 ) -> SpecBase:
     """Like :func:`load_spec`, from text; relative paths resolve against ``spec_dir`` (default: cwd)."""
-    return _resolve(load_yaml_text(text, file), Path(spec_dir or os.getcwd()).resolve(), overrides, env)
+    return _resolve(load_yaml_text(text, file), Path(spec_dir or os.getcwd()).resolve(), overrides, env, policy)
 
 
 def _resolve(
-    source: LoadedYaml, spec_dir: Path, overrides: Iterable[str] | Mapping[str, Any], env: Mapping[str, str] | None
+    source: LoadedYaml,
+    spec_dir: Path,
+    overrides: Iterable[str] | Mapping[str, Any],
+    env: Mapping[str, str] | None,
+    policy: bool | Policy = True,
 ) -> SpecBase:
     from mlflowkit.plugins import did_you_mean, kinds
 
@@ -204,6 +222,10 @@ def _resolve(
             parent[section_path[-1]] = {list_field: value}
             wrapped[tuple(section_path)] = list_field
 
+    if isinstance(merged.get("schedule"), dict):  # one schedule written as a mapping: a list of one
+        merged["schedule"] = [merged["schedule"]]
+        sources.singletons.add(("schedule",))
+
     env = os.environ if env is None else env
     params = dict(merged.get("params") or {}) if isinstance(merged.get("params"), dict) else {}
     params = interpolate(params, {}, env, make_issue=sources.issue, issues=issues, path=("params",))
@@ -252,13 +274,32 @@ def _resolve(
         hash=_hash(spec),
     )
 
-    # 5. Cross-field checks run on the fully defaulted, validated spec.
+    # 5. Cross-field checks run on the fully defaulted, validated spec; so does the operations policy,
+    # whose violations are reported with the other issues. Kinds read it (train's allow-list) from _meta.
     from mlflowkit.spec.checks import run_checks
 
-    issues = run_checks(spec, sources)
+    governing = _policy(policy, spec_dir)
+    spec._meta["policy"] = governing
+
+    from mlflowkit.flows.schedule import schedule_issues
+
+    issues = run_checks(spec, sources) + list(schedule_issues(spec, sources))
+    if governing is not None:
+        from mlflowkit.policy import check_spec
+
+        issues += check_spec(spec, governing)
     if issues:
         raise SpecError(_sorted(issues))
     return spec
+
+
+def _policy(policy: bool | Policy, spec_dir: Path) -> Policy | None:
+    """The policy a spec in ``spec_dir`` is checked against: found (True), given, or none (False)."""
+    if policy is False:
+        return None
+    from mlflowkit.policy import find_policy
+
+    return find_policy(spec_dir) if policy is True else policy
 
 
 def _prune(data: dict[str, Any], path: YamlPath, keep: list[YamlPath]) -> None:
@@ -295,7 +336,9 @@ def _list_section_hint(issue: SpecIssue, list_fields: dict[str, str | None]) -> 
 
 
 def _hash(spec: SpecBase) -> str:
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    # When it runs (and how it is watched) is not what it is: a schedule or monitor change keeps the hash
+    # (lineage, caches) as it was.
+    canonical = json.dumps(spec.model_dump(mode="json", exclude={"schedule", "monitor"}), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

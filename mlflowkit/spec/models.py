@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import warnings
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, create_model
 
+from mlflowkit.flows.schedule import Schedule, as_list
 from mlflowkit.kinds.base import StepKind
+from mlflowkit.monitor.settings import MonitorSpec
 
 if TYPE_CHECKING:
     from mlflowkit.spec.load import Sources
@@ -59,6 +61,13 @@ class CustomStep(_Frozen):
     cache: bool = Field(True, description="Reuse the step's stored outputs when its inputs are unchanged.")
 
 
+def _one_or_many(schema: dict[str, Any]) -> None:
+    """JSON Schema of ``schedule:``: one schedule, or a list of them."""
+    many = dict(schema)
+    schema.clear()
+    schema.update(anyOf=[many.get("items", {}), many], description=many.pop("description", ""))
+
+
 class SpecBase(_Frozen):
     """The top level of a spec. Sections (data, train, ...) are added per recipe by :func:`spec_model`."""
 
@@ -80,6 +89,19 @@ class SpecBase(_Frozen):
         None, description="Artifact store and registry location (any fsspec URI); defaults to .mlflowkit/ next to the spec."
     )
     steps: tuple[CustomStep, ...] = Field((), description="Custom Python steps, each placed after a named step.")
+    schedule: Annotated[tuple[Schedule, ...], BeforeValidator(as_list)] = Field(
+        (),
+        description=(
+            "When the spec runs by itself once registered with `mlflowkit flows deploy`: one schedule or a list "
+            "(cron, interval or rrule; timezone; params; active). Not part of the spec hash."
+        ),
+        json_schema_extra=_one_or_many,
+    )
+    monitor: MonitorSpec | None = Field(
+        None,
+        description="How the champion is watched on live data (`mlflowkit monitor`): drift thresholds, schedule, "
+        "and whether drift triggers retraining. Not part of the spec hash.",
+    )
 
     _meta: dict[str, Any] = PrivateAttr(default_factory=dict)
 

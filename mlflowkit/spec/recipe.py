@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlflowkit.errors import PluginError, SpecError, SpecIssue
 from mlflowkit.spec._yaml import LoadedYaml, load_yaml_file
 
-__all__ = ["Recipe", "Stage", "find_recipe", "load_recipe"]
+__all__ = ["Recipe", "RecipeField", "Stage", "find_recipe", "load_recipe"]
 
 _NAME = r"^[a-z][a-z0-9_-]*$"
 
@@ -31,6 +31,20 @@ class Stage(BaseModel):
     description: str = Field("", description="What the stage does, for `mlflowkit plan` and the docs.")
 
 
+class RecipeField(BaseModel):
+    """One field a spec using the recipe sets (required) or may set (optional), documented for people."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    required: bool = Field(False, description="A spec must set it: the recipe has no default for it.")
+    description: str = Field(min_length=1, description="What the field means, in words a spec writer acts on.")
+    example: Any = Field(None, description="An example value, shown by `mlflowkit recipes show`.")
+
+
+# Top-level keys a recipe's `fields:` may document besides its sections.
+_TOP_LEVEL = ("name", "description", "params", "store", "steps")
+
+
 class Recipe(BaseModel):
     """A stage graph plus the default values of each section."""
 
@@ -40,6 +54,10 @@ class Recipe(BaseModel):
     description: str = Field("", description="What the recipe builds.")
     stages: dict[str, Stage] = Field(description="The stage graph, in order.")
     defaults: dict[str, Any] = Field(default_factory=dict, description="Default section values; the spec wins.")
+    fields: dict[str, RecipeField] = Field(
+        default_factory=dict,
+        description="The spec fields people set, by dotted path (`data.source`), required ones first: `mlflowkit recipes show`.",
+    )
 
     @field_validator("stages")
     @classmethod
@@ -64,7 +82,20 @@ class Recipe(BaseModel):
             if section in sections:
                 raise ValueError(f"stages {sections[section]!r} and {name!r} both read section {section!r}")
             sections[section] = name
+        tops = {s.split(".")[0] for s in sections} | set(_TOP_LEVEL)
+        for path in self.fields:
+            if path.split(".")[0] not in tops:
+                raise ValueError(f"fields: {path!r} is not under a section of this recipe ({', '.join(sorted(tops))})")
         return self
+
+    def default_of(self, path: str) -> Any:
+        """The recipe's default value at dotted ``path``, or None."""
+        value: Any = self.defaults
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return None
+            value = value[part]
+        return value
 
     def section_of(self, stage: str) -> str:
         """The dotted spec path that configures ``stage``."""

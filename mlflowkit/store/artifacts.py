@@ -17,9 +17,10 @@ from typing import IO, Any
 # fsspec ships no type information; its surface here is small and checked by the tests.
 import fsspec
 from filelock import FileLock
-from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field
+
+from mlflowkit.store._s3 import atomic_create_supported, lease, open_fs
 
 __all__ = ["ArtifactStore", "Ref"]
 
@@ -120,7 +121,7 @@ class ArtifactStore:
         Args:
             root: a local path or an fsspec URI (``file://``, ``s3://``, ``memory://``, ...).
         """
-        fs, path = url_to_fs(os.fspath(root))
+        fs, path = open_fs(root)  # S3 without a listing cache: other processes write to the same store
         self.fs: fsspec.AbstractFileSystem = fs
         self.root: str = str(path).rstrip("/") or "/"
         self.is_local: bool = isinstance(fs, LocalFileSystem)
@@ -295,15 +296,20 @@ class ArtifactStore:
             timeout: seconds to wait before `filelock.Timeout` (a `TimeoutError`) is raised.
 
         Raises:
-            NotImplementedError: the store is not local (object stores need a lease service; not built yet).
+            NotImplementedError: an object store without a verified atomic create-if-absent (see docs/object-store.md).
+
+        On an object store (S3) the lock is a lease object ``locks/<name>.lock``, created only if absent;
+        a holder that dies leaves it until it expires (`mlflowkit.store._s3.LEASE_SECONDS`).
         """
         if not _LOCK_NAME.match(name):
             raise ValueError(f"invalid lock name {name!r}: use letters, digits, '.', '_' and '-'")
         if not self.is_local:
-            raise NotImplementedError(
-                f"ArtifactStore.lock is only supported on local stores; {self.uri!r} is on "
-                f"{type(self.fs).__name__}. Use a local store, or coordinate writers outside the store."
-            )
+            if not atomic_create_supported(self.fs):
+                raise NotImplementedError(
+                    f"ArtifactStore.lock needs an atomic create-if-absent, which {type(self.fs).__name__} is not known to "
+                    f"have ({self.uri!r}). Use a local or s3:// store, or coordinate writers outside the store."
+                )
+            return lease(self.fs, self._path(f"locks/{name}.lock"), timeout=timeout)
         return self._local_lock(os.path.join(self.root, "locks", f"{name}.lock"), timeout)
 
     @staticmethod

@@ -3,16 +3,79 @@
 ``promote`` gives a version the ``champion`` alias and the old champion the ``previous`` alias.
 ``rollback`` returns ``champion`` to the version it replaced, walking back one promotion at a time.
 Every move lands in the registry's append-only event log with the actor and the reason.
+
+A version registered under an operations policy carries its promotion rules in its lineage
+(``governance``: who may promote, whether an approval must come first), so that those rules hold
+wherever it is promoted from. :func:`approve` records an approval in the registry's audit trail.
 """
 
 from __future__ import annotations
 
+import fnmatch
+from typing import Any
+
 from mlflowkit.errors import RegistryError
-from mlflowkit.store.registry import ModelRegistry, ModelVersion
+from mlflowkit.store.registry import ApprovalEvent, ModelRegistry, ModelVersion, _default_actor
 
-__all__ = ["CHAMPION", "PREVIOUS", "REJECTED", "promote", "rollback"]
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "PREVIOUS",
+    "REJECTED",
+    "approval_of",
+    "approve",
+    "check_promotion",
+    "promote",
+    "rollback",
+]
 
-CHAMPION, PREVIOUS, REJECTED = "champion", "previous", "rejected"
+CHAMPION, PREVIOUS, REJECTED, CHALLENGER = "champion", "previous", "rejected", "challenger"
+
+
+def _governance(version: ModelVersion) -> dict[str, Any]:
+    gov = version.lineage.get("governance")
+    return gov if isinstance(gov, dict) else {}
+
+
+def _listed(actor: str, patterns: Any) -> bool:
+    return patterns is None or any(fnmatch.fnmatchcase(actor, str(p)) for p in patterns)
+
+
+def _check_actor(version: ModelVersion, actor: str, action: str, key: str = "promoters") -> None:
+    gov = _governance(version)
+    if not _listed(actor, gov.get(key)):
+        raise RegistryError(
+            f"{actor!r} may not {action} {version.model} v{version.version}: its policy ({gov.get('policy')}) "
+            f"allows {', '.join(map(str, gov.get(key) or []))} (promotion.{key})"
+        )
+
+
+def approval_of(registry: ModelRegistry, version: ModelVersion) -> ApprovalEvent | None:
+    """The first recorded approval of ``version`` that its governance accepts, or None."""
+    gov = _governance(version)
+    for event in registry.approvals(version.model, version.version):
+        if not _listed(event.actor, gov.get("approvers")):
+            continue
+        if gov.get("distinct_approver") and event.actor == gov.get("registered_by"):
+            continue
+        return event
+    return None
+
+
+def approve(registry: ModelRegistry, model: str, version: int, *, reason: str, actor: str | None = None) -> ApprovalEvent:
+    """Record that ``actor`` approves ``version`` for promotion (who, when, why go in the audit trail).
+
+    Raises:
+        RegistryError: the version does not exist, the reason is empty, or the version's policy does not
+            let ``actor`` approve it (not an approver, or the one who registered it when approvers must differ).
+    """
+    target = registry.get(model, version)
+    who = actor or _default_actor()
+    _check_actor(target, who, "approve", "approvers")
+    gov = _governance(target)
+    if gov.get("distinct_approver") and who == gov.get("registered_by"):
+        raise RegistryError(f"{who!r} registered {model} v{version}; its policy wants someone else to approve it")
+    return registry.record_approval(model, target.version, reason=reason, actor=who)
 
 
 def _passed(version: ModelVersion) -> bool | None:
@@ -21,24 +84,68 @@ def _passed(version: ModelVersion) -> bool | None:
 
 
 def promote(
-    registry: ModelRegistry, model: str, version: int, *, reason: str, actor: str | None = None, force: bool = False
+    registry: ModelRegistry,
+    model: str,
+    version: int,
+    *,
+    reason: str,
+    actor: str | None = None,
+    force: bool = False,
+    require_approval: bool = False,
 ) -> ModelVersion:
-    """Make ``version`` the champion; the old champion becomes ``previous``.
+    """Make ``version`` the champion; the old champion becomes ``previous`` (a ``challenger`` alias on it goes).
+
+    An approval is needed when ``require_approval`` (the policy in force now) or the version's own
+    governance says so; ``force`` never stands in for one.
 
     Raises:
-        RegistryError: the version does not exist, already is the champion, or failed its gates
-            (unless ``force``).
+        RegistryError: the version does not exist, already is the champion, failed its gates (unless
+            ``force``), has no accepted approval when one is required, or its policy does not let ``actor``
+            promote.
+    """
+    target = check_promotion(registry, model, version, actor=actor, force=force, require_approval=require_approval)
+    who = actor or _default_actor()
+    current = registry.aliases(model).get(CHAMPION)
+    if current is not None:
+        registry.set_alias(model, PREVIOUS, current, reason=f"replaced by v{target.version}: {reason}", actor=who)
+    registry.set_alias(model, CHAMPION, target.version, reason=reason, actor=who)
+    if registry.aliases(model).get(CHALLENGER) == target.version:
+        registry.remove_alias(model, CHALLENGER, reason=f"promoted to champion: {reason}", actor=who)
+    return registry.get(model, target.version)
+
+
+def check_promotion(
+    registry: ModelRegistry,
+    model: str,
+    version: int,
+    *,
+    actor: str | None = None,
+    force: bool = False,
+    require_approval: bool = False,
+) -> ModelVersion:
+    """Everything :func:`promote` checks, without moving anything: the version, if it may be promoted.
+
+    Raises:
+        RegistryError: as :func:`promote`.
     """
     target = registry.get(model, version)
+    who = actor or _default_actor()
+    _check_actor(target, who, "promote")
     current = registry.aliases(model).get(CHAMPION)
     if current == target.version:
         raise RegistryError(f"{model} v{target.version} already is the champion")
     if _passed(target) is False and not force:
         raise RegistryError(f"{model} v{target.version} failed its gates; promote it with --force if you mean it")
-    if current is not None:
-        registry.set_alias(model, PREVIOUS, current, reason=f"replaced by v{target.version}: {reason}", actor=actor)
-    registry.set_alias(model, CHAMPION, target.version, reason=reason, actor=actor)
-    return registry.get(model, target.version)
+    gov = _governance(target)
+    if (require_approval or gov.get("require_approval")) and approval_of(registry, target) is None:
+        where = ""
+        if gov.get("require_approval"):
+            where = f" (policy rule promotion.require_approval at {gov.get('require_approval_at')})"
+        raise RegistryError(
+            f"{model} v{target.version} has no recorded approval, and the policy requires one before champion{where}; "
+            f"approve it first: mlflowkit models approve {model} {target.version} --reason '...'"
+        )
+    return target
 
 
 def rollback(
@@ -53,6 +160,7 @@ def rollback(
     current = aliases.get(CHAMPION)
     if current is None:
         raise RegistryError(f"model {model!r} has no champion to roll back")
+    _check_actor(registry.get(model, current), actor or _default_actor(), "roll back")
     target = to if to is not None else aliases.get(PREVIOUS)
     if target is None:
         raise RegistryError(f"{model} v{current} has no previous version to roll back to; name one with --to")

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlflowkit.errors import RegistryError
 from mlflowkit.store.artifacts import _atomic_write_local, _copy_hashing, _fsync_dir
 
-__all__ = ["PAUSE_ENV", "AliasEvent", "ModelRegistry", "ModelVersion"]
+__all__ = ["PAUSE_ENV", "AliasEvent", "ApprovalEvent", "ModelRegistry", "ModelVersion", "chain_hash"]
 
 PAUSE_ENV = "MLFLOWKIT_TEST_PAUSE_AT"
 """Test seam: set to ``registry.staged`` or ``registry.locked`` to make `register` pause there."""
@@ -68,6 +68,60 @@ class AliasEvent(BaseModel):
     actor: str = Field(description="Who moved it.")
     reason: str = Field(description="Why it moved.")
     at: str = Field(description="When, ISO 8601 UTC.")
+    hash: str | None = Field(None, description="Chains this entry to the ones before it (see `ModelRegistry.verify_audit`).")
+
+
+class ApprovalEvent(BaseModel):
+    """One recorded approval of a version, as appended to the model's ``approvals.jsonl``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(description="The model's name.")
+    version: int = Field(description="The version approved.")
+    actor: str = Field(description="Who approved it.")
+    reason: str = Field(description="Why.")
+    at: str = Field(description="When, ISO 8601 UTC.")
+    hash: str | None = Field(None, description="Chains this entry to the ones before it (see `ModelRegistry.verify_audit`).")
+
+
+_AUDIT_LOGS = ("events.jsonl", "approvals.jsonl")
+
+
+def chain_hash(previous: str, entry: Mapping[str, Any]) -> str:
+    """The hash of an audit entry: sha256 of the previous entry's hash and this entry's canonical JSON.
+
+    Every entry carries it, so changing, removing or inserting an entry breaks the chain at that place.
+    """
+    body = json.dumps({k: v for k, v in entry.items() if k != "hash"}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
+
+
+def _chain_head(path: str) -> str:
+    """The hash the next entry of the log at ``path`` chains to ("" for an empty log)."""
+    head = ""
+    for _, entry in _log_entries(path):
+        if entry is not None:
+            head = chain_hash(head, entry)
+    return head
+
+
+def _log_entries(path: str) -> list[tuple[int, dict[str, Any] | None]]:
+    """(line number, entry or None when unreadable) for every non-blank line of a JSON-lines log."""
+    try:
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
+    except FileNotFoundError:
+        return []
+    out: list[tuple[int, dict[str, Any] | None]] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        out.append((n, entry if isinstance(entry, dict) else None))
+    return out
 
 
 def _now() -> str:
@@ -125,6 +179,16 @@ class ModelRegistry:
         root: the registry folder (absolute).
         lock_timeout: seconds to wait for a model's lock before raising `RegistryError`.
     """
+
+    def __new__(cls, root: str | os.PathLike[str] | None = None, *args: Any, **kwargs: Any) -> ModelRegistry:
+        """An object-store ``root`` (``s3://...``) opens `ObjectRegistry`, the same API without rename."""
+        from mlflowkit.store._s3 import is_remote
+
+        if cls is ModelRegistry and root is not None and is_remote(root):
+            from mlflowkit.store.object_registry import ObjectRegistry
+
+            return super().__new__(ObjectRegistry)
+        return super().__new__(cls)
 
     def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
         """Open (and create) a registry.
@@ -500,8 +564,10 @@ class ModelRegistry:
                 reason=reason,
                 at=_now(),
             )
+            log = os.path.join(model_dir, "events.jsonl")
+            event = event.model_copy(update={"hash": chain_hash(_chain_head(log), event.model_dump(mode="json"))})
             # The log is written first: a crash before aliases.json is rewritten is repaired by replay.
-            log_size = _append_line(os.path.join(model_dir, "events.jsonl"), event.model_dump_json())
+            log_size = _append_line(log, event.model_dump_json())
             if version is None:
                 state.pop(alias, None)
             else:
@@ -537,6 +603,77 @@ class ModelRegistry:
         """
         self._require_model(model)
         return self._read_events(model)
+
+    # ----------------------------------------------------------------- approvals and the audit trail
+
+    def record_approval(self, model: str, version: int, *, reason: str, actor: str | None = None) -> ApprovalEvent:
+        """Append an approval of ``version`` to the model's audit trail (``approvals.jsonl``); nothing else moves.
+
+        Whether the approver may approve is the caller's business (see :func:`mlflowkit.store.promotion.approve`).
+
+        Raises:
+            RegistryError: an empty reason, or a missing model or version.
+        """
+        if not reason or not reason.strip():
+            raise RegistryError(f"approving {model} v{version}: a reason is required")
+        self._read_version(model, version)
+        log = os.path.join(self._model_dir(model), "approvals.jsonl")
+        with self._lock(model):
+            event = ApprovalEvent(model=model, version=version, actor=actor or _default_actor(), reason=reason, at=_now())
+            event = event.model_copy(update={"hash": chain_hash(_chain_head(log), event.model_dump(mode="json"))})
+            _append_line(log, event.model_dump_json())
+        return event
+
+    def approvals(self, model: str, version: int | None = None) -> list[ApprovalEvent]:
+        """Recorded approvals of ``model`` (of one ``version``), oldest first.
+
+        Raises:
+            RegistryError: the model does not exist.
+        """
+        self._require_model(model)
+        found = []
+        for _, entry in _log_entries(os.path.join(self._model_dir(model), "approvals.jsonl")):
+            try:
+                event = ApprovalEvent.model_validate(entry)
+            except ValueError:
+                continue  # unreadable: `verify_audit` reports it
+            if version is None or event.version == version:
+                found.append(event)
+        return found
+
+    def verify_audit(self, model: str) -> list[str]:
+        """Check the hash chains of the model's audit logs (alias moves, approvals); [] when both are intact.
+
+        The logs are append-only: the registry never rewrites them. An entry changed, removed or inserted by
+        hand breaks the chain where it happened, and that is reported. Entries written before the chain
+        existed (no hash) are accepted only before the first chained one. Losing the newest entries cannot
+        be told from the log alone; keep the head hash (``models audit`` prints it) somewhere else to tell.
+
+        Raises:
+            RegistryError: the model does not exist.
+        """
+        self._require_model(model)
+        problems = []
+        for name in _AUDIT_LOGS:
+            head, chained = "", False
+            for n, entry in _log_entries(os.path.join(self._model_dir(model), name)):
+                if entry is None:
+                    problems.append(f"{name} line {n}: unreadable (a write torn by a crash, or an edit)")
+                    continue
+                expected = chain_hash(head, entry)
+                stored = entry.get("hash")
+                if stored is None:
+                    if chained:
+                        problems.append(f"{name} line {n}: entry without a hash after chained entries (inserted?)")
+                elif stored != expected:
+                    problems.append(
+                        f"{name} line {n}: does not match the hash chain: this entry, or one before it,"
+                        " was changed, removed or inserted"
+                    )
+                    expected = stored  # resynchronise, so that only the places of tampering are reported
+                chained = chained or stored is not None
+                head = expected
+        return problems
 
 
 def _write_synced(path: str, data: bytes) -> None:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import mlflowkit
 from mlflowkit.errors import StepFailed
-from mlflowkit.run.engine import RunResult, run_spec
+from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.store import ArtifactStore, ModelRegistry
 
 pytestmark = [pytest.mark.slow]

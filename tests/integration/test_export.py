@@ -19,7 +19,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 import mlflowkit
 from mlflowkit.errors import StepFailed
 from mlflowkit.kinds.export import SKEW_ENV, export_onnx
-from mlflowkit.run.engine import run_spec
+from mlflowkit.runtime.engine import run_spec
 from mlflowkit.targets.contract import feeds, run_onnx
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"

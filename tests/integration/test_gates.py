@@ -16,7 +16,7 @@ import pytest
 
 import mlflowkit
 from mlflowkit.errors import GateFailed
-from mlflowkit.run.engine import RunResult, run_spec
+from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.store import ModelRegistry
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]

@@ -27,7 +27,7 @@ import pytest
 import mlflowkit
 from mlflowkit.errors import RegistryError, StepFailed
 from mlflowkit.kinds._frames import load_frame
-from mlflowkit.run.engine import RunResult, run_spec
+from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -291,7 +291,7 @@ def test_ray_address_joins_that_cluster(ray_local: Any, ray_head: tuple[int, dic
         """
         import json, sys
         import mlflowkit
-        from mlflowkit.run.engine import run_spec
+        from mlflowkit.runtime.engine import run_spec
         spec = mlflowkit.load_spec(sys.argv[1])
         result = run_spec(spec, mlflowkit.compile(spec), orchestrate=False)
         train = next(s for s in result.steps if s.name == "train")

@@ -9,13 +9,13 @@ import pytest
 
 import mlflowkit
 from mlflowkit.errors import GateFailed, StepFailed
-from mlflowkit.run.engine import run_spec, store_root
+from mlflowkit.runtime.engine import RunResult, run_spec, store_root
 from mlflowkit.store import ModelRegistry
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 
-def _run(project: Path, *overrides: str, **kw: object) -> mlflowkit.run:  # type: ignore[valid-type]
+def _run(project: Path, *overrides: str, **kw: object) -> RunResult:
     spec = mlflowkit.load_spec(project / "spec.yaml", overrides=list(overrides))
     return run_spec(spec, mlflowkit.compile(spec), **kw)  # type: ignore[arg-type,return-value]
 
@@ -32,7 +32,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     result = _run(churn_project)
     assert result.ok, result.error
     assert result.orchestrated and result.flow_run_id
-    assert [s.status for s in result.steps] == ["ran"] * 10
+    assert [s.status for s in result.steps] == ["ran"] * 11
 
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(result.flow_run_id)
@@ -65,7 +65,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     # Unchanged spec, unchanged data: nothing runs, and no orchestrator is started for nothing.
     again = _run(churn_project)
     assert again.ok and not again.orchestrated
-    assert [s.status for s in again.steps] == ["cached"] * 10
+    assert [s.status for s in again.steps] == ["cached"] * 11
     assert len(_registry(churn_project).versions("churn")) == 1
 
     # A changed param reruns train and what follows it, not the data steps.
@@ -80,6 +80,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
         "evaluate": "ran",
         "gates": "ran",
         "export": "ran",
+        "profile": "ran",
         "register": "ran",
         "deploy": "ran",
     }
@@ -112,6 +113,7 @@ def test_from_step_reruns_it_and_everything_after(churn_project: Path) -> None:
         "evaluate": "ran",
         "gates": "ran",
         "export": "cached",
+        "profile": "cached",
         "register": "ran",
         "deploy": "ran",
     }

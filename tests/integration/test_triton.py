@@ -313,7 +313,7 @@ def test_first_deploy_that_fails_leaves_nothing_behind(
 @pytest.mark.prefect
 def test_flow_registers_onnx_and_deploys_the_champion(triton: triton_local.LocalTriton, churn_project: Path) -> None:
     import mlflowkit
-    from mlflowkit.run.engine import run_spec
+    from mlflowkit.runtime.engine import run_spec
     from mlflowkit.store import ModelRegistry
 
     spec_path = churn_project / "spec.yaml"
@@ -392,7 +392,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
 def test_a_version_that_is_not_the_champion_does_not_deploy(churn_project: Path) -> None:
     import mlflowkit
     from mlflowkit.errors import StepFailed
-    from mlflowkit.run.engine import run_spec
+    from mlflowkit.runtime.engine import run_spec
 
     spec_path = churn_project / "spec.yaml"
     nowhere = f"http://127.0.0.1:{triton_local.free_port()}"
@@ -411,7 +411,7 @@ def test_a_failed_deploy_gives_champion_back_to_the_version_still_serving(churn_
     """v1 is champion; v2 passes its gates but cannot reach its server: the registry must not claim v2."""
     import mlflowkit
     from mlflowkit.errors import StepFailed
-    from mlflowkit.run.engine import run_spec
+    from mlflowkit.runtime.engine import run_spec
     from mlflowkit.store import ModelRegistry
 
     spec_path = churn_project / "spec.yaml"

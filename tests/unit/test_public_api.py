@@ -8,12 +8,15 @@ import mlflowkit
 def test_exports_are_exactly_these() -> None:
     assert sorted(mlflowkit.__all__) == sorted(
         [
+            "DeployError",
+            "DeployTarget",
             "GateFailed",
             "Inputs",
             "MlflowkitError",
             "Params",
             "PluginError",
             "RegistryError",
+            "Release",
             "Spec",
             "SpecError",
             "StepContext",
@@ -22,7 +25,9 @@ def test_exports_are_exactly_these() -> None:
             "__version__",
             "compile",
             "load_spec",
+            "metric",
             "run",
+            "step",
         ]
     )
     for name in mlflowkit.__all__:
@@ -33,3 +38,14 @@ def test_version_matches_the_distribution() -> None:
     from importlib.metadata import version
 
     assert mlflowkit.__version__ == version("mlflowkit")
+
+
+
+def test_run_stays_the_function_after_the_engine_is_imported() -> None:
+    """The engine package once was ``mlflowkit.run``: importing it rebound ``mlflowkit.run`` to the module."""
+    import subprocess
+    import sys
+
+    code = "import mlflowkit, mlflowkit.runtime.engine, mlflowkit.runtime.monitor; print(callable(mlflowkit.run))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "True"

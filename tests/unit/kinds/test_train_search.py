@@ -15,7 +15,7 @@ import mlflowkit
 from mlflowkit.errors import SpecError, StepFailed
 from mlflowkit.kinds._hpo import SCORERS, SearchParams, candidates
 from mlflowkit.kinds.train import ALLOWED_MODULES, SklearnTrain, allowed_modules
-from mlflowkit.run.engine import run_spec
+from mlflowkit.runtime.engine import run_spec
 from mlflowkit.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -117,7 +117,7 @@ def test_without_search_training_stays_in_process_without_ray(tmp_path: Path) ->
     path = _tiny_project(tmp_path, "train: {estimator: sklearn.tree.DecisionTreeClassifier}\n")
     script = (
         "import json, sys, mlflowkit\n"
-        "from mlflowkit.run.engine import run_spec\n"
+        "from mlflowkit.runtime.engine import run_spec\n"
         f"spec = mlflowkit.load_spec({str(path)!r})\n"
         "result = run_spec(spec, mlflowkit.compile(spec), orchestrate=False)\n"
         "print(json.dumps({'ok': result.ok, 'error': result.error, 'ray': 'ray' in sys.modules}))\n"

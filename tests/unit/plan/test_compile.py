@@ -47,9 +47,10 @@ def test_compile_is_deterministic(churn_project: Path) -> None:
 
 def test_stage_order_and_needs() -> None:
     plan = plan_of(BASE)
-    assert [s.name for s in plan.steps] == ["load", "split", "checks", "train", "evaluate", "gates", "export", "register", "deploy"]
+    assert [s.name for s in plan.steps] == ["load", "split", "checks", "train", "evaluate", "gates", "export", "profile", "register", "deploy"]
     assert plan.step("evaluate").needs == ("train", "split", "checks")
-    assert plan.step("register").needs == ("gates", "train", "evaluate", "export")
+    assert plan.step("register").needs == ("gates", "train", "evaluate", "export", "profile")
+    assert plan.step("profile").needs == ("split", "checks", "export")
     assert plan.model == "t"
 
 
@@ -109,6 +110,6 @@ def test_mermaid_and_tree_show_every_edge() -> None:
 
 def test_downstream() -> None:
     plan = plan_of(BASE)
-    assert plan.downstream("train") == ["train", "evaluate", "gates", "export", "register", "deploy"]
+    assert plan.downstream("train") == ["train", "evaluate", "gates", "export", "profile", "register", "deploy"]
     with pytest.raises(KeyError, match="no step 'nope'"):
         plan.downstream("nope")

@@ -288,7 +288,7 @@ def test_unknown_recipe_lists_local_recipes_with_a_did_you_mean(tmp_path: Path) 
     _write(tmp_path, RECIPE, "recipes/quick.yaml")
     (issue,) = _error(tmp_path, HEAD.replace("tabular-classification", "quik")).issues
     assert issue.path == "recipe"
-    assert issue.message == "unknown recipe 'quik' (recipes: tabular-classification, quick)"
+    assert issue.message == "unknown recipe 'quik' (recipes: tabular-classification, tabular-regression, torch-tabular-classification, quick)"
     assert issue.hint == "did you mean 'quick'?"
 
 

@@ -1,4 +1,4 @@
-"""ArtifactStore on real filesystems: a local folder (as a path and as file://) and fsspec's memory://."""
+"""ArtifactStore on real filesystems: a local folder (as a path and as file://), memory://, and S3 (moto on loopback)."""
 
 from __future__ import annotations
 
@@ -167,10 +167,18 @@ def test_ref_is_frozen_and_strict() -> None:
     assert Ref.model_validate_json(ref.model_dump_json()) == ref
 
 
-def test_memory_filesystem() -> None:
-    store = ArtifactStore(f"memory://mlflowkit-test-{uuid.uuid4().hex}/store")
+@pytest.fixture(params=["memory", "s3"])
+def remote(request: pytest.FixtureRequest) -> ArtifactStore:
+    """A store that is not a local folder: fsspec's memory://, or S3 on the session's moto server."""
+    if request.param == "s3":
+        return ArtifactStore(str(request.getfixturevalue("s3_root")) + "/store")
+    return ArtifactStore(f"memory://mlflowkit-test-{uuid.uuid4().hex}/store")
+
+
+def test_remote_store(remote: ArtifactStore) -> None:
+    store = remote
     assert not store.is_local
-    assert store.uri.startswith("memory://")
+    assert store.uri.startswith(("memory://", "s3://"))
     ref = store.put_bytes(b"in memory", "text/plain", {"k": "v"})
     assert store.put_bytes(b"in memory", "text/plain").key == ref.key
     assert store.get_bytes(ref) == b"in memory"
@@ -178,17 +186,69 @@ def test_memory_filesystem() -> None:
     assert store.local_path(ref) is None
     store.write_json("runs/r/x.json", {"b": 1, "a": 2})
     assert store.read_json("runs/r/x.json") == {"a": 2, "b": 1}
+    store.write_json("runs/r/x.json", {"replaced": True})
+    assert store.read_json("runs/r/x.json") == {"replaced": True}
     assert store.list_keys("") == sorted([ref.key, "runs/r/x.json"])
+    assert store.list_keys("runs/") == ["runs/r/x.json"]
+    assert store.list_keys("nothing/") == []
     with pytest.raises(FileNotFoundError):
         store.read_json("runs/r/absent.json")
-    with pytest.raises(NotImplementedError, match="only supported on local stores"):
-        store.lock("x")
+    with pytest.raises(ValueError, match="invalid store key"):
+        store.write_json("a/../b", {})
 
 
-def test_memory_put_file(tmp_path: Path) -> None:
-    store = ArtifactStore(f"memory://mlflowkit-test-{uuid.uuid4().hex}")
+def test_remote_put_file(remote: ArtifactStore, tmp_path: Path) -> None:
+    data = os.urandom(2_500_000)
     src = tmp_path / "f.bin"
-    src.write_bytes(b"file bytes" * 1000)
-    ref = store.put_file(src, "application/octet-stream")
-    assert store.get_bytes(ref) == src.read_bytes()
-    assert store.verify(ref)
+    src.write_bytes(data)
+    ref = remote.put_file(src, "application/octet-stream")
+    assert ref.sha256 == hashlib.sha256(data).hexdigest()
+    assert remote.get_bytes(ref) == data
+    assert remote.verify(ref)
+    assert remote.put_bytes(data, "application/octet-stream").key == ref.key
+
+
+def test_remote_store_sees_what_another_process_wrote(s3_root: str) -> None:
+    # No listing cache: a key written by another client (here: a second filesystem instance) is listed at once.
+    import s3fs
+
+    store = ArtifactStore(s3_root + "/store")
+    assert store.list_keys("runs/") == []
+    other = s3fs.S3FileSystem(skip_instance_cache=True)
+    other.pipe_file(f"{s3_root.removeprefix('s3://')}/store/runs/r/late.json", b"{}")
+    assert store.list_keys("runs/") == ["runs/r/late.json"]
+    assert store.exists("runs/r/late.json")
+
+
+def test_remote_lock_is_a_lease(remote: ArtifactStore) -> None:
+    with remote.lock("train"):
+        assert remote.exists("locks/train.lock")
+        with pytest.raises(TimeoutError, match="held by another"), remote.lock("train", timeout=0.2):
+            pass
+    assert not remote.exists("locks/train.lock")
+    with remote.lock("train", timeout=1):
+        pass
+    with pytest.raises(ValueError, match="invalid lock name"):
+        remote.lock("../escape")
+
+
+def test_remote_lock_of_a_dead_holder_is_taken_over_once_expired(remote: ArtifactStore) -> None:
+    from mlflowkit.store._s3 import lease
+
+    path = f"{remote.root}/locks/train.lock"
+    expired = {"token": "dead", "expires": 0, "host": "gone", "pid": 1}
+    remote.fs.pipe_file(path, json.dumps(expired).encode())  # as left by a holder killed long ago
+    with remote.lock("train", timeout=5):
+        assert json.loads(remote.fs.cat_file(path))["token"] != "dead"
+    # A live lease is not taken over.
+    with lease(remote.fs, path, timeout=1, ttl=60), pytest.raises(TimeoutError), remote.lock("train", timeout=0.3):
+        pass
+
+
+def test_lock_is_refused_where_no_atomic_create_is_known(tmp_path: Path) -> None:
+    from fsspec.implementations.dirfs import DirFileSystem
+
+    store = ArtifactStore(f"memory://mlflowkit-test-{uuid.uuid4().hex}")
+    store.fs = DirFileSystem(path="/", fs=store.fs)  # a filesystem the lease does not vouch for
+    with pytest.raises(NotImplementedError, match="atomic create-if-absent"):
+        store.lock("x")

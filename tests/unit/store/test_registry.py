@@ -1,4 +1,9 @@
-"""ModelRegistry in one process: versions, references, aliases with their audit log, and clear errors."""
+"""ModelRegistry in one process: versions, references, aliases with their audit log, and clear errors.
+
+Each test that takes ``reg`` or ``two`` runs on both backends: a local folder, and an S3 server on
+loopback (moto), where ``ModelRegistry("s3://...")`` is an `ObjectRegistry`. Tests of one backend's
+layout take ``local`` or ``s3reg``.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +13,75 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import fsspec
 import pytest
 
 from mlflowkit.errors import RegistryError
 from mlflowkit.store import ModelRegistry, ModelVersion
+from mlflowkit.store.object_registry import ObjectRegistry
+
+
+@pytest.fixture(params=["local", "s3"])
+def reg(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+    monkeypatch.setenv("MLFLOWKIT_USER", "ada")
+    if request.param == "s3":
+        return ModelRegistry(request.getfixturevalue("s3_root") + "/registry")
+    return ModelRegistry(tmp_path / "registry")
 
 
 @pytest.fixture
-def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
     monkeypatch.setenv("MLFLOWKIT_USER", "ada")
     return ModelRegistry(tmp_path / "registry")
 
 
 @pytest.fixture
-def two(reg: ModelRegistry, tmp_path: Path) -> ModelRegistry:
+def s3reg(s3_root: str, monkeypatch: pytest.MonkeyPatch) -> ObjectRegistry:
+    monkeypatch.setenv("MLFLOWKIT_USER", "ada")
+    registry = ModelRegistry(s3_root + "/registry")
+    assert isinstance(registry, ObjectRegistry)
+    return registry
+
+
+def _raw(registry: ModelRegistry, rel: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and path of ``rel`` (``churn/versions/1/version.json``) inside either backend."""
+    if isinstance(registry, ObjectRegistry):
+        return registry.fs, f"{registry._base}/{rel}"
+    return fsspec.filesystem("file"), os.path.join(registry.root, *rel.split("/"))
+
+
+def _read(registry: ModelRegistry, rel: str) -> bytes:
+    fs, path = _raw(registry, rel)
+    return bytes(fs.cat_file(path))
+
+
+def _write(registry: ModelRegistry, rel: str, data: bytes) -> None:
+    fs, path = _raw(registry, rel)
+    fs.pipe_file(path, data)
+
+
+def _local_two(reg: ModelRegistry, tmp_path: Path) -> ModelRegistry:
     reg.register("churn", {"model.onnx": b"onnx-1", "card.json": b"{}"}, {"spec_hash": "s1", "metrics": {"f1": 0.8}})
     src = tmp_path / "model2.onnx"
     src.write_bytes(b"onnx-2")
     reg.register("churn", {"model.onnx": src}, {"spec_hash": "s2", "metrics": {"f1": 0.9}})
     return reg
+
+
+@pytest.fixture
+def two(reg: ModelRegistry, tmp_path: Path) -> ModelRegistry:
+    return _local_two(reg, tmp_path)
+
+
+@pytest.fixture
+def local_two(local: ModelRegistry, tmp_path: Path) -> ModelRegistry:
+    return _local_two(local, tmp_path)
+
+
+@pytest.fixture
+def s3_two(s3reg: ObjectRegistry, tmp_path: Path) -> ObjectRegistry:
+    _local_two(s3reg, tmp_path)
+    return s3reg
 
 
 def test_register_numbers_versions_and_keeps_files_and_lineage(two: ModelRegistry) -> None:
@@ -38,13 +93,14 @@ def test_register_numbers_versions_and_keeps_files_and_lineage(two: ModelRegistr
     assert datetime.fromisoformat(v1.created_at).utcoffset() == UTC.utcoffset(None)
     assert two.read_file("churn", 1, "model.onnx") == b"onnx-1"
     assert two.read_file("churn", 2, "model.onnx") == b"onnx-2"
-    assert Path(two.file_path("churn", 2, "model.onnx")).read_bytes() == b"onnx-2"
+    with fsspec.open(two.file_path("churn", 2, "model.onnx"), "rb") as fh:  # a path, or an s3:// URI
+        assert fh.read() == b"onnx-2"
     assert two.models() == ["churn"]
-
-    root = Path(two.root, "churn")
-    assert json.loads((root / "versions" / "2" / "version.json").read_text())["version"] == 2
-    index = json.loads((root / "index.json").read_text())
-    assert [v["version"] for v in index["versions"]] == [1, 2]
+    assert json.loads(_read(two, "churn/versions/2/version.json"))["version"] == 2
+    assert _read(two, "churn/versions/2/model.onnx") == b"onnx-2"
+    if not isinstance(two, ObjectRegistry):  # the folder keeps a derived index; on S3 one listing is the index
+        index = json.loads(Path(two.root, "churn", "index.json").read_text())
+        assert [v["version"] for v in index["versions"]] == [1, 2]
 
 
 def test_get_by_number_string_v_and_alias(two: ModelRegistry) -> None:
@@ -72,8 +128,11 @@ def test_alias_moves_are_recorded_with_actor_and_reason(two: ModelRegistry) -> N
     for event in two.history("churn"):
         assert datetime.fromisoformat(event.at).utcoffset() == UTC.utcoffset(None)
 
-    lines = Path(two.root, "churn", "events.jsonl").read_text().splitlines()
-    assert [json.loads(line)["reason"] for line in lines] == [
+    if isinstance(two, ObjectRegistry):  # one object per move, numbered
+        entries = [json.loads(_read(two, f"churn/events/{n:012d}.json"))["entry"] for n in range(1, 5)]
+    else:
+        entries = [json.loads(line) for line in Path(two.root, "churn", "events.jsonl").read_text().splitlines()]
+    assert [entry["reason"] for entry in entries] == [
         "initial",
         "f1 0.9 beats 0.8",
         "rollback target",
@@ -146,7 +205,10 @@ def test_other_refusals(two: ModelRegistry) -> None:
     with pytest.raises(RegistryError, match="invalid version reference"):
         two.get("churn", "v2.1")
     assert [v.version for v in two.versions("churn")] == [1, 2]
-    assert list(Path(two.root, "churn", ".staging").iterdir()) == []
+    if not isinstance(two, ObjectRegistry):
+        assert list(Path(two.root, "churn", ".staging").iterdir()) == []
+    else:  # refused before a number was claimed: none is burnt
+        assert two.register("churn", {"m": b"x"}, {}).version == 3
 
 
 def test_versions_are_immutable(two: ModelRegistry) -> None:
@@ -157,12 +219,13 @@ def test_versions_are_immutable(two: ModelRegistry) -> None:
 
 
 def test_read_file_detects_a_damaged_file(two: ModelRegistry) -> None:
-    Path(two.file_path("churn", 1, "model.onnx")).write_bytes(b"onnx-X")
+    _write(two, "churn/versions/1/model.onnx", b"onnx-X")
     with pytest.raises(RegistryError, match="is damaged"):
         two.read_file("churn", 1, "model.onnx")
 
 
-def test_index_is_rebuilt_when_it_disagrees_with_the_dirs(two: ModelRegistry) -> None:
+def test_index_is_rebuilt_when_it_disagrees_with_the_dirs(local_two: ModelRegistry) -> None:
+    two = local_two
     index = Path(two.root, "churn", "index.json")
     doc = json.loads(index.read_text())
     doc["versions"] = doc["versions"][:1]
@@ -183,19 +246,20 @@ def test_index_is_rebuilt_when_it_disagrees_with_the_dirs(two: ModelRegistry) ->
 
 def test_alias_log_wins_over_a_stale_aliases_json(two: ModelRegistry) -> None:
     two.set_alias("churn", "champion", 1, reason="first")
-    aliases_json = Path(two.root, "churn", "aliases.json")
-    stale = aliases_json.read_bytes()
+    stale = _read(two, "churn/aliases.json")
     two.set_alias("churn", "champion", 2, reason="second")
     # As if the writer died after appending the event but before rewriting aliases.json.
-    aliases_json.write_bytes(stale)
+    _write(two, "churn/aliases.json", stale)
     assert two.aliases("churn") == {"champion": 2}
-    aliases_json.unlink()
+    fs, path = _raw(two, "churn/aliases.json")
+    fs.rm_file(path)
     assert two.aliases("churn") == {"champion": 2}
     assert two.set_alias("churn", "previous", 1, reason="r").previous is None
     assert two.aliases("churn") == {"champion": 2, "previous": 1}
 
 
-def test_a_torn_last_event_line_is_skipped(two: ModelRegistry) -> None:
+def test_a_torn_last_event_line_is_skipped(local_two: ModelRegistry) -> None:
+    two = local_two
     two.set_alias("churn", "champion", 1, reason="first")
     with open(Path(two.root, "churn", "events.jsonl"), "ab") as fh:
         fh.write(b'{"model": "churn", "alias": "champ')  # a crash mid-write
@@ -206,7 +270,7 @@ def test_a_torn_last_event_line_is_skipped(two: ModelRegistry) -> None:
 
 
 def test_model_version_round_trips_through_version_json(two: ModelRegistry) -> None:
-    raw = Path(two.root, "churn", "versions", "1", "version.json").read_text()
+    raw = _read(two, "churn/versions/1/version.json").decode()
     assert ModelVersion.model_validate_json(raw) == two.get("churn", 1)
     assert "aliases" not in json.loads(raw)
 
@@ -215,11 +279,75 @@ def test_file_uri_root(tmp_path: Path) -> None:
     reg = ModelRegistry((tmp_path / "r").as_uri())
     assert reg.register("m", {"f": b"x"}, {}).version == 1
     assert ModelRegistry(tmp_path / "r").get("m", "v1").files == ("f",)
-    with pytest.raises(NotImplementedError, match="local folders only"):
-        ModelRegistry("memory://somewhere")
+    # An object store opens the object-store backend; a filesystem without a verified atomic
+    # create-if-absent is refused rather than given a registry that two writers could corrupt.
+    assert isinstance(ModelRegistry("memory://somewhere/registry"), ObjectRegistry)
+    with pytest.raises(NotImplementedError, match="atomic create-if-absent"):
+        ModelRegistry("https://example.invalid/registry")
 
 
-def test_registry_survives_being_copied(two: ModelRegistry, tmp_path: Path) -> None:
+def test_registry_survives_being_copied(local_two: ModelRegistry, tmp_path: Path) -> None:
+    two = local_two
     # Everything lives in the folder: a copy is a working registry (backups, moving machines).
     shutil.copytree(two.root, tmp_path / "copy")
     assert [v.version for v in ModelRegistry(tmp_path / "copy").versions("churn")] == [1, 2]
+
+
+# ------------------------------------------------------------------ the object-store layout (S3)
+
+
+def test_s3_a_claimed_number_without_version_json_is_no_version(s3_two: ObjectRegistry) -> None:
+    # A writer that died after claiming v3 (and uploading part of it): v3 is not listed, not readable,
+    # and not handed out again.
+    _write(s3_two, "churn/versions/3/.claim", b"{}")
+    _write(s3_two, "churn/versions/3/model.onnx", b"half")
+    assert [v.version for v in s3_two.versions("churn")] == [1, 2]
+    with pytest.raises(RegistryError, match="has no version 3"):
+        s3_two.get("churn", 3)
+    assert s3_two.register("churn", {"m": b"x"}, {}).version == 4
+    # Once stale, its files go and its claim stays.
+    s3_two.stale_after = 0.0
+    s3_two.register("churn", {"m": b"y"}, {})
+    fs, path = _raw(s3_two, "churn/versions/3")
+    assert [p.rsplit("/", 1)[-1] for p in fs.find(path)] == [".claim"]
+
+
+def test_s3_a_damaged_event_object_is_skipped_and_reported(s3_two: ObjectRegistry) -> None:
+    s3_two.set_alias("churn", "champion", 1, reason="first")
+    s3_two.set_alias("churn", "champion", 2, reason="second")
+    assert s3_two.verify_audit("churn") == []
+    _write(s3_two, "churn/events/000000000002.json", b"{not json")
+    fs, path = _raw(s3_two, "churn/aliases.json")
+    fs.rm_file(path)
+    assert [e.reason for e in s3_two.history("churn")] == ["first"]
+    assert s3_two.aliases("churn") == {"champion": 1}
+    assert any("000000000002.json: unreadable" in p for p in s3_two.verify_audit("churn"))
+
+
+def test_s3_two_movers_never_take_the_same_event_number(s3_two: ObjectRegistry) -> None:
+    # Both read the log up to seq 1; the second to write finds seq 2 taken, reads again, takes 3,
+    # and its `previous` is the first mover's version, not the stale one.
+    s3_two.set_alias("churn", "champion", 1, reason="first")
+    stale = s3_two._log_seqs("churn", "events")
+    original = s3_two._log_seqs
+    calls = {"n": 0}
+
+    def racing(model: str, log: str) -> list[int]:
+        calls["n"] += 1
+        if calls["n"] == 1:  # as if another process moved the alias right after our listing
+            other = ModelRegistry(s3_two.root)
+            other.set_alias("churn", "champion", 2, reason="the other writer", actor="bob")
+            return stale
+        return original(model, log)
+
+    s3_two._log_seqs = racing  # type: ignore[method-assign]
+    event = s3_two.set_alias("churn", "previous", 2, reason="mine")
+    s3_two._log_seqs = original  # type: ignore[method-assign]
+    assert [e.reason for e in s3_two.history("churn")] == ["first", "the other writer", "mine"]
+    assert event.previous is None and s3_two.aliases("churn") == {"champion": 2, "previous": 2}
+    assert s3_two.verify_audit("churn") == []
+
+
+def test_s3_file_path_is_a_uri_and_root_is_the_uri(s3_two: ObjectRegistry, s3_root: str) -> None:
+    assert s3_two.root.startswith("s3://") and s3_two.file_path("churn", 1, "card.json").startswith("s3://")
+    assert repr(s3_two).startswith("ObjectRegistry('s3://")

@@ -1,4 +1,7 @@
-"""ModelRegistry under real processes: concurrent writers, and a writer SIGKILLed mid-register."""
+"""ModelRegistry under real processes: concurrent writers, and a writer SIGKILLed mid-register.
+
+On both backends: a local folder (lock + rename) and S3 on loopback (moto; conditional writes).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from filelock import FileLock, Timeout
 
 from mlflowkit.errors import RegistryError
 from mlflowkit.store import ModelRegistry
+from mlflowkit.store.object_registry import ObjectRegistry
 from mlflowkit.store.registry import PAUSE_ENV
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="uses SIGKILL and POSIX rename semantics")
@@ -61,6 +65,24 @@ def _read_line(proc: subprocess.Popen[bytes], stream: str, deadline: float) -> s
     return str(pipe.readline().decode())
 
 
+@pytest.fixture(params=["local", "s3"])
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the registry lives: a folder, or a prefix on the session's S3 server."""
+    if request.param == "s3":
+        return str(request.getfixturevalue("s3_root")) + "/registry"
+    return str(tmp_path / "registry")
+
+
+def _s3_layout(registry: ObjectRegistry) -> dict[int, list[str]]:
+    """Number -> the names of the objects under versions/<N>/ (claims, files, version.json)."""
+    out: dict[int, list[str]] = {}
+    prefix = f"{registry._base}/churn/versions/"
+    for path in registry.fs.find(prefix):
+        number, name = str(path)[len(prefix) :].split("/", 1)
+        out.setdefault(int(number), []).append(name)
+    return {n: sorted(names) for n, names in sorted(out.items())}
+
+
 def _committed_dirs_are_whole(root: Path) -> list[int]:
     versions = root / "churn" / "versions"
     numbers = sorted(int(d.name) for d in versions.iterdir())
@@ -74,8 +96,7 @@ def _index_versions(root: Path) -> list[int]:
     return [v["version"] for v in doc["versions"]]
 
 
-def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
-    root = tmp_path / "registry"
+def test_concurrent_writers_get_distinct_versions(root: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(
@@ -87,7 +108,7 @@ def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
         for i in range(WRITERS)
     ]
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 90  # eight interpreters importing s3fs on two shared cores
         for proc in procs:
             assert _read_line(proc, "stdout", deadline).strip() == "READY"
         go.touch()
@@ -108,30 +129,84 @@ def test_concurrent_writers_get_distinct_versions(tmp_path: Path) -> None:
         assert registry.read_file("churn", r["version"], "model.bin") == bytes.fromhex(r["payload"])
         assert registry.read_file("churn", r["version"], "worker.txt") == str(r["worker"]).encode()
         assert registry.get("churn", r["version"]).lineage == {"worker": r["worker"]}
-    assert _committed_dirs_are_whole(root) == list(range(1, WRITERS + 1))
-    assert _index_versions(root) == list(range(1, WRITERS + 1))
     assert [v.version for v in registry.versions("churn")] == list(range(1, WRITERS + 1))
-    assert list((root / "churn" / ".staging").iterdir()) == []
+    if isinstance(registry, ObjectRegistry):
+        # Every number was claimed once and committed; no writer lost a claim race and left a gap.
+        for names in _s3_layout(registry).values():
+            assert names == [".claim", "model.bin", "version.json", "worker.txt"]
+        return
+    assert _committed_dirs_are_whole(Path(root)) == list(range(1, WRITERS + 1))
+    assert _index_versions(Path(root)) == list(range(1, WRITERS + 1))
+    assert list((Path(root) / "churn" / ".staging").iterdir()) == []
 
 
 @pytest.mark.parametrize("point", ["registry.staged", "registry.locked"])
-def test_writer_killed_while_registering(tmp_path: Path, point: str) -> None:
-    root = tmp_path / "registry"
+def test_writer_killed_while_registering(root: str, point: str) -> None:
     registry = ModelRegistry(root, lock_timeout=5)
-    registry.register("churn", {"model.bin": b"v1"}, {})
-    registry.set_alias("churn", "champion", 1, reason="first", actor="test")
+    if isinstance(registry, ObjectRegistry):
+        _killed_on_s3(registry, root, point)
+        return
+    _killed_on_local(registry, Path(root), point)
 
+
+def _start_pausing_writer(root: str, point: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", PAUSING_WRITER, str(root)],
+        [sys.executable, "-c", PAUSING_WRITER, root],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=_env(**{PAUSE_ENV: point}),
     )
+    line = _read_line(proc, "stderr", time.monotonic() + 15)
+    if not line:  # the child exited before pausing: show why
+        pytest.fail(f"child exited {proc.wait()} before {point}: {proc.communicate()[1].decode()}")
+    assert line.strip() == f"PAUSED {point}"
+    return proc
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)  # reaps the child and closes its pipes
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _killed_on_s3(registry: ObjectRegistry, root: str, point: str) -> None:
+    registry.register("churn", {"model.bin": b"v1"}, {})
+    registry.set_alias("churn", "champion", 1, reason="first", actor="test")
+    proc = _start_pausing_writer(root, point)
     try:
-        line = _read_line(proc, "stderr", time.monotonic() + 15)
-        if not line:  # the child exited before pausing: show why
-            pytest.fail(f"child exited {proc.wait()} before {point}: {proc.communicate()[1].decode()}")
-        assert line.strip() == f"PAUSED {point}"
+        # The child holds number 2 (claimed) and blocks nobody: another writer takes 3 at once.
+        started = time.monotonic()
+        assert ModelRegistry(root).register("churn", {"model.bin": b"v3"}, {}).version == 3
+        assert time.monotonic() - started < 3
+        assert [v.version for v in registry.versions("churn")] == [1, 3]
+    finally:
+        _kill(proc)
+
+    # No partial version is listed or readable; what the child uploaded stays under its claim.
+    assert [v.version for v in registry.versions("churn")] == [1, 3]
+    with pytest.raises(RegistryError, match="has no version 2"):
+        registry.get("churn", 2)
+    staged = [".claim", "model.bin"] if point == "registry.staged" else [".claim"]
+    assert _s3_layout(registry)[2] == staged
+    if point == "registry.staged":
+        assert registry.fs.cat_file(f"{registry._base}/churn/versions/2/model.bin") == b"never committed"
+    assert registry.aliases("churn") == {"champion": 1}
+    # The number is never handed out again; once stale, the leftover goes and the claim stays.
+    assert registry.register("churn", {"model.bin": b"v4"}, {}).version == 4
+    assert _s3_layout(registry)[2] == staged
+    registry.stale_after = 0.0
+    assert registry.register("churn", {"model.bin": b"v5"}, {}).version == 5
+    assert _s3_layout(registry)[2] == [".claim"]
+    assert [v.version for v in registry.versions("churn")] == [1, 3, 4, 5]
+    assert registry.read_file("churn", 4, "model.bin") == b"v4"
+
+
+def _killed_on_local(registry: ModelRegistry, root: Path, point: str) -> None:
+    registry.register("churn", {"model.bin": b"v1"}, {})
+    registry.set_alias("churn", "champion", 1, reason="first", actor="test")
+
+    proc = _start_pausing_writer(str(root), point)
+    try:
         lock_path = root / "churn" / ".lock"
         if point == "registry.locked":
             # The child really holds the model's lock: another writer waits, then gives up clearly.
@@ -143,9 +218,7 @@ def test_writer_killed_while_registering(tmp_path: Path, point: str) -> None:
             with FileLock(lock_path, blocking=False):
                 pass
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=10)  # reaps the child and closes its pipes
-    assert proc.returncode == -signal.SIGKILL
+        _kill(proc)
 
     # Nothing new is listed, no version dir is half made, and the leftover staging is no version.
     assert [v.version for v in registry.versions("churn")] == [1]
