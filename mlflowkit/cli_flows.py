@@ -63,6 +63,14 @@ def _show(result: Registration, verb: str) -> None:
             ", ".join(f"{k}={v}" for k, v in item.spec.params.items()) or "-",
             result.deployments[item.full_name][:8],
         )
+        if item.monitor_name is not None and item.monitor_name in result.deployments:
+            table.add_row(
+                item.monitor_name,
+                os.path.relpath(item.path),
+                "; ".join(s.describe() for s in item.spec.monitor.schedule),  # type: ignore[union-attr]
+                "data=" + str(item.spec.monitor.data or "-"),  # type: ignore[union-attr]
+                result.deployments[item.monitor_name][:8],
+            )
     out.print(table)
     for orphan in result.orphans:
         pruned = orphan["name"] in result.pruned

@@ -2,7 +2,8 @@
 
 A spec becomes one deployment, ``<spec name>/lifecycle``, with the spec's schedules, its params as the
 deployment's parameters (editable in the Prefect UI), and the tags ``mlflowkit``, ``spec:NAME`` and
-``model:NAME``. The ``mlflowkit`` tag is how deployments whose spec was deleted are found again.
+``model:NAME``. A spec whose ``monitor:`` has a schedule also becomes ``<spec name>-monitor/monitor``,
+the drift check on that schedule. The ``mlflowkit`` tag is how deployments whose spec was deleted are found again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 DEPLOYMENT_NAME = "lifecycle"
+MONITOR_DEPLOYMENT_NAME = "monitor"
 MANAGED_TAG = "mlflowkit"
 _SPEC_LINE = re.compile(r"^mlflowkit spec: (?P<path>.+)$", re.MULTILINE)
 _IS_SPEC = re.compile(r"^spec\s*:", re.MULTILINE)
@@ -58,6 +60,12 @@ class FlowSpec:
     def full_name(self) -> str:
         """``flow/deployment``, as Prefect names a deployment."""
         return f"{self.spec.name}/{DEPLOYMENT_NAME}"
+
+    @property
+    def monitor_name(self) -> str | None:
+        """``flow/deployment`` of the scheduled drift check, when ``monitor.schedule`` is set."""
+        monitor = getattr(self.spec, "monitor", None)
+        return f"{self.spec.name}-monitor/{MONITOR_DEPLOYMENT_NAME}" if monitor is not None and monitor.schedule else None
 
 
 @dataclass
@@ -130,11 +138,16 @@ def load_folder(folder: str | os.PathLike[str]) -> list[FlowSpec]:
             )
         by_name.setdefault(item.name, item)
     for item in loaded:  # Prefect's own checks of the schedules, so that registering cannot fail half-way on them
-        for i, entry in enumerate(getattr(item.spec, "schedule", ())):
+        monitor = getattr(item.spec, "monitor", None)
+        located: list[tuple[tuple[str | int, ...], Any]] = [
+            (("schedule", i), s) for i, s in enumerate(getattr(item.spec, "schedule", ()))
+        ]
+        located += [(("monitor", "schedule", i), s) for i, s in enumerate(monitor.schedule if monitor else ())]
+        for where, entry in located:
             try:
-                prefect_schedule(entry, i)
+                prefect_schedule(entry, int(where[-1]))
             except (ValueError, TypeError) as exc:
-                issues.append(item.spec.sources.issue(("schedule", i), f"Prefect refuses this schedule: {exc}"))
+                issues.append(item.spec.sources.issue(where, f"Prefect refuses this schedule: {exc}"))
     if issues:
         raise SpecError(issues)
     return loaded
@@ -187,6 +200,30 @@ def build_deployments(specs: list[FlowSpec], *, work_pool: str | None = None) ->
     return deployments
 
 
+def build_monitor_deployments(specs: list[FlowSpec], *, work_pool: str | None = None) -> dict[str, Any]:
+    """The scheduled drift checks (``monitor.schedule``), by ``flow/deployment`` name."""
+    from prefect.types.entrypoint import EntrypointType
+
+    from mlflowkit.flows.entry import MONITOR_ENTRYPOINT, SPEC_ENV, monitor_flow_of
+
+    out: dict[str, Any] = {}
+    for item in specs:
+        if item.monitor_name is None:
+            continue
+        deployment = monitor_flow_of(item.path).to_deployment(
+            name=MONITOR_DEPLOYMENT_NAME,
+            schedules=[prefect_schedule(s, i) for i, s in enumerate(item.spec.monitor.schedule)],  # type: ignore[union-attr]
+            description=f"drift check of {item.name}\n\nmlflowkit spec: {item.path}",
+            tags=[MANAGED_TAG, "monitor", f"spec:{item.name}", f"model:{item.plan.model}"],
+            work_pool_name=work_pool,
+            job_variables={"env": {SPEC_ENV: str(item.path)}} if work_pool else None,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        deployment.entrypoint = MONITOR_ENTRYPOINT
+        out[item.monitor_name] = deployment
+    return out
+
+
 def _api_url() -> str:
     from mlflowkit.runtime.engine import configured_api_url
 
@@ -232,6 +269,8 @@ def register(folder: str | os.PathLike[str], *, work_pool: str | None = None, pr
         _require_pool(work_pool)
     for item, deployment in zip(specs, deployments, strict=True):
         result.deployments[item.full_name] = str(deployment.apply())
+    for name, deployment in build_monitor_deployments(specs, work_pool=work_pool).items():
+        result.deployments[name] = str(deployment.apply())
     _drop_stale_schedules(specs, result.deployments)
     root = Path(folder).resolve()
     current = set(result.deployments)
@@ -275,11 +314,16 @@ def _drop_stale_schedules(specs: list[FlowSpec], ids: dict[str, str]) -> None:
 
     with get_client(sync_client=True) as client:
         for item in specs:
-            deployment_id = uuid.UUID(ids[item.full_name])
-            wanted = set(slugs(getattr(item.spec, "schedule", ())))
-            for schedule in client.read_deployment_schedules(deployment_id):
-                if schedule.slug not in wanted:
-                    client.delete_deployment_schedule(deployment_id, schedule.id)
+            monitor = getattr(item.spec, "monitor", None)
+            pairs = [(item.full_name, getattr(item.spec, "schedule", ()))]
+            if item.monitor_name is not None and monitor is not None:
+                pairs.append((item.monitor_name, monitor.schedule))
+            for name, schedules in pairs:
+                deployment_id = uuid.UUID(ids[name])
+                wanted = set(slugs(schedules))
+                for schedule in client.read_deployment_schedules(deployment_id):
+                    if schedule.slug not in wanted:
+                        client.delete_deployment_schedule(deployment_id, schedule.id)
 
 
 def serve(folder: str | os.PathLike[str], *, limit: int | None = None) -> None:
@@ -287,5 +331,5 @@ def serve(folder: str | os.PathLike[str], *, limit: int | None = None) -> None:
     from prefect import serve as prefect_serve
 
     registration = register(folder)
-    deployments = build_deployments(registration.specs)
+    deployments = build_deployments(registration.specs) + list(build_monitor_deployments(registration.specs).values())
     prefect_serve(*deployments, limit=limit, print_starting_message=True)

@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENTRYPOINT", "SPEC_ENV", "flow_parameters", "spec_flow"]
+__all__ = ["ENTRYPOINT", "MONITOR_ENTRYPOINT", "SPEC_ENV", "flow_parameters", "monitor_flow_of", "spec_flow"]
 
 ENTRYPOINT = "mlflowkit.flows.entry.flow"
+MONITOR_ENTRYPOINT = "mlflowkit.flows.entry.monitor_flow"
 SPEC_ENV = "MLFLOWKIT_SPEC"
 
 
@@ -67,6 +68,36 @@ def spec_flow(spec_path: str | os.PathLike[str]) -> Any:
     )
 
 
+def monitor_flow_of(spec_path: str | os.PathLike[str]) -> Any:
+    """The Prefect flow ``<spec>-monitor``: one drift check of the spec's ``monitor.data`` (or ``data``), see
+    :func:`mlflowkit.runtime.monitor.run_monitor`; retraining it triggers goes through the spec's deployment.
+
+    Raises:
+        SpecError: the spec does not validate.
+    """
+    from prefect import Flow
+
+    from mlflowkit.spec.load import load_spec
+
+    path = str(Path(spec_path).resolve())
+    spec = load_spec(path)
+
+    def monitor(data: str | None = None) -> Any:
+        from mlflowkit.runtime.monitor import run_monitor
+        from mlflowkit.spec.load import load_spec
+
+        result = run_monitor(load_spec(path), data, in_flow=True)
+        return {"check_id": result.check_id, "verdict": result.report.verdict, "trigger": result.trigger}
+
+    return Flow(
+        monitor,
+        name=f"{spec.name}-monitor",
+        description=f"mlflowkit: drift check of {spec.name}'s champion on live data",
+        log_prints=True,
+        persist_result=False,
+    )
+
+
 def spec_of_flow_run(flow_run_id: str) -> str:
     """The spec file of the deployment that created a flow run (read from the Prefect API).
 
@@ -97,11 +128,11 @@ def spec_of_flow_run(flow_run_id: str) -> str:
 
 def __getattr__(name: str) -> Any:
     """``flow``: the flow of the spec in ``MLFLOWKIT_SPEC``, else of the flow run's deployment (what a runner loads)."""
-    if name != "flow":
+    if name not in {"flow", "monitor_flow"}:
         raise AttributeError(name)
     spec = os.environ.get(SPEC_ENV)
     if not spec and os.environ.get("PREFECT__FLOW_RUN_ID"):
         spec = spec_of_flow_run(os.environ["PREFECT__FLOW_RUN_ID"])
     if not spec:
         raise AttributeError(f"{ENTRYPOINT} needs {SPEC_ENV} (the spec file) or a flow run started from a deployment")
-    return spec_flow(spec)
+    return spec_flow(spec) if name == "flow" else monitor_flow_of(spec)

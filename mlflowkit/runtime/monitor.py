@@ -156,6 +156,7 @@ def run_monitor(
     store: str | None = None,
     trigger: bool = True,
     orchestrate: bool = True,
+    in_flow: bool = False,
     log: Any = print,
 ) -> MonitorResult:
     """Check a batch of live data against the champion; trigger retraining when it drifted.
@@ -166,6 +167,7 @@ def run_monitor(
         store: the artifact store root (default as for runs).
         trigger: False: report only, whatever ``on_drift`` says.
         orchestrate: run the check as a Prefect flow (artifacts in the UI); False runs it in process.
+        in_flow: the caller is a flow run already (a scheduled check's deployment): check in it.
         log: receives progress lines.
 
     Raises:
@@ -179,7 +181,12 @@ def run_monitor(
     root = store_root(spec, store)
     model = _model_name(spec)
     check_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    if orchestrate:
+    if in_flow:
+        from prefect.artifacts import create_markdown_artifact
+
+        report, key, html_key, _ = _check(spec, source, root, model=model, check_id=check_id, log=log)
+        create_markdown_artifact(key=f"drift-{model}", markdown=_markdown(report), description="drift check")
+    elif orchestrate:
         with _prefect_settings(state_dir(spec)):
             from prefect import flow, tags
             from prefect.artifacts import create_markdown_artifact
@@ -223,7 +230,7 @@ def _trigger(
         "report": report_key,
         "at": datetime.now(UTC).isoformat(),
     }
-    deployment = _find_deployment(spec)
+    deployment = _find_deployment(spec, log)
     if deployment is not None:
         from prefect.deployments import run_deployment
 
@@ -244,18 +251,22 @@ def _trigger(
     return record, result
 
 
-def _find_deployment(spec: SpecBase) -> str | None:
-    """``flow/deployment`` of the spec's training deployment on the configured Prefect server, if any."""
+def _find_deployment(spec: SpecBase, log: Any) -> str | None:
+    """``flow/deployment`` of the spec's training deployment on the Prefect server, if one is registered."""
+    from mlflowkit.flows.api import ApiUnavailable, PrefectApi
+    from mlflowkit.flows.deploy import DEPLOYMENT_NAME
     from mlflowkit.runtime.engine import configured_api_url
 
-    if not configured_api_url():
+    url = configured_api_url()
+    if not url:
         return None  # the embedded API holds no deployments that outlive a process
     try:
-        from mlflowkit.flows import deployment_name_for  # type: ignore[attr-defined]
-
-        return deployment_name_for(spec)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError, MlflowkitError):
+        with PrefectApi(url) as api:
+            api.get(f"/deployments/name/{spec.name}/{DEPLOYMENT_NAME}")
+    except ApiUnavailable as exc:
+        log(f"monitor: no deployment {spec.name}/{DEPLOYMENT_NAME} at {url} ({exc})")
         return None
+    return f"{spec.name}/{DEPLOYMENT_NAME}"
 
 
 def _markdown(report: DriftReport) -> str:
