@@ -192,9 +192,20 @@ def serve(
     max_rows: Annotated[int, typer.Option("--max-rows", help="Most rows per request.")] = 100_000,
     threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime threads per request.")] = 1,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request to stderr.")] = False,
+    log_predictions: Annotated[
+        Path | None,
+        typer.Option("--log-predictions", help="Append sampled inputs and outputs to this JSON-lines file (rotated)."),
+    ] = None,
+    log_sample: Annotated[float, typer.Option("--log-sample", min=0.0, max=1.0, help="Share of rows logged.")] = 1.0,
+    log_max_bytes: Annotated[int, typer.Option("--log-max-bytes", help="Rotate the log at this size.")] = 10 << 20,
 ) -> None:
     """Serve the current bundle over HTTP: POST /predict, GET /health, GET /contract; follows pulls and rollbacks."""
     from mlflowkit.edge.device import Device
+    from mlflowkit.edge.predlog import PredictionLog
     from mlflowkit.edge.server import serve as run_server
 
-    run_server(Device(dir_), host=host, port=port, max_body=max_body, max_rows=max_rows, threads=threads, access_log=access_log)
+    log = PredictionLog(log_predictions, sample=log_sample, max_bytes=log_max_bytes) if log_predictions else None
+    run_server(
+        Device(dir_), host=host, port=port, max_body=max_body, max_rows=max_rows, threads=threads, access_log=access_log,
+        prediction_log=log,
+    )  # fmt: skip

@@ -25,6 +25,7 @@ from mlflowkit.edge.errors import EdgeError, InputError
 
 if TYPE_CHECKING:
     from mlflowkit.edge.device import Device
+    from mlflowkit.edge.predlog import PredictionLog
     from mlflowkit.edge.runner import Runner
 
 __all__ = ["DEFAULT_MAX_BODY", "EdgeServer", "serve"]
@@ -178,6 +179,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, "model_error", f"{type(exc).__name__}: {exc}")
             return
         self._send(200, result)
+        if self.server.prediction_log is not None:
+            self.server.prediction_log.record(payload, result)
 
 
 class EdgeServer(ThreadingHTTPServer):
@@ -185,11 +188,20 @@ class EdgeServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], holder: _Holder, *, max_body: int, access_log: bool) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        holder: _Holder,
+        *,
+        max_body: int,
+        access_log: bool,
+        prediction_log: PredictionLog | None = None,
+    ) -> None:
         super().__init__(address, _Handler)
         self.holder = holder
         self.max_body = max_body
         self.access_log = access_log
+        self.prediction_log = prediction_log
 
 
 def serve(
@@ -201,6 +213,7 @@ def serve(
     max_rows: int = 100_000,
     threads: int = 1,
     access_log: bool = False,
+    prediction_log: PredictionLog | None = None,
     ready: Any = None,
 ) -> None:
     """Serve the device's current bundle until interrupted (SIGINT/SIGTERM); SIGHUP reloads it.
@@ -213,11 +226,12 @@ def serve(
         max_rows: most rows per request.
         threads: ONNX Runtime intra-op threads.
         access_log: log every request to stderr.
+        prediction_log: where sampled inputs and outputs go (for monitoring), or None.
         ready: called with the server once it listens.
     """
     holder = _Holder(device, threads=threads, max_rows=max_rows)
     holder.get()
-    server = EdgeServer((host, port), holder, max_body=max_body, access_log=access_log)
+    server = EdgeServer((host, port), holder, max_body=max_body, access_log=access_log, prediction_log=prediction_log)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGHUP, lambda *_: holder.request_reload())
         signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
@@ -231,3 +245,5 @@ def serve(
         pass
     finally:
         server.server_close()
+        if prediction_log is not None:
+            prediction_log.close()

@@ -118,7 +118,9 @@ def served(tmp_path: Path, models, keys) -> Iterator[tuple[Client, subprocess.Po
     edge("pull", "--source", str(location / "churn"), "--dir", str(device), "--public-key", str(public), check=True)
     port = free_port()
     server = subprocess.Popen(
-        [*CLI, "edge", "serve", "--dir", str(device), "--port", str(port)], stderr=subprocess.PIPE, text=True
+        [*CLI, "edge", "serve", "--dir", str(device), "--port", str(port), "--log-predictions", str(tmp_path / "predictions.jsonl")],
+        stderr=subprocess.PIPE,
+        text=True,
     )
     client = Client(port)
     deadline = time.monotonic() + 60
@@ -274,3 +276,24 @@ def test_serve_follows_a_pull_and_keeps_the_old_bundle_when_the_new_one_fails(se
     status, health = client.request("GET", "/health")
     assert health["version"] == 1 and "modified-file" in health["last_refused"]
     assert server.poll() is None
+
+
+def test_serve_logs_sampled_predictions_that_monitor_reads(served, models) -> None:  # type: ignore[no-untyped-def]
+    from mlflowkit.runtime.monitor import read_live
+
+    client, server, _, device = served
+    _, test = models
+    rows = [row(test, i) for i in range(5)]
+    assert client.predict(rows)[0] == 200  # records
+    columns = {k: [r[k] for r in rows[:3]] for k in rows[0]}
+    assert client.predict({"inputs": columns})[0] == 200  # columns
+    assert client.predict({"inputs": {"nope": [1]}})[0] == 422  # refused: not logged
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=15)
+    log = device.parent / "predictions.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 8 and {line["version"] for line in lines} == {1}
+    assert lines[0]["inputs"] == rows[0] and lines[5]["inputs"] == rows[0]
+    assert all(line["label"] in ("yes", "no") and set(line["probabilities"]) == {"yes", "no"} for line in lines)
+    live = read_live(str(log))
+    assert len(live) == 8 and set(rows[0]) <= set(live.columns) and set(live["prediction"]) <= {"yes", "no"}

@@ -236,3 +236,35 @@ def test_edge_predict_reads_a_csv_typed_by_the_contract(runner: Runner, models, 
     assert len(json.loads(good.stdout)["predictions"]) == 2
     bad = CliRunner().invoke(app, ["predict", "--dir", device, "--csv", str(tmp_path / "bad.csv")])
     assert bad.exit_code == 1 and "inputs.gender[0]: missing value is not allowed" in bad.stderr
+
+
+def test_prediction_log_samples_rotates_and_never_blocks(tmp_path: Path) -> None:
+    from mlflowkit.edge.predlog import PredictionLog, rows_of
+
+    assert rows_of({"inputs": {"a": [1, 2], "b": ["x", "y"]}}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    assert rows_of([{"a": 1}]) == rows_of({"records": [{"a": 1}]}) == [{"a": 1}]
+    log = PredictionLog(tmp_path / "p.jsonl", sample=0.5, max_bytes=2000, backups=2, seed=1)
+    for i in range(400):
+        log.record([{"a": i}], {"model": "m", "version": 3, "predictions": ["yes"]})
+    log.close()
+    files = sorted(tmp_path.glob("p.jsonl*"))
+    assert [f.name for f in files] == ["p.jsonl", "p.jsonl.1", "p.jsonl.2"]  # rotated, two backups kept
+    assert all(f.stat().st_size <= 2000 for f in files)
+    kept = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert 0 < len(kept) < 400 and all(k["version"] == 3 and k["label"] == "yes" for k in kept)
+
+    # A stuck disk (a fake: the writer waits on an event before each line): requests still never wait.
+    import threading
+    import time
+
+    full = PredictionLog(tmp_path / "q.jsonl", queue_size=1)
+    gate, write = threading.Event(), full._handler.emit
+    full._handler.emit = lambda record: (gate.wait(), write(record))  # type: ignore[method-assign]
+    started = time.monotonic()
+    for i in range(200):
+        full.record([{"a": i}], {"predictions": ["no"]})
+    assert time.monotonic() - started < 1.0
+    gate.set()
+    full.close()
+    written = len((tmp_path / "q.jsonl").read_text().splitlines())
+    assert written + full.dropped == 200 and full.dropped >= 197
