@@ -149,10 +149,8 @@ class Deploy(StepKind):
             try:
                 record = target.deploy(release, name=target.model_name or model, log=ctx.logger.info)
             except MlflowkitError as exc:
-                if records:  # the new version serves on the earlier targets: the registry says so too
-                    note = f" ({len(records)} earlier target(s) deployed; v{number} stays champion)"
-                else:
-                    note = _unpromote(ctx, model, number, reason=f"deploy[{i}] to {target.target} failed")
+                note = _put_back(ctx, model, params.targets[:i], records) if records else ""
+                note += _unpromote(ctx, model, number, reason=f"deploy[{i}] to {target.target} failed")
                 raise StepFailed(ctx.step, f"deploy[{i}] ({target.target}): {exc}{note}") from exc
             records.append(record)
         _ensure_champion(ctx, model, number)
@@ -179,6 +177,29 @@ class Deploy(StepKind):
         )
         body = json.dumps({"model": model, "version": number, "targets": records}, sort_keys=True, indent=2, default=str)
         return {"deployment": ctx.store.put_bytes(body.encode(), "application/json", {"model": model, "version": number})}
+
+
+def _put_back(ctx: StepContext, model: str, targets: list[DeployTarget], records: list[dict[str, Any]]) -> str:
+    """A later target failed: the earlier ones, which took the new version, get the one that served before.
+
+    All or nothing across targets, as for a rollback (:mod:`mlflowkit.release`): what serves stays the
+    same everywhere, and it is what the registry's champion will say once :func:`_unpromote` ran.
+    """
+    from mlflowkit.release import release_of
+    from mlflowkit.store.promotion import PREVIOUS
+
+    before = ctx.registry.aliases(model).get(PREVIOUS)
+    if before is None:
+        return f"; {len(records)} earlier target(s) serve the new version (no earlier version to put back)"
+    older = release_of(ctx.registry, model, ctx.registry.get(model, before))
+    notes = []
+    for target, record in zip(targets, records, strict=True):
+        try:
+            target.deploy(older, name=record.get("model") or target.model_name or model, log=ctx.logger.info)
+            notes.append(f"{target.target} at {target.destination} serves v{before} again")
+        except MlflowkitError as exc:
+            notes.append(f"{target.target} at {target.destination}: putting v{before} back failed: {exc}")
+    return "; " + "; ".join(notes)
 
 
 def _unpromote(ctx: StepContext, model: str, number: int, *, reason: str) -> str:
