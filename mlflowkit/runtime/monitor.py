@@ -72,19 +72,34 @@ def read_live(uri: str, base_dir: str = ".") -> pd.DataFrame:
                 frames.append(pd.read_parquet(fh))
             elif p.endswith((".jsonl", ".ndjson", ".json")):
                 rows = [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
-                frames.append(pd.DataFrame([_flatten(r) for r in rows]))
+                frames.append(pd.DataFrame([row for r in rows for row in _flatten(r)]))
             else:
                 frames.append(pd.read_csv(fh))
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _flatten(record: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(record.get("inputs"), dict):
-        return record
-    row = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in record["inputs"].items()}
+def _flatten(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of one JSON line: a plain row; an edge prediction-log record (``inputs`` is a row, with
+    ``label``); or a KServe v2 / Triton inference request (``inputs`` is a list of named tensors, one
+    value per row in each tensor's ``data``)."""
+    inputs = record.get("inputs")
+    if isinstance(inputs, list) and all(isinstance(t, dict) and "name" in t and "data" in t for t in inputs):
+        columns = {t["name"]: _values(t["data"]) for t in inputs}
+        n = max((len(v) for v in columns.values()), default=0)
+        return [{k: (v[i] if i < len(v) else None) for k, v in columns.items()} for i in range(n)]
+    if not isinstance(inputs, dict):
+        return [record]
+    row = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in inputs.items()}
     if "label" in record:
         row["prediction"] = record["label"]
-    return row
+    return [row]
+
+
+def _values(data: Any) -> list[Any]:
+    """A tensor's values, one per row: ``[[v], [v], ...]`` and ``[v, v, ...]`` alike."""
+    if not isinstance(data, list):
+        return [data]
+    return [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
 
 
 def _check(

@@ -109,3 +109,25 @@ def test_metric_functions() -> None:
     assert js_distance({"a": 1.0}, {"b": 1.0}) == pytest.approx(1.0, abs=1e-6)
     summary = summarize(pd.Series(["x"] * 150 + [f"v{i}" for i in range(120)]))
     assert summary["frequencies"]["x"] == pytest.approx(150 / 270) and "__other__" in summary["frequencies"]
+
+
+def test_live_data_reads_csv_prediction_logs_and_triton_requests(tmp_path: Path) -> None:
+    import json
+
+    from mlflowkit.runtime.monitor import read_live
+
+    (tmp_path / "a.csv").write_text("age,contract\n30,one-year\n40,two-year\n")
+    edge_log = [{"at": "t", "inputs": {"age": 50, "contract": "one-year"}, "label": "no"}]
+    (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in edge_log) + "\n")
+    triton = {
+        "id": "r1",
+        "inputs": [
+            {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [[61], [72]]},
+            {"name": "contract", "shape": [2, 1], "datatype": "BYTES", "data": ["two-year", "one-year"]},
+        ],
+    }
+    (tmp_path / "c.jsonl").write_text(json.dumps(triton) + "\n")
+    table = read_live(str(tmp_path / "*"))
+    assert table["age"].tolist() == [30, 40, 50, 61, 72]
+    assert table["contract"].tolist() == ["one-year", "two-year", "one-year", "two-year", "one-year"]
+    assert table["prediction"].tolist()[2] == "no"
