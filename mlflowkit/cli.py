@@ -199,7 +199,7 @@ def run(
     out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
     try:
         result = run_spec(spec, compiled, store=store, from_step=from_step, progress=_Progress())
-    except SpecError as exc:  # the policy changed since the spec was loaded: nothing ran
+    except MlflowkitError as exc:  # the policy changed since loading, the store cannot be opened: nothing ran
         _fail(exc)
     _summary(result)
     if result.verdict and not any(s.name == "gates" and s.status in {"ran", "failed"} for s in result.steps):

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError, RegistryError
+from mlflowkit.store._s3 import is_remote, open_fs
 
 if TYPE_CHECKING:
     from mlflowkit.store.registry import ModelRegistry, ModelVersion
@@ -31,7 +32,20 @@ _FORMAT = "mlflowkit/release-v1"
 
 
 def _path(registry: ModelRegistry, model: str, version: int) -> str:
+    if is_remote(registry.root):
+        return f"{str(registry.root).rstrip('/')}/{model}/releases/{int(version)}.json"
     return os.path.join(registry.root, model, "releases", f"{int(version)}.json")
+
+
+def _write(path: str, data: bytes) -> None:
+    """Replace the record at ``path``: atomically (rename) in a folder, by one PUT on an object store."""
+    if is_remote(path):
+        fs, key = open_fs(path)
+        fs.pipe_file(key, data)
+    else:
+        from mlflowkit.store.artifacts import _atomic_write_local
+
+        _atomic_write_local(path, data)
 
 
 def write_record(
@@ -44,8 +58,6 @@ def write_record(
     cause: str,
 ) -> dict[str, Any]:
     """Record that ``version`` of ``model`` serves on ``targets`` (atomically replaces an older record of it)."""
-    from mlflowkit.store.artifacts import _atomic_write_local
-
     registry.get(model, version)  # exists?
     doc = {
         "format": _FORMAT,
@@ -57,18 +69,23 @@ def write_record(
             {"settings": t.model_dump(mode="json", exclude_none=True), "record": r} for t, r in zip(targets, records, strict=True)
         ],
     }
-    _atomic_write_local(_path(registry, model, version), (json.dumps(doc, sort_keys=True, indent=2, default=str) + "\n").encode())
+    _write(_path(registry, model, version), (json.dumps(doc, sort_keys=True, indent=2, default=str) + "\n").encode())
     return doc
 
 
 def read_record(registry: ModelRegistry, model: str, version: int) -> dict[str, Any] | None:
     """The release record of ``version``, or None when it was never deployed through a spec."""
+    path = _path(registry, model, version)
     try:
-        with open(_path(registry, model, version), "rb") as fh:
-            doc: dict[str, Any] = json.loads(fh.read())
-            return doc
+        if is_remote(path):
+            fs, key = open_fs(path)
+            doc: dict[str, Any] = json.loads(fs.cat_file(key))
+        else:
+            with open(path, "rb") as fh:
+                doc = json.loads(fh.read())
     except FileNotFoundError:
         return None
+    return doc
 
 
 def _targets(doc: dict[str, Any]) -> list[DeployTarget]:

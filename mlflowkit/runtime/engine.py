@@ -351,6 +351,9 @@ def _prefect_settings(state: Path) -> Iterator[None]:
     ephemeral = _ephemeral()
     if ephemeral:  # a configured server keeps the user's own PREFECT_HOME (and profile)
         wanted["PREFECT_HOME"] = str(state / "prefect")
+        # With the store elsewhere (s3://...), nothing else creates the state dir, and the embedded
+        # API cannot start without its home: it times out instead of saying so.
+        (state / "prefect").mkdir(parents=True, exist_ok=True)
     updates = {k: v for k, v in wanted.items() if k not in os.environ}
     saved = {k: os.environ.get(k) for k in updates}
     os.environ.update(updates)  # before `import prefect`, so its settings see them

@@ -20,6 +20,7 @@ from filelock import FileLock
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlflowkit.errors import MlflowkitError
 from mlflowkit.store._s3 import atomic_create_supported, lease, open_fs
 
 __all__ = ["ArtifactStore", "Ref"]
@@ -126,7 +127,10 @@ class ArtifactStore:
         self.root: str = str(path).rstrip("/") or "/"
         self.is_local: bool = isinstance(fs, LocalFileSystem)
         self.uri: str = str(fs.unstrip_protocol(self.root))
-        self.fs.makedirs(self.root, exist_ok=True)
+        try:
+            self.fs.makedirs(self.root, exist_ok=True)
+        except OSError as exc:  # a bucket that does not exist or may not be created, no credentials, ...
+            raise MlflowkitError(f"cannot open the store {self.uri}: {exc}") from exc
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.uri!r})"
