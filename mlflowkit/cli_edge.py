@@ -197,7 +197,7 @@ def serve(
         typer.Option("--log-predictions", help="Append sampled inputs and outputs to this JSON-lines file (rotated)."),
     ] = None,
     log_sample: Annotated[float, typer.Option("--log-sample", min=0.0, max=1.0, help="Share of rows logged.")] = 1.0,
-    log_max_bytes: Annotated[int, typer.Option("--log-max-bytes", help="Rotate the log at this size.")] = 10 << 20,
+    log_max_bytes: Annotated[int, typer.Option("--log-max-bytes", min=1024, help="Rotate the log at this size.")] = 10 << 20,
 ) -> None:
     """Serve the current bundle over HTTP: POST /predict, GET /health, GET /contract; follows pulls and rollbacks."""
     from mlflowkit.edge.device import Device

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = ["FAULT_SLOW_DOWNLOAD_ENV", "Device"]
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 FAULT_SLOW_DOWNLOAD_ENV = "MLFLOWKIT_EDGE_FAULT_SLOW_DOWNLOAD"
 """Fault injection for tests: seconds to sleep after each downloaded chunk (1 KiB then), so a test can kill a pull mid-copy."""
@@ -149,7 +152,13 @@ class Device:
             if not entry or entry.get("current") is None:
                 channels = ", ".join(sorted(index.get("channels") or {})) or "none"
                 raise EdgeError(f"{source} has no bundle on channel {channel!r} (channels: {channels})")
-            name, version = str(index["name"]), int(entry["current"])
+            try:
+                name, version = str(index["name"]), int(entry["current"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise EdgeError(f"{source}: the index is malformed ({type(exc).__name__}: {exc})") from None
+            # The index is not signed: what it names must not reach outside this device's bundle folder.
+            if not _SAFE_NAME.fullmatch(name) or name in {".", ".."} or version < 1:
+                raise EdgeError(f"{source}: the index names bundle {name!r} v{version}, which is not a valid bundle name")
             folder = self.bundles / f"{name}-v{version}"
             current = self.current()
             try:

@@ -23,13 +23,18 @@ __all__ = ["PredictionLog", "rows_of"]
 
 
 def rows_of(payload: Any) -> list[dict[str, Any]]:
-    """The request's rows as records, whichever of the accepted shapes it came in."""
-    if isinstance(payload, dict) and isinstance(payload.get("inputs"), dict):
-        columns = payload["inputs"]
-        n = max((len(v) if isinstance(v, list) else 1 for v in columns.values()), default=0)
-        return [{k: (v[i] if isinstance(v, list) else v) for k, v in columns.items()} for i in range(n)]
-    records = payload.get("records") if isinstance(payload, dict) else payload
-    return [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    """The request's rows as records, from each shape the runner accepts: ``{"inputs": {col: [...]}}``,
+    ``{"inputs": [{...}]}``, ``{"records": [{...}]}``, ``[{...}]`` and one record ``{...}``."""
+    if isinstance(payload, dict) and "inputs" in payload:
+        payload = payload["inputs"]
+        if isinstance(payload, dict):
+            n = max((len(v) if isinstance(v, list) else 1 for v in payload.values()), default=0)
+            return [{k: (v[i] if isinstance(v, list) else v) for k, v in payload.items()} for i in range(n)]
+    elif isinstance(payload, dict) and "records" in payload:
+        payload = payload["records"]
+    elif isinstance(payload, dict):
+        payload = [payload]
+    return [r for r in payload if isinstance(r, dict)] if isinstance(payload, list) else []
 
 
 class PredictionLog:

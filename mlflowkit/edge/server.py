@@ -13,6 +13,7 @@ next request loads the new bundle; a bundle that fails to load is refused and th
 from __future__ import annotations
 
 import json
+import math
 import signal
 import socket
 import sys
@@ -21,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlflowkit.edge.errors import EdgeError, InputError
+from mlflowkit.edge.errors import InputError
 
 if TYPE_CHECKING:
     from mlflowkit.edge.device import Device
@@ -68,7 +69,7 @@ class _Holder:
             return
         try:
             runner = Runner(folder, threads=self.threads, max_rows=self.max_rows)
-        except EdgeError as exc:
+        except Exception as exc:  # EdgeError, or files that went away mid-load: refuse it the same way
             # Keep serving what was loaded; remember the folder so that one bad bundle is not retried per request.
             self.last_error = str(exc)
             self.loaded_from = folder
@@ -78,10 +79,22 @@ class _Holder:
         print(f"edge serve: serving {runner.name} v{runner.version} ({folder.name})", file=sys.stderr, flush=True)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: EdgeServer
     protocol_version = "HTTP/1.1"
     server_version = "mlflowkit-edge"
+    timeout = 60  # a client that sends less than its Content-Length does not hold a thread for ever
 
     def setup(self) -> None:
         super().setup()
@@ -94,7 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
     def _send(self, status: int, body: Any, *, close: bool = False) -> None:
-        data = json.dumps(body, default=str, allow_nan=False).encode()
+        try:
+            data = json.dumps(body, default=str, allow_nan=False).encode()
+        except ValueError:  # a model output NaN or infinity: JSON has neither, so they go out as null
+            data = json.dumps(_finite(body), default=str, allow_nan=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -162,6 +178,9 @@ class _Handler(BaseHTTPRequestHandler):
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             self._error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+            return
+        except RecursionError:
+            self._error(400, "invalid_json", "the body nests too deeply")
             return
         runner = self.server.holder.get()
         if runner is None:

@@ -191,6 +191,15 @@ def _brief(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k != "sample"}
 
 
+def _label(value: Any) -> str:
+    """A class label as text, the same for 1, 1.0 (a label column with gaps is float) and "1"."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
 def _performance(
     frame: pd.DataFrame, target: str, labels: list[Any], proba: Any, *, spec: MonitorSpec, evaluated: dict[str, Any]
 ) -> dict[str, Any]:
@@ -211,8 +220,8 @@ def _performance(
         else:
             value = skm.mean_absolute_error(truth, pred) if name == "mae" else skm.r2_score(truth, pred)
     else:
-        truth = y[labelled].astype(str).to_numpy()
-        predicted = np.asarray([str(v) for v in values])[labelled]
+        truth = np.asarray([_label(v) for v in y[labelled]])
+        predicted = np.asarray([_label(v) for v in values])[labelled]
         if name == "accuracy":
             value = skm.accuracy_score(truth, predicted)
         elif name == "roc_auc":
@@ -279,7 +288,9 @@ def compare(
     results: list[FeatureDrift] = []
     for name, ref in features.items():
         if name not in live.columns:
-            results.append(FeatureDrift(name, ref["type"], "missing", reasons=["the live data has no such column"]))
+            ignored = bool(spec.features.get(name) and spec.features[name].ignore)
+            status = "ignored" if ignored else "missing"
+            results.append(FeatureDrift(name, ref["type"], status, reasons=["the live data has no such column"]))
             continue
         series = live[name]
         if ref["type"] == "numeric" and not is_numeric(series) and series.notna().any():

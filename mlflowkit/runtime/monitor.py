@@ -13,6 +13,7 @@ in this process otherwise. The trigger (check id, reasons) goes into the new ver
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from mlflowkit.spec.models import SpecBase
 
 __all__ = ["MonitorError", "MonitorResult", "read_live", "run_monitor"]
+
+_JSON_LINES = re.compile(r"\.(jsonl|ndjson|json)(\.\d+)?$")
 
 
 class MonitorError(MlflowkitError):
@@ -67,14 +70,24 @@ def read_live(uri: str, base_dir: str = ".") -> pd.DataFrame:
         raise MonitorError(f"no live data at {uri}")
     frames = []
     for p in paths:
-        with fs.open(p, "rb") as fh:
-            if p.endswith((".parquet", ".pq")):
-                frames.append(pd.read_parquet(fh))
-            elif p.endswith((".jsonl", ".ndjson", ".json")):
-                rows = [json.loads(line) for line in fh.read().decode().splitlines() if line.strip()]
-                frames.append(pd.DataFrame([row for r in rows for row in _flatten(r)]))
-            else:
-                frames.append(pd.read_csv(fh))
+        try:
+            with fs.open(p, "rb") as fh:
+                if p.endswith((".parquet", ".pq")):
+                    frames.append(pd.read_parquet(fh))
+                elif _JSON_LINES.search(p):  # also rotated logs: predictions.jsonl.1, .2, ...
+                    rows = []
+                    for line in fh.read().decode().splitlines():
+                        if not line.strip():
+                            continue
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError:
+                            continue  # a line torn by a crash or a rotation: skipped, not fatal
+                    frames.append(pd.DataFrame([row for r in rows if isinstance(r, dict) for row in _flatten(r)]))
+                else:
+                    frames.append(pd.read_csv(fh))
+        except (OSError, ValueError) as exc:  # unreadable, empty, not CSV/Parquet
+            raise MonitorError(f"cannot read live data {p}: {type(exc).__name__}: {exc}") from exc
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
@@ -130,10 +143,15 @@ def _check(
     live = read_live(data, spec.spec_dir)
     log(f"monitor: {len(live)} live rows from {data} against {model} v{version.version}")
     predictions, labels, proba = None, None, None
+    outputs = None
     if all(f in live.columns for f in contract.features) and len(live):
+        try:
+            outputs = run_onnx(registry.read_file(model, version.version, "model.onnx"), feeds(contract, live))
+        except (ValueError, TypeError) as exc:  # values the model cannot take (text in a number column, ...)
+            log(f"monitor: the champion cannot score these rows ({exc}); no prediction drift or performance")
+    if outputs is not None:
         import pandas as pd
 
-        outputs = run_onnx(registry.read_file(model, version.version, "model.onnx"), feeds(contract, live))
         proba = np.asarray(outputs[contract.probability_output]) if contract.probability_output else None
         raw = np.asarray(outputs[contract.label_output or contract.outputs[0].name]).reshape(len(live), -1)[:, 0]
         labels = [v.decode() if isinstance(v, bytes) else v for v in raw]
@@ -200,7 +218,7 @@ def run_monitor(
         from prefect.artifacts import create_markdown_artifact
 
         report, key, html_key, _ = _check(spec, source, root, model=model, check_id=check_id, log=log)
-        create_markdown_artifact(key=f"drift-{model}", markdown=_markdown(report), description="drift check")
+        create_markdown_artifact(key=_artifact_key(model), markdown=_markdown(report), description="drift check")
     elif orchestrate:
         with _prefect_settings(state_dir(spec)):
             from prefect import flow, tags
@@ -209,7 +227,7 @@ def run_monitor(
             @flow(name=f"monitor-{spec.name}", log_prints=False)
             def monitor_flow() -> tuple[Any, str, str, dict[str, Any]]:
                 out = _check(spec, source, root, model=model, check_id=check_id, log=log)
-                create_markdown_artifact(key=f"drift-{model}", markdown=_markdown(out[0]), description="drift check")
+                create_markdown_artifact(key=_artifact_key(model), markdown=_markdown(out[0]), description="drift check")
                 return out
 
             with tags("mlflowkit", "monitor", f"spec:{spec.name}", f"model:{model}"):
@@ -224,6 +242,11 @@ def run_monitor(
 
         ArtifactStore(root).write_json(f"monitoring/{model}/{check_id}/trigger.json", result.trigger)
     return result
+
+
+def _artifact_key(model: str) -> str:
+    """Prefect artifact keys take lowercase letters, digits and dashes only (model names may have '.' and '_')."""
+    return "drift-" + re.sub(r"[^a-z0-9-]", "-", model.lower())
 
 
 def _model_name(spec: SpecBase) -> str:

@@ -229,6 +229,7 @@ def test_serve_answers_bad_input_with_clear_4xx_and_keeps_serving(served, models
             "inputs.gender[0]: missing value is not allowed (NaN policy: reject)",
         ),
         ("not JSON", b"{age: 30", 400, "invalid_json", "the body is not valid JSON"),
+        ("nested too deeply", b"[" * 200_000 + b"]" * 200_000, 400, "invalid_json", "the body nests too deeply"),
         (
             "10 MB body",
             b'{"inputs": {"age": [' + b"1," * (5 << 20) + b"1]}}",

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
 from edge_helpers import Exported, edge, keypair, predict_version, publish, shared_keys, shared_models
 
 from mlflowkit.edge.device import Device
-from mlflowkit.edge.errors import BundleRefused
+from mlflowkit.edge.errors import BundleRefused, EdgeError
 from mlflowkit.edge.runner import Runner
 from mlflowkit.edge.signing import load_public_key
 
@@ -156,3 +156,18 @@ def test_an_opset_newer_than_the_runtime_is_refused() -> None:
         check_requirements(manifest)
     assert info.value.reason == "requirements"
     check_requirements(manifest | {"requirements": {"min_ort_version": "1.0", "opset": {"": 7}}})
+
+
+def test_an_index_naming_a_folder_outside_the_device_is_refused(device_on_v1, models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    location, device, public = device_on_v1
+    victim = tmp_path / "data-v2"  # what `{name}-v{version}` would reach with name "../../data"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("precious")
+    index_path = location / "churn" / "index.json"
+    index = json.loads(index_path.read_text())
+    index["name"] = "../../data"
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(EdgeError, match="not a valid bundle name"):
+        Device(device).pull(str(location / "churn"), channel="stable", public_key=load_public_key(str(public)))
+    assert (victim / "keep.txt").read_text() == "precious"
+    assert_v1_serves(device, models)

@@ -242,7 +242,8 @@ def test_prediction_log_samples_rotates_and_never_blocks(tmp_path: Path) -> None
     from mlflowkit.edge.predlog import PredictionLog, rows_of
 
     assert rows_of({"inputs": {"a": [1, 2], "b": ["x", "y"]}}) == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
-    assert rows_of([{"a": 1}]) == rows_of({"records": [{"a": 1}]}) == [{"a": 1}]
+    assert rows_of([{"a": 1}]) == rows_of({"records": [{"a": 1}]}) == rows_of({"inputs": [{"a": 1}]}) == [{"a": 1}]
+    assert rows_of({"a": 1, "b": "x"}) == [{"a": 1, "b": "x"}]  # one record
     log = PredictionLog(tmp_path / "p.jsonl", sample=0.5, max_bytes=2000, backups=2, seed=1)
     for i in range(400):
         log.record([{"a": i}], {"model": "m", "version": 3, "predictions": ["yes"]})

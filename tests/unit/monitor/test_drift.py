@@ -131,3 +131,18 @@ def test_live_data_reads_csv_prediction_logs_and_triton_requests(tmp_path: Path)
     assert table["age"].tolist() == [30, 40, 50, 61, 72]
     assert table["contract"].tolist() == ["one-year", "two-year", "one-year", "two-year", "one-year"]
     assert table["prediction"].tolist()[2] == "no"
+
+
+def test_rotated_logs_torn_lines_partial_labels_and_ignored_missing_columns(tmp_path: Path, frames, profile) -> None:
+    import json
+
+    from mlflowkit.monitor.drift import _label
+    from mlflowkit.runtime.monitor import read_live
+
+    (tmp_path / "predictions.jsonl").write_text(json.dumps({"inputs": {"age": 1}, "label": "no"}) + "\n")
+    (tmp_path / "predictions.jsonl.1").write_text(json.dumps({"inputs": {"age": 2}}) + '\n{"inputs": {"ag')
+    assert sorted(read_live(str(tmp_path / "predictions.jsonl*"))["age"]) == [1, 2]  # rotated file read as JSON lines
+    assert _label(1.0) == _label(1) == _label("1") == "1" and _label(np.int64(0)) == "0"
+    spec = MonitorSpec.model_validate({"features": {"tenure_months": {"ignore": True}}})
+    report = compare(profile, frames[1].drop(columns=["tenure_months"]), spec, model="m", version=1)
+    assert report.feature("tenure_months").status == "ignored" and report.verdict == "ok"
