@@ -12,6 +12,7 @@ move, and the report says what happened where.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -65,6 +66,9 @@ def write_record(
         "version": int(version),
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "cause": cause,
+        # Targets resolve relative paths (a bundle folder, a key file) against the working directory
+        # of the deploy; a rollback from elsewhere deploys from the same place.
+        "cwd": os.getcwd(),
         "targets": [
             {"settings": t.model_dump(mode="json", exclude_none=True), "record": r} for t, r in zip(targets, records, strict=True)
         ],
@@ -149,7 +153,7 @@ def rollback(
     Raises:
         RegistryError: no champion, nothing to roll back to, or a version without its ONNX files.
     """
-    from mlflowkit.store.promotion import CHAMPION, PREVIOUS
+    from mlflowkit.store.promotion import CHAMPION, PREVIOUS, require_served
     from mlflowkit.store.promotion import rollback as move_alias
 
     aliases = registry.aliases(model)
@@ -161,6 +165,7 @@ def rollback(
         raise RegistryError(f"{model} v{current} has no previous version to roll back to; name one with --to")
     if target_version == current:
         raise RegistryError(f"{model} v{target_version} already is the champion")
+    require_served(registry, model, target_version)
     report = RollbackReport(model=model, from_version=current, to_version=target_version)
     doc = read_record(registry, model, current)
     if doc is None or not doc.get("targets"):
@@ -172,18 +177,20 @@ def rollback(
     older = release_of(registry, model, registry.get(model, target_version))
     newer = release_of(registry, model, registry.get(model, current))
     names = [entry["record"].get("model") or t.model_name or model for t, entry in zip(targets, doc["targets"], strict=True)]
-    _move(
-        report,
-        list(zip(targets, names, strict=True)),
-        new=older,
-        back=newer,
-        commit=lambda: move_alias(registry, model, reason=reason, to=target_version, actor=actor),
-        what="rollback",
-        log=log,
-    )
-    if report.ok:
-        records = [e["record"] for e in report.targets]
-        write_record(registry, model, target_version, targets=targets, records=records, cause=f"rollback: {reason}")
+    where = doc.get("cwd")
+    with contextlib.chdir(where) if where and os.path.isdir(where) else contextlib.nullcontext():
+        _move(
+            report,
+            list(zip(targets, names, strict=True)),
+            new=older,
+            back=newer,
+            commit=lambda: move_alias(registry, model, reason=reason, to=target_version, actor=actor),
+            what="rollback",
+            log=log,
+        )
+        if report.ok:
+            records = [e["record"] for e in report.targets]
+            write_record(registry, model, target_version, targets=targets, records=records, cause=f"rollback: {reason}")
     return report
 
 
@@ -209,7 +216,7 @@ def _move(
         report.targets.append(entry)
         try:
             record = target.deploy(new, name=name, log=log)
-        except MlflowkitError as exc:
+        except Exception as exc:  # a plug-in target may raise anything; the others are put back all the same
             entry.update(status="failed", error=str(exc))
             failure = f"{target.target} at {target.destination}: {exc}"
             break
@@ -230,7 +237,7 @@ def _move(
         try:
             target.deploy(back, name=name, log=log)
             entry["status"] = f"v{new.version} served, then v{back.version} again"
-        except MlflowkitError as exc:
+        except Exception as exc:  # reported per target
             entry["status"] = f"v{new.version} serving; putting v{back.version} back failed: {exc}"
     stays = f"; champion stays v{back.version}" if back is not None else ""
     report.note = f"{what} of {report.model} to v{new.version} stopped: {failure}{stays}"

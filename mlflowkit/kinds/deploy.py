@@ -128,6 +128,13 @@ class Deploy(StepKind):
                 raise StepFailed(
                     ctx.step, f"{model} v{number} is not the champion (aliases: {aliases}); only promoted versions deploy"
                 )
+            moved = _taken_away(ctx, model, number)
+            if moved is not None:
+                raise StepFailed(
+                    ctx.step,
+                    f"{model} v{number} lost champion to v{moved.version} after it was deployed ({moved.actor}: {moved.reason}); "
+                    f"a rerun does not undo that: `mlflowkit models promote {model} {number} --spec SPEC` if you mean it",
+                )
             if "model.onnx" not in version.files or "contract.json" not in version.files:
                 raise StepFailed(
                     ctx.step, f"{model} v{number} has no model.onnx/contract.json; add an export step before register"
@@ -148,10 +155,14 @@ class Deploy(StepKind):
         for i, target in enumerate(params.targets):
             try:
                 record = target.deploy(release, name=target.model_name or model, log=ctx.logger.info)
-            except MlflowkitError as exc:
-                note = _put_back(ctx, model, params.targets[:i], records) if records else ""
+            except Exception as exc:  # a plug-in target may raise anything: the others are put back all the same
+                try:
+                    note = _put_back(ctx, model, number, params.targets[:i], records) if records else ""
+                except Exception as back:
+                    note = f"; putting the earlier targets back failed: {back}"
                 note += _unpromote(ctx, model, number, reason=f"deploy[{i}] to {target.target} failed")
-                raise StepFailed(ctx.step, f"deploy[{i}] ({target.target}): {exc}{note}") from exc
+                cause = str(exc) if isinstance(exc, MlflowkitError) else f"{type(exc).__name__}: {exc}"
+                raise StepFailed(ctx.step, f"deploy[{i}] ({target.target}): {cause}{note}") from exc
             records.append(record)
         _ensure_champion(ctx, model, number)
         from mlflowkit.release import write_record
@@ -179,16 +190,36 @@ class Deploy(StepKind):
         return {"deployment": ctx.store.put_bytes(body.encode(), "application/json", {"model": model, "version": number})}
 
 
-def _put_back(ctx: StepContext, model: str, targets: list[DeployTarget], records: list[dict[str, Any]]) -> str:
+def _taken_away(ctx: StepContext, model: str, number: int) -> Any:
+    """The alias move that took ``champion`` from ``number`` since it was deployed, unless a failed deploy did it.
+
+    A deploy that failed gives champion back (see :func:`_unpromote`) and its rerun retries; any other
+    move (a rollback, a promotion of another version) is someone's decision that a rerun must not undo.
+    """
+    from mlflowkit.store.promotion import CHAMPION
+
+    if ctx.registry.aliases(model).get(CHAMPION) == number:
+        return None
+    away = [e for e in ctx.registry.history(model) if e.alias == CHAMPION and e.previous == number and e.version != number]
+    if not away or _FAILED_DEPLOY in away[-1].reason:
+        return None
+    return away[-1]
+
+
+def _put_back(
+    ctx: StepContext, model: str, number: int, targets: list[DeployTarget], records: list[dict[str, Any]]
+) -> str:
     """A later target failed: the earlier ones, which took the new version, get the one that served before.
 
     All or nothing across targets, as for a rollback (:mod:`mlflowkit.release`): what serves stays the
     same everywhere, and it is what the registry's champion will say once :func:`_unpromote` ran.
     """
     from mlflowkit.release import release_of
-    from mlflowkit.store.promotion import PREVIOUS
+    from mlflowkit.store.promotion import CHAMPION, PREVIOUS
 
-    before = ctx.registry.aliases(model).get(PREVIOUS)
+    aliases = ctx.registry.aliases(model)
+    # The version that serves elsewhere: the champion, unless this deploy's version holds it (first try).
+    before = aliases.get(CHAMPION) if aliases.get(CHAMPION) not in (None, number) else aliases.get(PREVIOUS)
     if before is None:
         return f"; {len(records)} earlier target(s) serve the new version (no earlier version to put back)"
     older = release_of(ctx.registry, model, ctx.registry.get(model, before))
@@ -197,9 +228,12 @@ def _put_back(ctx: StepContext, model: str, targets: list[DeployTarget], records
         try:
             target.deploy(older, name=record.get("model") or target.model_name or model, log=ctx.logger.info)
             notes.append(f"{target.target} at {target.destination} serves v{before} again")
-        except MlflowkitError as exc:
+        except Exception as exc:
             notes.append(f"{target.target} at {target.destination}: putting v{before} back failed: {exc}")
     return "; " + "; ".join(notes)
+
+
+_FAILED_DEPLOY = "(failed deploy)"
 
 
 def _unpromote(ctx: StepContext, model: str, number: int, *, reason: str) -> str:
@@ -213,8 +247,12 @@ def _unpromote(ctx: StepContext, model: str, number: int, *, reason: str) -> str
     aliases = ctx.registry.aliases(model)
     if aliases.get(CHAMPION) != number:
         return ""
+    reason = f"{reason} {_FAILED_DEPLOY}"
     if PREVIOUS in aliases:
-        back = rollback(ctx.registry, model, reason=reason)
+        try:
+            back = rollback(ctx.registry, model, reason=reason)
+        except MlflowkitError as exc:  # e.g. the policy does not let this run's user roll back
+            return f"; champion stays v{number}, which does not serve everywhere: giving it back failed: {exc}"
         return f"; champion is v{back.version} again, which still serves"
     ctx.registry.remove_alias(model, CHAMPION, reason=reason)
     return f"; v{number} is no longer champion (it is not serving anywhere)"

@@ -6,7 +6,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 
@@ -27,8 +27,16 @@ class RegisterParams(Params):
     alias: str | None = Field(
         "champion",
         pattern=r"^[a-z][a-z0-9_-]*$",
-        description="Alias the new version takes (the old holder of `champion` becomes `previous`); null for none.",
+        description="Alias the new version takes (the old holder of `champion` becomes `previous`); null for none. "
+        "`previous`, `challenger` and `rejected` are the registry's own.",
     )
+
+    @field_validator("alias")
+    @classmethod
+    def _not_reserved(cls, value: str | None) -> str | None:
+        if value in {"previous", "challenger", "rejected"}:
+            raise ValueError(f"{value!r} is moved by the registry itself (promotion, approval policy, gates); pick another alias")
+        return value
 
 
 def _plain(value: Any) -> Any:
@@ -132,7 +140,7 @@ class Register(StepKind):
             ctx.registry.set_alias(version.model, CHALLENGER, version.version, reason=f"{reason}; held: {held}")
             ctx.logger.warning(
                 "%s v%s kept as %s, not champion: %s; approve and promote it with `mlflowkit models approve %s %s"
-                " --reason ...` and `mlflowkit models promote %s %s --reason ...`",
+                " --reason ...` and `mlflowkit models promote %s %s --spec SPEC --reason ...` (which deploys it)",
                 *(version.model, version.version, CHALLENGER, held, version.model, version.version),
                 *(version.model, version.version),
             )

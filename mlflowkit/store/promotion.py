@@ -26,6 +26,7 @@ __all__ = [
     "approve",
     "check_promotion",
     "promote",
+    "require_served",
     "rollback",
 ]
 
@@ -153,8 +154,11 @@ def rollback(
 ) -> ModelVersion:
     """Return ``champion`` to the version it replaced (or to ``to``); ``previous`` steps back too.
 
+    A rollback returns to a version that served: one that was champion before. Any other version must
+    be promoted (:func:`promote`), which checks its gates and, under a policy, its approval.
+
     Raises:
-        RegistryError: there is no champion, or nothing to roll back to.
+        RegistryError: there is no champion, nothing to roll back to, or the version never was champion.
     """
     aliases = registry.aliases(model)
     current = aliases.get(CHAMPION)
@@ -167,6 +171,7 @@ def rollback(
     if target == current:
         raise RegistryError(f"{model} v{target} already is the champion")
     registry.get(model, target)  # exists?
+    require_served(registry, model, target)
     registry.set_alias(model, CHAMPION, target, reason=f"rollback from v{current}: {reason}", actor=actor)
     before = _replaced_by(registry, model, target)
     if before is not None and before != target:
@@ -174,6 +179,19 @@ def rollback(
     elif PREVIOUS in registry.aliases(model):
         registry.remove_alias(model, PREVIOUS, reason=f"rollback to v{target}: nothing before it", actor=actor)
     return registry.get(model, target)
+
+
+def require_served(registry: ModelRegistry, model: str, version: int) -> None:
+    """A rollback's target must have been champion before: anything else is a promotion.
+
+    Raises:
+        RegistryError: ``version`` never held ``champion``.
+    """
+    if not any(e.alias == CHAMPION and e.version == version for e in registry.history(model)):
+        raise RegistryError(
+            f"{model} v{version} never was champion, so there is nothing to roll back to; promote it instead "
+            f"(mlflowkit models promote {model} {version}), which checks its gates and approval"
+        )
 
 
 def _replaced_by(registry: ModelRegistry, model: str, version: int) -> int | None:

@@ -54,3 +54,20 @@ def test_a_failing_second_target_puts_the_first_back(churn_project: Path) -> Non
     assert channels["stable"]["current"] == 1 and channels["canary"]["current"] == 1
     registry = ModelRegistry(churn_project / ".mlflowkit" / "registry")
     assert registry.aliases("churn")["champion"] == 1 and len(registry.versions("churn")) == 2
+
+    # The retry, once the key is back: v2 reaches both channels and becomes champion again.
+    retry = _cli(churn_project, "run", "spec.yaml", "--set", "params.n_estimators=40", key=key)
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    channels = json.loads(index.read_text())["channels"]
+    assert channels["stable"]["current"] == channels["canary"]["current"] == 2
+    assert registry.aliases("churn")["champion"] == 2
+
+    # An operator's rollback is not undone by a rerun of the deploy step.
+    back = _cli(churn_project, "models", "rollback", "churn", "--reason", "v2 misbehaves", key=key)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert json.loads(index.read_text())["channels"]["stable"]["current"] == 1
+    rerun = _cli(churn_project, "run", "spec.yaml", "--set", "params.n_estimators=40", "--from", "deploy", key=key)
+    assert rerun.returncode == 1 and "lost champion to v1 after it was deployed" in rerun.stdout + rerun.stderr
+    channels = json.loads(index.read_text())["channels"]
+    assert channels["stable"]["current"] == channels["canary"]["current"] == 1
+    assert registry.aliases("churn")["champion"] == 1

@@ -79,3 +79,16 @@ def test_refusals(tmp_path: Path) -> None:
     promote(registry, "churn", 1, reason="good")
     with pytest.raises(RegistryError, match="already is the champion"):
         promote(registry, "churn", 1, reason="again")
+
+
+def test_rollback_only_returns_to_a_version_that_was_champion(tmp_path: Path) -> None:
+    registry = _registry(tmp_path, True, True, False)  # v3 failed its gates and never served
+    promote(registry, "churn", 1, reason="run 1")
+    promote(registry, "churn", 2, reason="run 2")
+    registry.set_alias("churn", "previous", 3, reason="planted")  # what `register: {alias: previous}` once allowed
+    with pytest.raises(RegistryError, match="v3 never was champion"):
+        rollback(registry, "churn", reason="sneak it in")
+    with pytest.raises(RegistryError, match="v3 never was champion"):
+        rollback(registry, "churn", reason="sneak it in", to=3)
+    assert registry.aliases("churn")["champion"] == 2
+    assert rollback(registry, "churn", reason="v2 is bad", to=1).version == 1
