@@ -245,8 +245,8 @@ def managed() -> list[dict[str, Any]]:
     except ApiUnavailable as exc:
         raise MlflowkitError(f"the Prefect API is not reachable: {exc}") from None
     for d in found:
-        match = _SPEC_LINE.search(d.get("description") or "")
-        d["spec_path"] = match.group("path").strip() if match else ""
+        lines: list[str] = _SPEC_LINE.findall(d.get("description") or "")  # the last: the spec's own text comes first
+        d["spec_path"] = lines[-1].strip() if lines else ""
     return found
 
 

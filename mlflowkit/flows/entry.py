@@ -118,9 +118,10 @@ def spec_of_flow_run(flow_run_id: str) -> str:
             raise AttributeError(f"{ENTRYPOINT}: flow run {flow_run_id} was not created from a deployment")
         deployment = api.get(f"/deployments/{flow_run['deployment_id']}")
     env = ((deployment.get("job_variables") or {}).get("env") or {}).get(SPEC_ENV)
-    match = re.search(r"^mlflowkit spec: (?P<path>.+)$", deployment.get("description") or "", re.MULTILINE)
-    if env or match:
-        return str(env or match.group("path")).strip()  # type: ignore[union-attr]
+    # The last such line: registration appends it after the spec's own description, which may hold anything.
+    found = re.findall(r"^mlflowkit spec: (.+)$", deployment.get("description") or "", re.MULTILINE)
+    if env or found:
+        return str(env or found[-1]).strip()
     raise AttributeError(
         f"{ENTRYPOINT}: deployment {deployment.get('name')} names no spec file (register it with mlflowkit flows deploy)"
     )

@@ -120,9 +120,14 @@ class TorchTrain(StepKind):
             if section.model_params:
                 yield ("model_params",), "model_params apply to a `module:Class` model", "for `mlp`, set hidden and dropout"
         else:  # hidden and dropout are ignored here: a recipe may default them for its mlp
+            from mlflowkit.policy import policy_of
+
             module = section.model.partition(":")[0]
             allowed = allowed_modules()
-            if not any((module + ".").startswith(prefix) for prefix in allowed):
+            policy = policy_of(spec)
+            if policy is not None and policy.modules.estimators is not None:
+                pass  # the operations policy owns the allow-list, and reports a refusal at its own rule
+            elif not any((module + ".").startswith(prefix) for prefix in allowed):
                 yield (
                     ("model",),
                     f"model {section.model!r} is outside the allowed modules",
@@ -218,7 +223,11 @@ class TorchTrain(StepKind):
         import torch
 
         from mlflowkit.kinds._torch_model import build_network
+        from mlflowkit.policy import import_refusal
 
+        # Before anything of the user's module runs: importing it executes its code.
+        if params.model != "mlp" and (refusal := import_refusal(ctx.spec_dir, params.model.partition(":")[0], what="estimators")):
+            raise StepFailed(ctx.step, refusal)
         try:
             net = build_network(params.model, **network_kwargs, search_dir=ctx.spec_dir)
             with torch.no_grad():

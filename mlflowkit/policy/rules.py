@@ -8,12 +8,13 @@ their fields. A violation is a :class:`PolicyIssue`: located in the spec, naming
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from mlflowkit.errors import SpecIssue
 from mlflowkit.policy.model import NormalRule, Policy, normal_rule
@@ -216,11 +217,28 @@ def _destinations(entry: dict[str, Any], path: YamlPath) -> Iterator[tuple[YamlP
 
 
 def _under(value: str, pattern: str) -> bool:
-    """``value`` matches the glob ``pattern``, or lies under it as a prefix (``s3://models/`` holds ``s3://models/x``)."""
-    v, p = value.rstrip("/"), pattern.rstrip("/")
-    if _GLOB.search(p):
-        return fnmatch.fnmatchcase(v, p) or fnmatch.fnmatchcase(v, p + "/*")
-    return v == p or v.startswith(p + "/")
+    """``value`` lies at or under the URL ``pattern`` (``s3://models/`` holds ``s3://models/x``).
+
+    Compared part by part, never as one string, so that a glob cannot reach across them: the scheme
+    exactly, the host by glob (``triton-*.internal``), the port when the pattern has one, and the
+    normalised path as a prefix or glob (``..`` cannot climb out of it).
+    """
+    v, p = urlparse(value), urlparse(pattern)
+    if v.scheme.lower() != p.scheme.lower() or v.query or v.fragment:
+        return False
+    if not fnmatch.fnmatchcase((v.hostname or "").lower(), (p.hostname or "").lower()):
+        return False
+    try:
+        want_port, port = p.port, v.port
+    except ValueError:
+        return False
+    if want_port is not None and port != want_port:
+        return False
+    v_path = posixpath.normpath(unquote(v.path) or "/")
+    p_path = posixpath.normpath(unquote(p.path) or "/")
+    if _GLOB.search(p_path):
+        return fnmatch.fnmatchcase(v_path, p_path) or fnmatch.fnmatchcase(v_path, p_path.rstrip("/") + "/*")
+    return p_path in {"/", v_path} or v_path.startswith(p_path.rstrip("/") + "/")
 
 
 def _host_port(value: str) -> tuple[str | None, int | None]:
@@ -240,7 +258,12 @@ def _host_port(value: str) -> tuple[str | None, int | None]:
 def destination_allowed(value: str, patterns: list[str], *, spec_dir: str, policy_dir: str) -> bool:
     """Whether a target's URL, host:port or location matches one of the policy's destination patterns."""
     local = "://" not in value and not _HOST_PORT.match(value)
-    normal = Path(spec_dir, value).expanduser().resolve().as_uri() if local else value
+    if local:
+        normal = Path(spec_dir, value).expanduser().resolve().as_uri()
+    elif value.lower().startswith("file://"):  # resolved like a plain path: `..` cannot climb out
+        normal = Path(unquote(urlparse(value).path)).resolve().as_uri()
+    else:
+        normal = value
     host, port = _host_port(value)
     for pattern in patterns:
         if "://" in pattern:
@@ -358,9 +381,18 @@ _CHECK_BLOCKS = frozenset({"schema", "rows", "target", "unique", "leakage", "sui
 
 
 def _has_check(entries: list[Any], name: str) -> bool:
+    """Whether ``entries`` hold the check ``name`` in a form that can stop a run.
+
+    A check at ``severity: warn`` (or with ``mostly`` below 1) never stops one, so it does not count.
+    """
     bare = name.removeprefix("expect_")
     for entry in entries:
         if not isinstance(entry, dict):
+            continue
+        if entry.get("severity", "error") != "error":
+            continue
+        mostly = entry.get("mostly")
+        if isinstance(mostly, int | float) and not isinstance(mostly, bool) and mostly < 1:
             continue
         if name in _CHECK_BLOCKS and entry.get(name) not in (None, "", [], {}):
             return True
@@ -381,7 +413,7 @@ def required_checks(subject: Subject, policy: Policy) -> Iterator[PolicyIssue]:
     where: YamlPath = sections[0][0] if sections else ("checks",)
     for j, name in enumerate(policy.checks.require):
         if not _has_check(entries, name):
-            message = f"the policy requires a {name!r} check, and checks has none"
+            message = f"the policy requires a {name!r} check that stops the run on failure, and checks has none"
             hint = f"add a `{name}:` block to checks" if name in _CHECK_BLOCKS else f"add `- expect: {name}` to checks"
             yield _violation(subject, policy, where, message, ("checks", "require", j), hint=hint, at_key=True)
 

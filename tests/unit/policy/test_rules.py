@@ -289,6 +289,12 @@ def test_a_required_check_that_is_missing_is_refused(tmp_path: Path) -> None:
     assert "'schema'" in issues[0].message
 
 
+def test_a_required_check_that_cannot_stop_the_run_does_not_count(tmp_path: Path) -> None:
+    spec = SPEC.replace("  - unique: customer_id\n", "  - expect: column_values_to_be_unique\n    column: customer_id\n    severity: warn\n")
+    issues = refused(project(tmp_path, CHECKS, spec))
+    assert [i.rule for i in issues] == ["checks.require[1]"] and "stops the run on failure" in issues[0].message
+
+
 def test_required_checks_that_are_present_pass(tmp_path: Path) -> None:
     spec = SPEC.replace("  - unique: customer_id\n", "  - expect: column_values_to_be_unique\n    column: customer_id\n")
     assert load_spec(project(tmp_path, CHECKS, spec))
@@ -365,3 +371,24 @@ def test_validate_under_a_policy_stays_light(tmp_path: Path) -> None:
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert "mlflowkit" in loaded
     assert not loaded & {"prefect", "ray", "great_expectations", "onnxruntime", "pandas", "sklearn", "torch"}
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("http://triton-a.internal:8000", True),
+        ("http://triton-x.evil.com/a.internal:8000", False),  # a glob never reaches across host and path
+        ("http://triton-a.evil.com:9/#.internal:8000", False),
+        ("http://triton-a.internal:9000", False),
+        ("s3://models/prod/churn", True),
+        ("s3://models/prod/../staging", False),
+        ("s3://models/production", False),
+        ("file:///srv/project/.mlflowkit/../../etc", False),
+        (".mlflowkit/triton", True),
+    ],
+)
+def test_destinations_match_part_by_part(value: str, allowed: bool) -> None:
+    from mlflowkit.policy.rules import destination_allowed
+
+    patterns = ["http://triton-*.internal:8000", "s3://models/prod/", "./.mlflowkit/"]
+    assert destination_allowed(value, patterns, spec_dir="/srv/project", policy_dir="/srv/project") is allowed
