@@ -7,7 +7,6 @@ drift check that triggered it; an unshifted batch must trigger nothing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -17,12 +16,15 @@ import pandas as pd
 import pytest
 
 import mlflowkit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from flows_helpers import churn_rows
+
 from mlflowkit.runtime.monitor import MonitorError, run_monitor
 from mlflowkit.store import ArtifactStore, registry_at
 
 pytestmark = pytest.mark.prefect
 
-REPO = Path(__file__).resolve().parents[2]
 FEATURES = ["age", "gender", "tenure_months", "contract", "monthly_charges", "support_calls", "paperless_billing"]
 
 SPEC = """\
@@ -47,20 +49,12 @@ monitor:
 """
 
 
-def _make(rows: int, seed: int) -> pd.DataFrame:
-    spec = importlib.util.spec_from_file_location("churn_make_data", REPO / "examples" / "churn" / "make_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make(rows, seed=seed).drop(columns=["customer_id"])
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project whose champion (v1) was trained on 3,000 rows; copied per test."""
     root = tmp_path_factory.mktemp("monitored")
     (root / "data").mkdir()
-    _make(3000, seed=7).to_csv(root / "data" / "train.csv", index=False)
+    churn_rows(3000, seed=7).to_csv(root / "data" / "train.csv", index=False)
     (root / "spec.yaml").write_text(SPEC)
     result = mlflowkit.run(mlflowkit.load_spec(root / "spec.yaml"))
     assert result.ok, result.error
@@ -101,7 +95,7 @@ def test_champion_carries_its_reference_profile(trained: Path) -> None:
 
 
 def test_no_shift_triggers_nothing(project: Path) -> None:
-    live = _live(project, _make(1500, seed=99), refresh_training=False)
+    live = _live(project, churn_rows(1500, seed=99), refresh_training=False)
     result = run_monitor(mlflowkit.load_spec(project / "spec.yaml"), live)
     assert result.report.verdict == "ok", result.report.reasons
     assert {f.feature: f.status for f in result.report.features} == dict.fromkeys(FEATURES, "ok")
@@ -121,7 +115,7 @@ def test_no_shift_triggers_nothing(project: Path) -> None:
     ],
 )
 def test_shift_flags_the_feature_and_retrains(project: Path, shift: str, feature: str, status: str) -> None:
-    live = _make(1500, seed=99)
+    live = churn_rows(1500, seed=99)
     if shift == "mean":
         live["monthly_charges"] += 25
     elif shift == "category":
@@ -145,7 +139,7 @@ def test_shift_flags_the_feature_and_retrains(project: Path, shift: str, feature
 
 
 def test_labels_bring_performance(project: Path) -> None:
-    live = _make(1500, seed=99)
+    live = churn_rows(1500, seed=99)
     live["churned"] = live["churned"].map({"yes": "no", "no": "yes"})  # labels flipped: accuracy collapses
     live.to_csv(project / "labelled.csv", index=False)
     result = run_monitor(mlflowkit.load_spec(project / "spec.yaml"), str(project / "labelled.csv"), trigger=False)
@@ -155,7 +149,7 @@ def test_labels_bring_performance(project: Path) -> None:
 
 
 def test_cli_reports_and_refuses_without_data(project: Path) -> None:
-    live = _live(project, _make(1500, seed=99), refresh_training=False)
+    live = _live(project, churn_rows(1500, seed=99), refresh_training=False)
     out = project / "drift.html"
     cmd = [sys.executable, "-c", "from mlflowkit.cli import main; main()", "monitor", str(project / "spec.yaml"), "--data", live, "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)

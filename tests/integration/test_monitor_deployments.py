@@ -7,10 +7,8 @@ version's lineage.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,11 +19,13 @@ import httpx
 import pandas as pd
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from flows_helpers import churn_rows, flows_serve
+
 from mlflowkit.store import registry_at
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 SPEC = """\
 spec: mlflowkit/v1
 name: churn-watched
@@ -49,14 +49,6 @@ monitor:
 """
 
 
-def _make(rows: int, seed: int) -> pd.DataFrame:
-    spec = importlib.util.spec_from_file_location("churn_make_data", REPO / "examples" / "churn" / "make_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make(rows, seed=seed).drop(columns=["customer_id"])
-
-
 def _cli(*args: str, api: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"} | {"PREFECT_API_URL": api, "COLUMNS": "200"}
     cmd = [sys.executable, "-c", "from mlflowkit.cli import main; main()", *args]
@@ -78,7 +70,7 @@ def _wait(api: str, flow_run_id: str, log: Path, proc: subprocess.Popen[str]) ->
 def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Path:
     root = tmp_path_factory.mktemp("watched")
     (root / "data").mkdir()
-    _make(2000, seed=7).to_csv(root / "data" / "train.csv", index=False)
+    churn_rows(2000, seed=7).to_csv(root / "data" / "train.csv", index=False)
     (root / "spec.yaml").write_text(SPEC)
     trained = _cli("run", "spec.yaml", api=prefect_server, cwd=root)
     assert trained.returncode == 0, trained.stdout + trained.stderr
@@ -89,22 +81,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, prefect_server: str) -> Pa
 def serving(project: Path, prefect_server: str) -> Iterator[subprocess.Popen[str]]:
     registered = _cli("flows", "deploy", str(project), api=prefect_server, cwd=project)
     assert registered.returncode == 0, registered.stdout + registered.stderr
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"} | {"PREFECT_API_URL": prefect_server}
-    log = open(project / "serve.log", "w")  # closed in the teardown below
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from mlflowkit.cli import main; main()", "flows", "serve", str(project)],
-        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with flows_serve(project, prefect_server) as proc:
         yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def test_monitor_schedule_is_a_deployment_of_its_own(project: Path, prefect_server: str, serving: subprocess.Popen[str]) -> None:
@@ -113,7 +91,7 @@ def test_monitor_schedule_is_a_deployment_of_its_own(project: Path, prefect_serv
     (schedule,) = deployment["schedules"]
     assert schedule["schedule"]["interval"] == 3600 and schedule["schedule"]["timezone"] == "Europe/Berlin"
     # The scheduled check, started now through the API on unshifted data: it runs in the serve process.
-    _make(600, seed=99).drop(columns=["churned"]).to_csv(project / "steady.csv", index=False)
+    churn_rows(600, seed=99).drop(columns=["churned"]).to_csv(project / "steady.csv", index=False)
     for _ in range(20):  # the serve process registers the deployments again as it starts; SQLite may be busy
         response = httpx.post(
             f"{prefect_server}/deployments/{deployment['id']}/create_flow_run",
@@ -133,7 +111,7 @@ def test_monitor_schedule_is_a_deployment_of_its_own(project: Path, prefect_serv
 
 
 def test_drift_starts_the_training_deployment(project: Path, prefect_server: str, serving: subprocess.Popen[str]) -> None:
-    live = _make(800, seed=123)
+    live = churn_rows(800, seed=123)
     live["monthly_charges"] += 30
     live.drop(columns=["churned"]).to_csv(project / "live.csv", index=False)
     fresh = pd.concat([pd.read_csv(project / "data" / "train.csv"), live], ignore_index=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from flows_helpers import flows_serve
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -136,22 +138,8 @@ def test_registering_again_is_idempotent(specs_dir: Path, prefect_server: str, r
 @pytest.fixture(scope="module")
 def serving(specs_dir: Path, prefect_server: str, registered: dict[str, dict[str, object]]) -> Iterator[subprocess.Popen[str]]:
     """`mlflowkit flows serve` in its own process group, stopped (SIGTERM, then SIGKILL) after the module."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"} | {"PREFECT_API_URL": prefect_server}
-    log = open(specs_dir / "serve.log", "w")  # closed in the teardown below
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from mlflowkit.cli import main; main()", "flows", "serve", str(specs_dir)],
-        cwd=specs_dir, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
+    with flows_serve(specs_dir, prefect_server) as proc:
         yield proc
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
 
 
 def test_a_run_started_through_the_api_with_a_param_completes_with_artifacts(
