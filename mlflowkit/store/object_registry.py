@@ -31,6 +31,7 @@ from mlflowkit.store.registry import (
     _listing,
     _now,
     _pause,
+    alias_event,
     chain_hash,
 )
 
@@ -382,20 +383,7 @@ class ObjectRegistry(ModelRegistry):
         def make(seqs: list[int]) -> dict[str, Any]:
             state.clear()
             state.update(self._state(model, seqs))
-            previous = state.get(alias)
-            if version is None and previous is None:
-                listed = _listing([f"{a} -> v{n}" for a, n in sorted(state.items())])
-                raise RegistryError(f"model {model!r} has no alias {alias!r}; aliases: {listed}")
-            event = AliasEvent(
-                model=model,
-                alias=alias,
-                version=version,
-                previous=previous,
-                actor=actor or _default_actor(),
-                reason=reason,
-                at=_now(),
-            )
-            return event.model_dump(mode="json")
+            return alias_event(model, alias, version, state, reason=reason, actor=actor).model_dump(mode="json")
 
         seq, entry = self._log_append(model, "events", make)
         event = AliasEvent.model_validate(entry)

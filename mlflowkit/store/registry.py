@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlflowkit.errors import RegistryError
 from mlflowkit.store.artifacts import _atomic_write_local, _copy_hashing, _fsync_dir
 
-__all__ = ["PAUSE_ENV", "AliasEvent", "ApprovalEvent", "ModelRegistry", "ModelVersion", "chain_hash"]
+__all__ = ["PAUSE_ENV", "AliasEvent", "ApprovalEvent", "ModelRegistry", "ModelVersion", "alias_event", "chain_hash"]
 
 PAUSE_ENV = "MLFLOWKIT_TEST_PAUSE_AT"
 """Test seam: set to ``registry.staged`` or ``registry.locked`` to make `register` pause there."""
@@ -551,19 +551,7 @@ class ModelRegistry:
         model_dir = self._model_dir(model)
         with self._lock(model):
             state = self._alias_state(model)
-            previous = state.get(alias)
-            if version is None and previous is None:
-                listed = _listing([f"{a} -> v{n}" for a, n in sorted(state.items())])
-                raise RegistryError(f"model {model!r} has no alias {alias!r}; aliases: {listed}")
-            event = AliasEvent(
-                model=model,
-                alias=alias,
-                version=version,
-                previous=previous,
-                actor=actor or _default_actor(),
-                reason=reason,
-                at=_now(),
-            )
+            event = alias_event(model, alias, version, state, reason=reason, actor=actor)
             log = os.path.join(model_dir, "events.jsonl")
             event = event.model_copy(update={"hash": chain_hash(_chain_head(log), event.model_dump(mode="json"))})
             # The log is written first: a crash before aliases.json is rewritten is repaired by replay.
@@ -674,6 +662,23 @@ class ModelRegistry:
                 chained = chained or stored is not None
                 head = expected
         return problems
+
+
+def alias_event(
+    model: str, alias: str, version: int | None, state: Mapping[str, int], *, reason: str, actor: str | None
+) -> AliasEvent:
+    """The event that moves ``alias`` to ``version`` (None: removes it) from ``state``, both backends' way.
+
+    Raises:
+        RegistryError: the alias is to be removed and does not exist.
+    """
+    previous = state.get(alias)
+    if version is None and previous is None:
+        listed = _listing([f"{a} -> v{n}" for a, n in sorted(state.items())])
+        raise RegistryError(f"model {model!r} has no alias {alias!r}; aliases: {listed}")
+    return AliasEvent(
+        model=model, alias=alias, version=version, previous=previous, actor=actor or _default_actor(), reason=reason, at=_now()
+    )
 
 
 def _write_synced(path: str, data: bytes) -> None:
