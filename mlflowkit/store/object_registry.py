@@ -33,6 +33,7 @@ from mlflowkit.store.registry import (
     _pause,
     alias_event,
     chain_hash,
+    chain_problems,
 )
 
 __all__ = ["ObjectRegistry"]
@@ -440,25 +441,12 @@ class ObjectRegistry(ModelRegistry):
         self._require_model(model)
         problems = []
         for log in ("events", "approvals"):
-            head, chained, expected_seq = "", False, 1
+            expected_seq = 1
+            entries: list[tuple[str, dict[str, Any] | None]] = []
             for seq, entry in self._log_entries(model, log, self._log_seqs(model, log)):
                 if seq != expected_seq:
                     problems.append(f"{log}/{expected_seq:012d}.json: missing (removed?)")
                 expected_seq = seq + 1
-                if entry is None:
-                    problems.append(f"{log}/{seq:012d}.json: unreadable (an edit)")
-                    continue
-                expected = chain_hash(head, entry)
-                stored = entry.get("hash")
-                if stored is None:
-                    if chained:
-                        problems.append(f"{log}/{seq:012d}.json: entry without a hash after chained entries (inserted?)")
-                elif stored != expected:
-                    problems.append(
-                        f"{log}/{seq:012d}.json: does not match the hash chain: this entry, or one before it,"
-                        " was changed, removed or inserted"
-                    )
-                    expected = stored
-                chained = chained or stored is not None
-                head = expected
+                entries.append((f"{log}/{seq:012d}.json", entry))
+            problems += chain_problems(entries, unreadable="unreadable (an edit)")
         return problems

@@ -27,7 +27,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlflowkit.errors import RegistryError
 from mlflowkit.store.artifacts import _atomic_write_local, _copy_hashing, _fsync_dir
 
-__all__ = ["PAUSE_ENV", "AliasEvent", "ApprovalEvent", "ModelRegistry", "ModelVersion", "alias_event", "chain_hash"]
+__all__ = [
+    "PAUSE_ENV",
+    "AliasEvent",
+    "ApprovalEvent",
+    "ModelRegistry",
+    "ModelVersion",
+    "alias_event",
+    "chain_hash",
+    "chain_problems",
+]
 
 PAUSE_ENV = "MLFLOWKIT_TEST_PAUSE_AT"
 """Test seam: set to ``registry.staged`` or ``registry.locked`` to make `register` pause there."""
@@ -643,25 +652,36 @@ class ModelRegistry:
         self._require_model(model)
         problems = []
         for name in _AUDIT_LOGS:
-            head, chained = "", False
-            for n, entry in _log_entries(os.path.join(self._model_dir(model), name)):
-                if entry is None:
-                    problems.append(f"{name} line {n}: unreadable (a write torn by a crash, or an edit)")
-                    continue
-                expected = chain_hash(head, entry)
-                stored = entry.get("hash")
-                if stored is None:
-                    if chained:
-                        problems.append(f"{name} line {n}: entry without a hash after chained entries (inserted?)")
-                elif stored != expected:
-                    problems.append(
-                        f"{name} line {n}: does not match the hash chain: this entry, or one before it,"
-                        " was changed, removed or inserted"
-                    )
-                    expected = stored  # resynchronise, so that only the places of tampering are reported
-                chained = chained or stored is not None
-                head = expected
+            entries = [(f"{name} line {n}", entry) for n, entry in _log_entries(os.path.join(self._model_dir(model), name))]
+            problems += chain_problems(entries, unreadable="unreadable (a write torn by a crash, or an edit)")
         return problems
+
+
+def chain_problems(entries: list[tuple[str, dict[str, Any] | None]], *, unreadable: str) -> list[str]:
+    """What is wrong with one hash-chained log, each entry given with the label its problems are reported under.
+
+    Old entries without hashes are accepted as a prefix; after a mismatch the chain resynchronises, so that
+    only the places of tampering are reported.
+    """
+    problems: list[str] = []
+    head, chained = "", False
+    for label, entry in entries:
+        if entry is None:
+            problems.append(f"{label}: {unreadable}")
+            continue
+        expected = chain_hash(head, entry)
+        stored = entry.get("hash")
+        if stored is None:
+            if chained:
+                problems.append(f"{label}: entry without a hash after chained entries (inserted?)")
+        elif stored != expected:
+            problems.append(
+                f"{label}: does not match the hash chain: this entry, or one before it, was changed, removed or inserted"
+            )
+            expected = stored
+        chained = chained or stored is not None
+        head = expected
+    return problems
 
 
 def alias_event(
