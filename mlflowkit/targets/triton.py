@@ -41,7 +41,14 @@ class _Frozen(BaseModel):
 class DynamicBatching(_Frozen):
     """Triton's dynamic batcher: requests that arrive together run as one batch."""
 
-    max_queue_delay_microseconds: int = Field(100, ge=0, description="How long a request may wait for others to batch with.")
+    max_queue_delay_microseconds: int = Field(
+        0,
+        ge=0,
+        description=(
+            "How long a request may wait for others to batch with. 0 batches only the requests already queued, "
+            "so a lone request never waits; raise it for throughput under many concurrent clients."
+        ),
+    )
     preferred_batch_size: list[int] = Field(default_factory=list, description="Batch sizes the batcher aims for.")
 
 
@@ -65,7 +72,7 @@ class TritonTarget(DeployTarget):
         model_repository: s3://models/triton
         backend: onnxruntime
         max_batch_size: 64
-        dynamic_batching: {max_queue_delay_microseconds: 100}
+        dynamic_batching: {max_queue_delay_microseconds: 0}
         instances: {count: 2, kind: cpu}
         keep_versions: 2
     ```
@@ -180,6 +187,15 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 
+def _text(array):
+    # BYTES tensors arrive as objects holding bytes; ONNX Runtime reads str (and would read bytes as "b'...'").
+    fixed = array.astype(np.bytes_)
+    try:
+        return fixed.astype(np.str_)  # ASCII, the common case, in one step
+    except UnicodeDecodeError:
+        return np.char.decode(fixed, "utf-8")
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -191,33 +207,33 @@ class TritonPythonModel:
         self.inputs = [(t["name"], t["data_type"] == "TYPE_STRING") for t in config["input"]]
         self.outputs = [t["name"] for t in config["output"]]
 
+    def _feeds(self, request):
+        feeds = {}
+        for name, text in self.inputs:
+            array = pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+            feeds[name] = _text(array) if text else array
+        return feeds
+
     def execute(self, requests):
-        # Requests the dynamic batcher put together run as one ONNX Runtime call.
-        parts = {name: [] for name, _ in self.inputs}
-        sizes = []
-        for request in requests:
-            for name, text in self.inputs:
-                array = pb_utils.get_input_tensor_by_name(request, name).as_numpy()
-                if text:
-                    flat = [v.decode() if isinstance(v, bytes) else str(v) for v in array.reshape(-1)]
-                    array = np.array(flat, dtype=object).reshape(array.shape)
-                parts[name].append(array)
-            sizes.append(len(parts[self.inputs[0][0]][-1]))
         try:
-            feeds = {name: np.concatenate(arrays) for name, arrays in parts.items()}
+            batch = [self._feeds(request) for request in requests]
+            if len(batch) == 1:
+                feeds = batch[0]
+            else:  # requests the dynamic batcher put together run as one ONNX Runtime call
+                feeds = {name: np.concatenate([f[name] for f in batch]) for name, _ in self.inputs}
             results = self.session.run(self.outputs, feeds)
         except Exception as exc:
             error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
             return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
+        # String outputs go back as ONNX Runtime's str objects; the backend encodes them as UTF-8.
+        if len(batch) == 1:
+            tensors = [pb_utils.Tensor(name, value) for name, value in zip(self.outputs, results)]
+            return [pb_utils.InferenceResponse(output_tensors=tensors)]
         responses = []
         start = 0
-        for size in sizes:
-            tensors = []
-            for name, value in zip(self.outputs, results):
-                chunk = value[start : start + size]
-                if chunk.dtype == object:
-                    chunk = np.array([str(v).encode() for v in chunk.reshape(-1)], dtype=object).reshape(chunk.shape)
-                tensors.append(pb_utils.Tensor(name, chunk))
+        for feeds in batch:
+            size = len(feeds[self.inputs[0][0]])
+            tensors = [pb_utils.Tensor(name, value[start : start + size]) for name, value in zip(self.outputs, results)]
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += size
         return responses

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,53 @@ def assert_v1_still_serves(triton: triton_local.LocalTriton, models: tuple[list[
     assert served(triton, name, exported[0], test.head(32)) == "1"
     folders, config = repository(triton, name)
     assert folders == ["1"] and "versions: [ 1 ]" in config
+
+
+def test_batched_requests_and_non_ascii_categories_answer_like_local_ort(triton: triton_local.LocalTriton) -> None:
+    """Concurrent requests that the dynamic batcher runs together each get their own rows' answers, UTF-8 intact."""
+    import tritonclient.http as triton_http
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlflowkit.kinds.train import _pipeline
+
+    frame = add_features(pd.read_csv(EXAMPLE / "data" / "churn.csv"))
+    # A known category that is not ASCII: read as "b'...'" it would be an unknown one, and the answers would differ.
+    frame["contract"] = frame["contract"].replace({"month-to-month": "mois-à-mois"})
+    train, test = frame.iloc[:4800], frame.iloc[4800:].reset_index(drop=True)
+    x = train.drop(columns=["churned"])
+    model = _pipeline(RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0), x).fit(x, train["churned"])
+    data, contract = export_onnx(model, test, features=list(x.columns), classes=list(model.classes_), target="churned")
+    assert contract.parity["ok"] and (test["contract"] == "mois-à-mois").sum() > 10
+    # A long queue delay, so that requests sent together are run together.
+    target = settings(triton, dynamic_batching={"max_queue_delay_microseconds": 50_000})
+    deploy(target, name="batched", version=1, model=data, contract=contract, smoke=test)
+
+    chunks = [test.iloc[i : i + 1 + i % 3] for i in range(0, 96, 4)]  # 24 requests of 1 to 3 rows
+
+    def ask(rows: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
+        inputs = feeds(contract, rows)
+        client = triton_http.InferenceServerClient(triton.http_url.removeprefix("http://"))
+        try:
+            return run_onnx(data, inputs), infer(client, "http", "batched", contract, inputs)
+        finally:
+            client.close()
+
+    def executions() -> tuple[int, int]:
+        client = triton_http.InferenceServerClient(triton.http_url.removeprefix("http://"))
+        stats = client.get_inference_statistics("batched")["model_stats"][0]
+        return int(stats["inference_count"]), int(stats["execution_count"])
+
+    before = executions()
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        answers = list(pool.map(ask, chunks))
+    after = executions()
+    for (expected, got), rows in zip(answers, chunks, strict=True):
+        assert [v.decode() for v in got["label"].reshape(-1)] == expected["label"].tolist()
+        np.testing.assert_allclose(got["probabilities"], expected["probabilities"], atol=1e-6)
+        assert len(got["probabilities"]) == len(rows)
+    inferences, runs = after[0] - before[0], after[1] - before[1]
+    assert inferences == sum(len(rows) for rows in chunks)
+    assert runs < len(chunks), f"the batcher ran {runs} executions for {len(chunks)} requests"
 
 
 def test_broken_config_keeps_v1_serving(triton: triton_local.LocalTriton, models: tuple[list[Exported], pd.DataFrame]) -> None:

@@ -65,7 +65,7 @@ def test_config_for_the_onnxruntime_platform() -> None:
     # A per-row label has no dims after the batch: Triton needs dims [1] reshaped to [].
     assert '{ name: "label" data_type: TYPE_STRING dims: [ 1 ] reshape: { shape: [ ] } }' in config
     assert '{ name: "probabilities" data_type: TYPE_FP32 dims: [ 2 ] }' in config
-    assert "dynamic_batching { max_queue_delay_microseconds: 100 }" in config
+    assert "dynamic_batching { max_queue_delay_microseconds: 0 }" in config
     assert "instance_group [ { count: 2 kind: KIND_CPU } ]" in config
 
 
