@@ -31,7 +31,16 @@ if TYPE_CHECKING:
 
     from mlflowkit.targets.contract import Contract
 
-__all__ = ["DynamicBatching", "InstanceGroup", "TritonDeployError", "TritonTarget", "deploy", "model_py", "render_config"]
+__all__ = [
+    "DynamicBatching",
+    "InstanceGroup",
+    "TritonDeployError",
+    "TritonTarget",
+    "candidate_name",
+    "deploy",
+    "model_py",
+    "render_config",
+]
 
 
 class _Frozen(BaseModel):
@@ -104,6 +113,13 @@ class TritonTarget(DeployTarget):
         16, ge=1, le=10_000, description="Held-out rows sent to the new version and compared with ONNX Runtime."
     )
     tolerance: float = Field(1e-5, gt=0, description="Largest difference allowed between Triton's and local probabilities.")
+    candidate: bool = Field(
+        True,
+        description=(
+            "Load and smoke-test the new version as `<model>__candidate` before it takes traffic, so that a version "
+            "that fails never answers a client (costs a second load). false: swap, smoke-test, roll back on failure."
+        ),
+    )
     max_opset: int | None = Field(
         None, ge=1, description="Highest ONNX opset the server's ONNX Runtime supports; checked against the export's opset."
     )
@@ -314,8 +330,12 @@ def deploy(
     if settings.backend == "python":
         files["model.py"] = model_py().encode()
     checks: dict[str, Any] = {}
-    smoke_args: dict[str, Any] = {"name": name, "version": version, "contract": contract, "inputs": inputs, "expected": expected}
+    smoke_args: dict[str, Any] = {"version": version, "contract": contract, "inputs": inputs, "expected": expected}
     smoke_args["tolerance"] = settings.tolerance
+    staged: dict[str, Any] = {}
+    if settings.candidate and inputs is not None:
+        staged = _stage(fs, http, settings, name=name, version=version, model_dir=model_dir, files=files,
+                        previous=previous, log=log, smoke_args=smoke_args)  # fmt: skip
     try:
         fs.makedirs(version_dir, exist_ok=True)
         for file_name, data in files.items():
@@ -327,9 +347,9 @@ def deploy(
         if inputs is None:
             log(f"triton: {name} v{version} is ready; no held-out rows at hand, so no smoke comparison")
         else:
-            checks["http"] = _smoke(http, "http", **smoke_args)
+            checks["http"] = _smoke(http, "http", name=name, **smoke_args)
         if settings.grpc_url and inputs is not None:
-            checks["grpc"] = _smoke(_grpc_client(settings), "grpc", **smoke_args)
+            checks["grpc"] = _smoke(_grpc_client(settings), "grpc", name=name, **smoke_args)
     except BaseException as exc:  # an interrupted deploy is put back too
         cause = _text(exc)
         restored = _restore(
@@ -355,9 +375,92 @@ def deploy(
         "previous": previous,
         "backend": settings.backend,
         "smoke": checks,
+        "candidate": staged or None,
         "removed_versions": removed,
         "seconds": seconds,
     }
+
+
+def candidate_name(name: str) -> str:
+    """The name a new version of ``name`` is loaded and smoke-tested under before it takes traffic."""
+    return f"{name}__candidate"
+
+
+def _stage(
+    fs: Any,
+    http: Any,
+    settings: TritonTarget,
+    *,
+    name: str,
+    version: int,
+    model_dir: str,
+    files: dict[str, bytes],
+    previous: int | None,
+    log: Callable[[str], None],
+    smoke_args: dict[str, Any],
+) -> dict[str, Any]:
+    """Load the new version as ``<name>__candidate`` beside the serving one and smoke-test it; always remove it.
+
+    Clients of ``name`` never reach the candidate, so a version that fails here has answered nobody.
+
+    Raises:
+        TritonDeployError: the candidate did not load, become ready or answer like ONNX Runtime; the
+            public model and its repository folder were not touched.
+    """
+    staged_name = candidate_name(name)
+    staged_dir = f"{model_dir.rsplit('/', 1)[0]}/{staged_name}"
+    contract = smoke_args["contract"]
+    started = time.monotonic()
+    checks: dict[str, Any] = {}
+    failure: BaseException | None = None
+    try:
+        _remove_candidate(fs, http, staged_name, staged_dir)  # a crashed deploy's leftovers
+        fs.makedirs(f"{staged_dir}/{version}", exist_ok=True)
+        for file_name, data in files.items():
+            fs.pipe_file(f"{staged_dir}/{version}/{file_name}", data)
+        fs.pipe_file(f"{staged_dir}/config.pbtxt", render_config(staged_name, version, contract, settings).encode())
+        log(f"triton: loading {name} v{version} as {staged_name} to check it before it takes traffic")
+        http.load_model(staged_name)
+        _wait_ready(http, staged_name, version, settings.ready_timeout)
+        checks["http"] = _smoke(http, "http", name=staged_name, **smoke_args)
+        if settings.grpc_url:
+            checks["grpc"] = _smoke(_grpc_client(settings), "grpc", name=staged_name, **smoke_args)
+    except BaseException as exc:  # an interrupted check is cleaned up too
+        failure = exc
+    cleanup = _remove_candidate(fs, http, staged_name, staged_dir)
+    if failure is not None:
+        if not isinstance(failure, Exception):
+            raise failure
+        serving = f"v{previous} kept serving" if previous is not None else "nothing was serving"
+        left = f"; {cleanup}" if cleanup else ""
+        raise TritonDeployError(
+            f"deploy of {name} v{version} to {settings.url} failed: {_text(failure)}; "
+            f"it was checked as {staged_name} and never took traffic; {serving}{left}"
+        ) from failure
+    return {"model": staged_name, "smoke": checks, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _remove_candidate(fs: Any, http: Any, staged_name: str, staged_dir: str) -> str:
+    """Unload the candidate and remove its folder; what could not be done ("" when all went)."""
+    problems = []
+    if any(m.get("name") == staged_name and m.get("state") in ("READY", "LOADING") for m in _index(http)):
+        try:
+            http.unload_model(staged_name)
+        except Exception as exc:
+            problems.append(f"{staged_name} could not be unloaded: {_text(exc)}")
+    try:
+        if fs.exists(staged_dir):
+            fs.rm(staged_dir, recursive=True)
+    except Exception as exc:
+        problems.append(f"{staged_dir} could not be removed: {_text(exc)}")
+    return "; ".join(problems)
+
+
+def _index(http: Any) -> list[dict[str, Any]]:
+    try:
+        return list(http.get_model_repository_index())
+    except Exception:  # the caller reports what it could not do
+        return []
 
 
 def _check_contract(model: bytes, contract: Contract, *, name: str, version: int) -> None:

@@ -180,6 +180,7 @@ def test_rollout_v1_v2_under_load_over_http_and_grpc(
     assert record["done"] and record["failed"] == 0, record["errors"]
     assert record["ok"] >= 40 and record["versions"]["1"] > 0 and record["versions"]["2"] > 0
     assert second["previous"] == 1 and second["removed_versions"] == []
+    assert second["candidate"]["model"] == "churn__candidate" and set(second["candidate"]["smoke"]) == {"http", "grpc"}
 
     assert served(triton, "churn", exported[1], rows) == "2"
     # A third version: the oldest folder goes, only after v3 answered correctly.
@@ -203,6 +204,18 @@ def assert_v1_still_serves(triton: triton_local.LocalTriton, models: tuple[list[
     assert served(triton, name, exported[0], test.head(32)) == "1"
     folders, config = repository(triton, name)
     assert folders == ["1"] and "versions: [ 1 ]" in config
+    # No candidate is left loaded or in the repository.
+    assert not (Path(triton.model_repository) / f"{name}__candidate").exists()
+    assert never_loaded(triton, f"{name}__candidate")
+
+
+def never_loaded(triton: triton_local.LocalTriton, name: str, version: int | None = None) -> bool:
+    """True when the server's index has no entry for ``name`` (at ``version``, when given) in any state."""
+    import tritonclient.http as triton_http
+
+    http = triton_http.InferenceServerClient(triton.http_url.removeprefix("http://"))
+    entries = [m for m in http.get_model_repository_index() if m.get("name") == name]
+    return not [m for m in entries if version is None or m.get("version") == str(version)]
 
 
 def test_batched_requests_and_non_ascii_categories_answer_like_local_ort(triton: triton_local.LocalTriton) -> None:
@@ -260,8 +273,8 @@ def test_broken_config_keeps_v1_serving(triton: triton_local.LocalTriton, models
         deploy(broken, name="broken-config", version=2, model=exported[1][0], contract=exported[1][1], smoke=test)
     message = str(info.value)
     assert "deploy of broken-config v2" in message
-    assert "failed to load 'broken-config'" in message  # Triton's own words
-    assert message.endswith("the repository was restored and v1 is serving")
+    assert "failed to load 'broken-config__candidate'" in message  # Triton's own words
+    assert message.endswith("it was checked as broken-config__candidate and never took traffic; v1 kept serving")
     assert_v1_still_serves(triton, models, "broken-config")
 
 
@@ -289,7 +302,7 @@ def test_wrong_input_name_keeps_v1_serving(triton: triton_local.LocalTriton, mod
     message = str(info.value)
     assert "smoke test" not in message  # the request itself failed, inside Triton
     assert "Required inputs (['agee']) are missing from input feed" in message  # ONNX Runtime's words, relayed by Triton
-    assert message.endswith("the repository was restored and v1 is serving")
+    assert message.endswith("it was checked as wrong-input__candidate and never took traffic; v1 kept serving")
     assert_v1_still_serves(triton, models, "wrong-input")
     # A contract that names an input the model does not have is refused before the server is touched.
     renamed = tuple(t.model_copy(update={"name": "agee"}) if t.name == "age" else t for t in contract.inputs)
@@ -318,19 +331,26 @@ def test_unreachable_server_changes_nothing(
     assert_v1_still_serves(triton, models, "unreachable")
 
 
-def test_failed_smoke_comparison_rolls_back(
-    triton: triton_local.LocalTriton, models: tuple[list[Exported], pd.DataFrame]
+@pytest.mark.parametrize("candidate", [True, False], ids=["checked-as-candidate", "swapped-then-rolled-back"])
+def test_failed_smoke_comparison_keeps_v1_serving(
+    triton: triton_local.LocalTriton, models: tuple[list[Exported], pd.DataFrame], candidate: bool
 ) -> None:
-    target = serve_v1(triton, models, "smoke")
+    name = f"smoke-{candidate}".lower()
+    target = serve_v1(triton, models, name).model_copy(update={"candidate": candidate})
     exported, test = models
     with pytest.raises(TritonDeployError) as info:
         # Test seam: Triton serves model 3 while the deploy compares with model 2's outputs.
-        deploy(target, name="smoke", version=2, model=exported[1][0], contract=exported[1][1], smoke=test,
+        deploy(target, name=name, version=2, model=exported[1][0], contract=exported[1][1], smoke=test,
                test_serve_instead=exported[2][0])  # fmt: skip
     message = str(info.value)
     assert "smoke test over http: Triton's answers differ from ONNX Runtime's: max |Δprobability| = " in message
-    assert message.endswith("the repository was restored and v1 is serving")
-    assert_v1_still_serves(triton, models, "smoke")
+    if candidate:
+        assert message.endswith(f"it was checked as {name}__candidate and never took traffic; v1 kept serving")
+        assert never_loaded(triton, name, version=2)
+    else:  # v2 took traffic for the seconds of the smoke test, then v1 came back
+        assert message.endswith("the repository was restored and v1 is serving")
+        assert not never_loaded(triton, name, version=2)
+    assert_v1_still_serves(triton, models, name)
 
 
 def test_full_triton_config_on_this_build_fails_with_tritons_text(
@@ -343,7 +363,8 @@ def test_full_triton_config_on_this_build_fails_with_tritons_text(
         deploy(target.model_copy(update={"backend": "onnxruntime"}), name="full-triton", version=2,
                model=exported[1][0], contract=exported[1][1], smoke=test)  # fmt: skip
     assert "unable to find backend library for backend 'onnxruntime'" in str(info.value)
-    assert str(info.value).endswith("the repository was restored and v1 is serving")
+    assert str(info.value).endswith("it was checked as full-triton__candidate and never took traffic; v1 kept serving")
+    assert never_loaded(triton, "full-triton", version=2)
     assert_v1_still_serves(triton, models, "full-triton")
 
 
@@ -352,8 +373,14 @@ def test_first_deploy_that_fails_leaves_nothing_behind(
 ) -> None:
     exported, test = models
     broken = settings(triton, config_extra="not a field")
-    with pytest.raises(TritonDeployError, match="no previous version was serving"):
+    with pytest.raises(TritonDeployError, match=r"never took traffic; nothing was serving$"):
         deploy(broken, name="never", version=1, model=exported[0][0], contract=exported[0][1], smoke=test)
+    assert not (Path(triton.model_repository) / "never").exists()
+    assert not (Path(triton.model_repository) / "never__candidate").exists()
+    # Without the candidate check, the failed version is loaded under its own name, then removed.
+    with pytest.raises(TritonDeployError, match="no previous version was serving"):
+        deploy(broken.model_copy(update={"candidate": False}), name="never", version=1, model=exported[0][0],
+               contract=exported[0][1], smoke=test)  # fmt: skip
     assert not (Path(triton.model_repository) / "never" / "1").exists()
     assert not (Path(triton.model_repository) / "never" / "config.pbtxt").exists()
 
