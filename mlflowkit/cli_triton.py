@@ -33,12 +33,18 @@ def up(
         Path | None, typer.Option("--venv", help="The server's virtualenv (default: $MLFLOWKIT_TRITON_VENV).")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for readiness.")] = 180.0,
+    trusted_key: Annotated[
+        Path | None,
+        typer.Option("--trusted-key", help="An ed25519 public key (PEM): load only versions whose manifest it signed."),
+    ] = None,
 ) -> None:
     """Start Triton (explicit model control) on DIR/models; build its virtualenv first if needed."""
     from mlflowkit.targets import triton_local
 
     try:
-        server = triton_local.up(dir_, http_port=http_port, grpc_port=grpc_port, venv=venv, timeout=timeout)
+        server = triton_local.up(
+            dir_, http_port=http_port, grpc_port=grpc_port, venv=venv, timeout=timeout, trusted_key=trusted_key
+        )
     except triton_local.TritonLocalError as exc:
         err.print(f"[bold red]error[/]: {exc}", markup=True)
         raise typer.Exit(1) from None
@@ -47,6 +53,8 @@ def up(
     out.print(f"  grpc:             {server.grpc_url}")
     out.print(f"  model repository: {server.model_repository}")
     out.print(f"  log:              {server.log}")
+    if trusted_key is not None:
+        out.print(f"  trusted key:      {trusted_key} (unsigned or tampered versions do not load)")
 
 
 @app.command()

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlflowkit.targets.base import DeployError, DeployTarget, Release
+from mlflowkit.targets.onnxruntime import Signing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,6 +125,14 @@ class TritonTarget(DeployTarget):
         None, ge=1, description="Highest ONNX opset the server's ONNX Runtime supports; checked against the export's opset."
     )
     config_extra: str = Field("", description="Text appended to the generated config.pbtxt (e.g. optimization or parameters).")
+    signing: Signing | None = Field(
+        None,
+        description=(
+            "Sign each version with an ed25519 key (`{key_file: PATH}` or `{key_env: VAR}`): a manifest.json listing "
+            "model.onnx, contract.json and lineage.json, and its manifest.sig. The deploy checks what it wrote; a "
+            "server started with the public key (`mlflowkit triton up --trusted-key`) loads nothing else."
+        ),
+    )
 
     summary: ClassVar[str] = "Triton Inference Server: model repository + explicit model control, verified live"
 
@@ -132,9 +141,11 @@ class TritonTarget(DeployTarget):
         return self.url
 
     def deploy(self, release: Release, *, name: str, log: Callable[[str], None]) -> dict[str, Any]:
+        lineage = {"model": release.model, "version": release.version, **release.lineage}
         return deploy(
-            self, name=name, version=release.version, model=release.onnx, contract=release.contract, smoke=release.smoke, log=log
-        )
+            self, name=name, version=release.version, model=release.onnx, contract=release.contract, smoke=release.smoke,
+            log=log, lineage=lineage,
+        )  # fmt: skip
 
 
 class TritonDeployError(DeployError):
@@ -212,14 +223,66 @@ def _text(array):
         return np.char.decode(fixed, "utf-8")
 
 
+def _verify(folder, model, name, version):
+    # With a trusted key in the server's environment, load only what that key signed (mlflowkit's manifest).
+    key_path = os.environ.get("MLFLOWKIT_TRITON_TRUSTED_KEY")
+    if not key_path:
+        return
+    import base64
+    import hashlib
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+
+    def refuse(why):
+        raise RuntimeError(f"mlflowkit refused {name} v{version}: {why}")
+
+    with open(key_path, "rb") as fh:
+        key = serialization.load_pem_public_key(fh.read())
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    trusted = hashlib.sha256(raw).hexdigest()[:16]
+    try:
+        with open(os.path.join(folder, "manifest.json"), "rb") as fh:
+            manifest_bytes = fh.read()
+        with open(os.path.join(folder, "manifest.sig"), "rb") as fh:
+            signature = json.loads(fh.read())
+    except FileNotFoundError as exc:
+        refuse(f"{os.path.basename(exc.filename)} is missing; this server loads only signed versions")
+    except ValueError as exc:
+        refuse(f"manifest.sig cannot be read: {exc}")
+    if signature.get("key_id") != trusted:
+        refuse(f"it is signed by key {signature.get('key_id')}; this server trusts key {trusted}")
+    try:
+        key.verify(base64.b64decode(signature["signature"]), manifest_bytes)
+    except (InvalidSignature, ValueError, KeyError):
+        refuse(f"the signature by key {trusted} does not match manifest.json (it was changed after signing)")
+    manifest = json.loads(manifest_bytes)
+    if (manifest.get("name"), manifest.get("version")) != (name, version):
+        refuse(f"the manifest was signed for {manifest.get('name')} v{manifest.get('version')}")
+    for file_name, expected in sorted(manifest["files"].items()):
+        if file_name == "model.onnx":
+            data = model
+        else:
+            with open(os.path.join(folder, file_name), "rb") as fh:
+                data = fh.read()
+        digest = hashlib.sha256(data).hexdigest()
+        if (digest, len(data)) != (expected["sha256"], expected["size"]):
+            refuse(f"{file_name} has sha256 {digest[:16]}... ({len(data)} bytes); the manifest says "
+                   f"{expected['sha256'][:16]}... ({expected['size']} bytes)")
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
+        folder = os.path.join(args["model_repository"], args["model_version"])
+        with open(os.path.join(folder, "model.onnx"), "rb") as fh:
+            model = fh.read()  # read once: the bytes checked are the bytes loaded
+        name = args["model_name"].removesuffix("__candidate")
+        _verify(folder, model, name, int(args["model_version"]))
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.inputs = [(t["name"], t["data_type"] == "TYPE_STRING") for t in config["input"]]
         self.outputs = [t["name"] for t in config["output"]]
 
@@ -273,6 +336,7 @@ def deploy(
     contract: Contract,
     smoke: pd.DataFrame | None,
     log: Callable[[str], None] = lambda message: None,
+    lineage: dict[str, Any] | None = None,
     test_serve_instead: bytes | None = None,
 ) -> dict[str, Any]:
     """Deploy ``version`` of ``name`` to the server and verify it; on any failure restore the previous state.
@@ -286,6 +350,7 @@ def deploy(
         smoke: held-out rows; the first ``settings.smoke_rows`` are sent to the server. None (a
             rollback to a version deployed before) checks readiness only.
         log: receives progress lines.
+        lineage: the version's lineage, written (and signed, with ``settings.signing``) beside the model.
         test_serve_instead: test seam: serve these ONNX bytes while comparing with ``model``'s outputs.
 
     Returns:
@@ -329,18 +394,28 @@ def deploy(
     files = {"model.onnx": test_serve_instead if test_serve_instead is not None else model}
     if settings.backend == "python":
         files["model.py"] = model_py().encode()
+    public_key = None
+    if settings.signing is not None:
+        try:
+            private_key = settings.signing.load()
+        except Exception as exc:  # a missing or unreadable key
+            raise TritonDeployError(f"deploy of {name} v{version}: {exc}; nothing was deployed") from exc
+        public_key = private_key.public_key()
+        files.update(_signed_files(name, version, model, contract, lineage=lineage or {}, private_key=private_key))
     checks: dict[str, Any] = {}
     smoke_args: dict[str, Any] = {"version": version, "contract": contract, "inputs": inputs, "expected": expected}
     smoke_args["tolerance"] = settings.tolerance
     staged: dict[str, Any] = {}
     if settings.candidate and inputs is not None:
         staged = _stage(fs, http, settings, name=name, version=version, model_dir=model_dir, files=files,
-                        previous=previous, log=log, smoke_args=smoke_args)  # fmt: skip
+                        previous=previous, log=log, smoke_args=smoke_args, public_key=public_key)  # fmt: skip
     try:
         fs.makedirs(version_dir, exist_ok=True)
         for file_name, data in files.items():
             fs.pipe_file(f"{version_dir}/{file_name}", data)
         fs.pipe_file(config_path, render_config(name, version, contract, settings).encode())
+        if public_key is not None:
+            _verify_written(fs, version_dir, public_key, name=name, version=version)
         log(f"triton: loading {name} v{version} at {settings.url}" + (f" (v{previous} serving)" if previous else ""))
         http.load_model(name)
         _wait_ready(http, name, version, settings.ready_timeout)
@@ -398,6 +473,7 @@ def _stage(
     previous: int | None,
     log: Callable[[str], None],
     smoke_args: dict[str, Any],
+    public_key: Any = None,
 ) -> dict[str, Any]:
     """Load the new version as ``<name>__candidate`` beside the serving one and smoke-test it; always remove it.
 
@@ -419,6 +495,8 @@ def _stage(
         for file_name, data in files.items():
             fs.pipe_file(f"{staged_dir}/{version}/{file_name}", data)
         fs.pipe_file(f"{staged_dir}/config.pbtxt", render_config(staged_name, version, contract, settings).encode())
+        if public_key is not None:
+            _verify_written(fs, f"{staged_dir}/{version}", public_key, name=name, version=version)
         log(f"triton: loading {name} v{version} as {staged_name} to check it before it takes traffic")
         http.load_model(staged_name)
         _wait_ready(http, staged_name, version, settings.ready_timeout)
@@ -461,6 +539,50 @@ def _index(http: Any) -> list[dict[str, Any]]:
         return list(http.get_model_repository_index())
     except Exception:  # the caller reports what it could not do
         return []
+
+
+def _signed_files(
+    name: str, version: int, model: bytes, contract: Contract, *, lineage: dict[str, Any], private_key: Any
+) -> dict[str, bytes]:
+    """contract.json, lineage.json, manifest.json and manifest.sig for a version folder (the edge bundle's format)."""
+    import onnxruntime as ort
+
+    from mlflowkit.edge.bundle import MODEL, build_bundle, min_ort_for
+
+    files = build_bundle(
+        name=name,
+        model=str(lineage.get("model", name)),
+        version=version,
+        onnx=model,
+        contract=contract.model_dump(mode="json"),
+        lineage=lineage,
+        min_ort_version=min_ort_for(contract.opset, str(ort.__version__)),
+        opset=contract.opset,
+        private_key=private_key,
+    )
+    del files[MODEL]  # written by the caller (the test seam may serve other bytes)
+    return files
+
+
+def _verify_written(fs: Any, folder: str, public_key: Any, *, name: str, version: int) -> None:
+    """Check the signed version folder as written, before the server is asked to load it."""
+    import hashlib
+
+    from mlflowkit.edge.bundle import verify_bundle
+    from mlflowkit.edge.errors import BundleRefused
+
+    names = [p[len(folder) + 1 :] for p in fs.find(folder) if not fs.isdir(p)]
+    # The generated code and what Python caches of it when the server imports it are not part of the model.
+    names = [n for n in names if n != "model.py" and not n.startswith("__pycache__/")]
+
+    def digest(file_name: str) -> tuple[str, int]:
+        data = fs.cat_file(f"{folder}/{file_name}")
+        return hashlib.sha256(data).hexdigest(), len(data)
+
+    try:
+        verify_bundle(names, lambda n: fs.cat_file(f"{folder}/{n}"), digest, public_key, name=name, version=version)
+    except BundleRefused as exc:
+        raise TritonDeployError(f"the version folder as written does not verify ({exc.reason}): {exc.detail}") from exc
 
 
 def _check_contract(model: bytes, contract: Contract, *, name: str, version: int) -> None:

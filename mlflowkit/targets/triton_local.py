@@ -32,11 +32,25 @@ from filelock import FileLock
 
 from mlflowkit.errors import MlflowkitError
 
-__all__ = ["VENV_ENV", "LocalTriton", "TritonLocalError", "default_venv", "down", "ensure_venv", "free_port", "status", "up"]
+__all__ = [
+    "TRUSTED_KEY_ENV",
+    "VENV_ENV",
+    "LocalTriton",
+    "TritonLocalError",
+    "default_venv",
+    "down",
+    "ensure_venv",
+    "free_port",
+    "status",
+    "up",
+]
 
 VENV_ENV = "MLFLOWKIT_TRITON_VENV"
-# What the server's venv holds. numpy<2 because nvidia-pytriton pins it; onnxruntime for the model.py.
-VENV_PACKAGES = ("nvidia-pytriton==0.7.0", "onnxruntime==1.32.0", "numpy<2")
+TRUSTED_KEY_ENV = "MLFLOWKIT_TRITON_TRUSTED_KEY"
+# What the server's venv holds. numpy<2 because nvidia-pytriton pins it; onnxruntime for the model.py;
+# cryptography for the model.py's signature check (a server started with a trusted key).
+VENV_PACKAGES = ("nvidia-pytriton==0.7.0", "onnxruntime==1.32.0", "numpy<2", "cryptography==50.0.2")
+_PACKAGES_MARK = ".mlflowkit-packages"
 _STATE = "server.json"
 # Servers this process started, kept so that they are reaped (and Popen does not warn about a live child).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -89,7 +103,8 @@ def ensure_venv(venv: Path | None = None, *, python: str | None = None) -> Path:
     """Create (or reuse) the server's virtualenv with nvidia-pytriton, onnxruntime and numpy<2.
 
     Several processes may call this at once (test workers, CI jobs): a file lock beside the venv
-    makes one build it and the others wait. A venv is reused when its server binary exists.
+    makes one build it and the others wait. A venv is reused when it holds :data:`VENV_PACKAGES` (a
+    mark file records them); one built by an older mlflowkit gets the missing packages installed.
 
     Raises:
         TritonLocalError: the venv could not be created or the packages not installed (pip's output is included).
@@ -97,13 +112,14 @@ def ensure_venv(venv: Path | None = None, *, python: str | None = None) -> Path:
     venv = Path(venv or default_venv()).expanduser().absolute()
     venv.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(venv) + ".lock", timeout=1800):
-        if _server_binary_exists(venv):
+        wanted = "\n".join(VENV_PACKAGES) + "\n"
+        mark = venv / _PACKAGES_MARK
+        if _server_binary_exists(venv) and mark.is_file() and mark.read_text() == wanted:
             return venv
         python = python or sys.executable
-        steps = [
-            [python, "-m", "venv", "--clear", str(venv)],
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENV_PACKAGES],
-        ]
+        steps = [[str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENV_PACKAGES]]
+        if not _server_binary_exists(venv):  # a venv from an older mlflowkit only gets what it lacks
+            steps.insert(0, [python, "-m", "venv", "--clear", str(venv)])
         # The project's pins (tox sets PIP_CONSTRAINT) say numpy 2; this venv needs numpy<2 by design.
         env = {k: v for k, v in os.environ.items() if k not in {"PIP_CONSTRAINT", "PIP_REQUIRE_VIRTUALENV"}}
         for argv in steps:
@@ -113,6 +129,7 @@ def ensure_venv(venv: Path | None = None, *, python: str | None = None) -> Path:
                     f"building the Triton venv at {venv} failed: {' '.join(argv)} exited {done.returncode}:\n"
                     + (done.stderr or done.stdout)[-2000:]
                 )
+        mark.write_text(wanted)
     return venv
 
 
@@ -185,10 +202,13 @@ def up(
     venv: Path | None = None,
     timeout: float = 180.0,
     extra_args: tuple[str, ...] = (),
+    trusted_key: str | os.PathLike[str] | None = None,
 ) -> LocalTriton:
     """Start a local Triton (explicit model control) serving ``folder/models``, and wait until it is ready.
 
-    Reuses a server already running from ``folder``. Listens on 127.0.0.1 only.
+    Reuses a server already running from ``folder``. Listens on 127.0.0.1 only. With ``trusted_key`` (an
+    ed25519 public key's PEM file), the server's environment names it in ``$MLFLOWKIT_TRITON_TRUSTED_KEY``
+    and the generated ``model.py`` loads only versions whose manifest that key signed.
 
     Raises:
         TritonLocalError: the venv or backend could not be set up, or the server did not become ready
@@ -208,6 +228,12 @@ def up(
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(site / "nvidia_pytriton.libs"), env.get("LD_LIBRARY_PATH")) if p)
     # The Python backend stub runs the first `python3` on PATH: the venv's, with numpy<2 and onnxruntime.
     env["PATH"] = os.pathsep.join(p for p in (str(venv / "bin"), env.get("PATH")) if p)
+    env.pop(TRUSTED_KEY_ENV, None)
+    if trusted_key is not None:
+        key = Path(trusted_key).expanduser().absolute()
+        if not key.is_file():
+            raise TritonLocalError(f"trusted key {key} does not exist")
+        env[TRUSTED_KEY_ENV] = str(key)
     argv = [
         str(_server_binary(venv)),
         "--model-control-mode=explicit",

@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
 from edge_helpers import CLI, churn_frame, edge, keypair, predict_version
+from triton_helpers import ask_http, local_triton
 
 from mlflowkit.targets import triton_local
 
@@ -24,29 +25,16 @@ pytestmark = [pytest.mark.triton, pytest.mark.slow, pytest.mark.prefect]
 
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton_local.LocalTriton]:
-    """A real Triton server (the nvidia-pytriton build) for this module, as in test_triton.py."""
-    folder = tmp_path_factory.mktemp("triton-hybrid")
-    server = triton_local.up(folder, http_port=triton_local.free_port(), grpc_port=triton_local.free_port(), timeout=300)
-    try:
-        yield server
-    finally:
-        assert triton_local.down(folder)
+    """A real Triton server (the nvidia-pytriton build) for this module."""
+    yield from local_triton(tmp_path_factory, "triton-hybrid")
 
 
 def triton_version(server: triton_local.LocalTriton, name: str, rows: pd.DataFrame) -> str:
     """Ask Triton (no version: whatever serves) and return the version that answered."""
-    import tritonclient.http as triton_http
-
-    from mlflowkit.targets.contract import Contract, feeds
+    from mlflowkit.targets.contract import Contract
 
     contract = Contract.model_validate_json((Path(server.model_repository).parent / "contract.json").read_text())
-    http = triton_http.InferenceServerClient(server.http_url.removeprefix("http://"))
-    tensors = []
-    for input_name, array in feeds(contract, rows).items():
-        tensor = triton_http.InferInput(input_name, list(array.shape), "BYTES" if array.dtype == object else "FP32")
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return str(http.infer(name, tensors).get_response()["model_version"])
+    return str(ask_http(server, name, contract, rows).get_response()["model_version"])
 
 
 def test_one_run_deploys_to_triton_and_the_edge_and_rollback_moves_both(

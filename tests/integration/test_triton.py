@@ -30,19 +30,15 @@ pytestmark = [pytest.mark.triton, pytest.mark.slow]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"
 sys.path.insert(0, str(EXAMPLE))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
 from churn_steps import add_features  # noqa: E402
+from triton_helpers import ask_http, local_triton  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[triton_local.LocalTriton]:
     """One real server for the session; its venv is built once ($MLFLOWKIT_TRITON_VENV) and reused."""
-    folder = tmp_path_factory.mktemp("triton")
-    server = triton_local.up(folder, http_port=triton_local.free_port(), grpc_port=triton_local.free_port(), timeout=300)
-    try:
-        yield server
-    finally:
-        assert triton_local.down(folder)
-        assert triton_local.status(folder) is None
+    yield from local_triton(tmp_path_factory, "triton")
 
 
 Exported = tuple[bytes, Contract]
@@ -95,12 +91,7 @@ def served(server: triton_local.LocalTriton, name: str, exported: Exported, rows
         got = infer(client, protocol, name, contract, inputs)
         assert [v.decode() for v in got["label"].reshape(-1)] == expected["label"].tolist(), protocol
         np.testing.assert_allclose(got["probabilities"], expected["probabilities"], atol=1e-6, err_msg=protocol)
-    tensors = []
-    for input_name, array in inputs.items():
-        tensor = triton_http.InferInput(input_name, list(array.shape), "BYTES" if array.dtype == object else "FP32")
-        tensor.set_data_from_numpy(array)
-        tensors.append(tensor)
-    return str(http.infer(name, tensors).get_response()["model_version"])
+    return str(ask_http(server, name, contract, rows).get_response()["model_version"])
 
 
 def repository(server: triton_local.LocalTriton, name: str) -> tuple[list[str], str]:
@@ -442,14 +433,25 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     folder = tmp_path / "cli-triton"
     http_port, grpc_port = triton_local.free_port(), triton_local.free_port()
     env = {**os.environ, "COLUMNS": "200"}
+    from mlflowkit.edge.signing import generate_keypair
+
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pem.pub")
+    ports = ["--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+    missing = subprocess.run([*cli, "up", "--dir", str(folder), *ports, "--trusted-key", str(tmp_path / "nope.pub")],
+                             capture_output=True, text=True, env=env, timeout=600, check=False)  # fmt: skip
+    assert missing.returncode == 1 and "nope.pub does not exist" in missing.stderr
     started = subprocess.run(
-        [*cli, "up", "--dir", str(folder), "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
+        [*cli, "up", "--dir", str(folder), *ports, "--trusted-key", str(tmp_path / "k.pem.pub")],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )  # fmt: skip
     try:
         assert started.returncode == 0, started.stderr
         assert f"http:             http://127.0.0.1:{http_port}" in started.stdout
         assert f"grpc:             127.0.0.1:{grpc_port}" in started.stdout
+        assert "unsigned or tampered versions do not load" in started.stdout
+        pid = json.loads((folder / "server.json").read_text())["pid"]
+        server_env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"MLFLOWKIT_TRITON_TRUSTED_KEY={tmp_path / 'k.pem.pub'}".encode() in server_env
         import urllib.request
 
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=5) as response:
