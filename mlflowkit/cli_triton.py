@@ -53,8 +53,8 @@ def up(
     out.print(f"  grpc:             {server.grpc_url}")
     out.print(f"  model repository: {server.model_repository}")
     out.print(f"  log:              {server.log}")
-    if trusted_key is not None:
-        out.print(f"  trusted key:      {trusted_key} (unsigned or tampered versions do not load)")
+    if server.trusted_key:
+        out.print(f"  trusted key:      {server.trusted_key} (unsigned or tampered versions do not load)")
 
 
 @app.command()

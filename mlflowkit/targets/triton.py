@@ -129,8 +129,8 @@ class TritonTarget(DeployTarget):
         None,
         description=(
             "Sign each version with an ed25519 key (`{key_file: PATH}` or `{key_env: VAR}`): a manifest.json listing "
-            "model.onnx, contract.json and lineage.json, and its manifest.sig. The deploy checks what it wrote; a "
-            "server started with the public key (`mlflowkit triton up --trusted-key`) loads nothing else."
+            "model.onnx, contract.json and lineage.json, and its manifest.sig. The deploy checks what it wrote; with "
+            "`backend: python`, a server started with the public key (`mlflowkit triton up --trusted-key`) loads nothing else."
         ),
     )
 
@@ -214,20 +214,22 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 
-def _text(array):
-    # BYTES tensors arrive as objects holding bytes; ONNX Runtime reads str (and would read bytes as "b'...'").
-    fixed = array.astype(np.bytes_)
-    try:
-        return fixed.astype(np.str_)  # ASCII, the common case, in one step
-    except UnicodeDecodeError:
-        return np.char.decode(fixed, "utf-8")
+# BYTES tensors arrive as objects holding bytes; ONNX Runtime reads str (and would read bytes as "b'...'").
+# Element by element, as fast as numpy's fixed-width casts here, and it keeps trailing NULs and never pads.
+_text = np.frompyfunc(lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v), 1, 1)
+
+
+def _error(exc):
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}"))
 
 
 def _verify(folder, model, name, version):
     # With a trusted key in the server's environment, load only what that key signed (mlflowkit's manifest).
     key_path = os.environ.get("MLFLOWKIT_TRITON_TRUSTED_KEY")
-    if not key_path:
+    if key_path is None:
         return
+    if not key_path.strip():
+        raise RuntimeError(f"mlflowkit refused {name} v{version}: MLFLOWKIT_TRITON_TRUSTED_KEY is set but empty")
     import base64
     import hashlib
 
@@ -257,14 +259,21 @@ def _verify(folder, model, name, version):
     except (InvalidSignature, ValueError, KeyError):
         refuse(f"the signature by key {trusted} does not match manifest.json (it was changed after signing)")
     manifest = json.loads(manifest_bytes)
+    if manifest.get("format") != "mlflowkit/edge-bundle-v1" or manifest.get("signed_by") != trusted:
+        refuse(f"manifest.json is not an mlflowkit manifest signed by key {trusted}")
     if (manifest.get("name"), manifest.get("version")) != (name, version):
         refuse(f"the manifest was signed for {manifest.get('name')} v{manifest.get('version')}")
+    if "model.onnx" not in manifest.get("files", {}):
+        refuse("the manifest does not list model.onnx")
     for file_name, expected in sorted(manifest["files"].items()):
         if file_name == "model.onnx":
             data = model
         else:
-            with open(os.path.join(folder, file_name), "rb") as fh:
-                data = fh.read()
+            try:
+                with open(os.path.join(folder, file_name), "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                refuse(f"{file_name} is listed in the manifest but cannot be read")
         digest = hashlib.sha256(data).hexdigest()
         if (digest, len(data)) != (expected["sha256"], expected["size"]):
             refuse(f"{file_name} has sha256 {digest[:16]}... ({len(data)} bytes); the manifest says "
@@ -294,28 +303,36 @@ class TritonPythonModel:
         return feeds
 
     def execute(self, requests):
-        try:
-            batch = [self._feeds(request) for request in requests]
-            if len(batch) == 1:
-                feeds = batch[0]
-            else:  # requests the dynamic batcher put together run as one ONNX Runtime call
-                feeds = {name: np.concatenate([f[name] for f in batch]) for name, _ in self.inputs}
-            results = self.session.run(self.outputs, feeds)
-        except Exception as exc:
-            error = pb_utils.TritonError(f"{type(exc).__name__}: {exc}")
-            return [pb_utils.InferenceResponse(output_tensors=[], error=error) for _ in requests]
-        # String outputs go back as ONNX Runtime's str objects; the backend encodes them as UTF-8.
-        if len(batch) == 1:
-            tensors = [pb_utils.Tensor(name, value) for name, value in zip(self.outputs, results)]
-            return [pb_utils.InferenceResponse(output_tensors=tensors)]
-        responses = []
-        start = 0
-        for feeds in batch:
-            size = len(feeds[self.inputs[0][0]])
-            tensors = [pb_utils.Tensor(name, value[start : start + size]) for name, value in zip(self.outputs, results)]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-            start += size
+        responses = [None] * len(requests)
+        batch = []  # (index, feeds) of the requests that could be read; a bad one fails alone
+        for i, request in enumerate(requests):
+            try:
+                batch.append((i, self._feeds(request)))
+            except Exception as exc:
+                responses[i] = _error(exc)
+        if len(batch) > 1:  # requests the dynamic batcher put together run as one ONNX Runtime call
+            try:
+                feeds = {name: np.concatenate([f[name] for _, f in batch]) for name, _ in self.inputs}
+                results = self.session.run(self.outputs, feeds)
+            except Exception:  # one request's rows broke the batch: run each on its own
+                results = None
+            if results is not None:
+                start = 0
+                for i, f in batch:
+                    size = len(f[self.inputs[0][0]])
+                    responses[i] = self._respond([value[start : start + size] for value in results])
+                    start += size
+                return responses
+        for i, f in batch:
+            try:
+                responses[i] = self._respond(self.session.run(self.outputs, f))
+            except Exception as exc:
+                responses[i] = _error(exc)
         return responses
+
+    def _respond(self, values):
+        # String outputs go back as ONNX Runtime's str objects; the backend encodes them as UTF-8.
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, v) for n, v in zip(self.outputs, values)])
 '''
 
 
@@ -365,6 +382,10 @@ def deploy(
     from mlflowkit.targets.contract import feeds, run_onnx
 
     started = time.monotonic()
+    if name.endswith("__candidate"):
+        raise TritonDeployError(
+            f"model name {name!r}: names ending in __candidate are reserved for the candidate check; nothing was deployed"
+        )
     _check_contract(model, contract, name=name, version=version)
     if settings.max_opset is not None and contract.max_opset > settings.max_opset:
         raise TritonDeployError(
@@ -386,7 +407,7 @@ def deploy(
     try:
         previous = _serving_version(http, name)
         old_config = fs.cat_file(config_path) if fs.exists(config_path) else None
-        old_files = {p.rsplit("/", 1)[-1]: fs.cat_file(p) for p in fs.find(version_dir)} if fs.exists(version_dir) else None
+        old_files = _folder_files(fs, version_dir) if fs.exists(version_dir) else None
         inputs = feeds(contract, smoke.iloc[: settings.smoke_rows]) if smoke is not None else None
         expected = run_onnx(model, inputs) if inputs is not None else None
     except Exception as exc:  # nothing was written yet
@@ -399,7 +420,8 @@ def deploy(
         try:
             private_key = settings.signing.load()
         except Exception as exc:  # a missing or unreadable key
-            raise TritonDeployError(f"deploy of {name} v{version}: {exc}; nothing was deployed") from exc
+            why = str(exc).removesuffix("; nothing was published")
+            raise TritonDeployError(f"deploy of {name} v{version}: {why}; nothing was deployed") from exc
         public_key = private_key.public_key()
         files.update(_signed_files(name, version, model, contract, lineage=lineage or {}, private_key=private_key))
     checks: dict[str, Any] = {}
@@ -410,6 +432,8 @@ def deploy(
         staged = _stage(fs, http, settings, name=name, version=version, model_dir=model_dir, files=files,
                         previous=previous, log=log, smoke_args=smoke_args, public_key=public_key)  # fmt: skip
     try:
+        if old_files is not None:  # the folder holds exactly what is written now (no stale files)
+            fs.rm(version_dir, recursive=True)
         fs.makedirs(version_dir, exist_ok=True)
         for file_name, data in files.items():
             fs.pipe_file(f"{version_dir}/{file_name}", data)
@@ -490,7 +514,9 @@ def _stage(
     checks: dict[str, Any] = {}
     failure: BaseException | None = None
     try:
-        _remove_candidate(fs, http, staged_name, staged_dir)  # a crashed deploy's leftovers
+        leftovers = _remove_candidate(fs, http, staged_name, staged_dir, settings.ready_timeout)  # a crashed deploy's
+        if leftovers:
+            raise TritonDeployError(f"a candidate left by an earlier deploy is in the way: {leftovers}")
         fs.makedirs(f"{staged_dir}/{version}", exist_ok=True)
         for file_name, data in files.items():
             fs.pipe_file(f"{staged_dir}/{version}/{file_name}", data)
@@ -505,7 +531,7 @@ def _stage(
             checks["grpc"] = _smoke(_grpc_client(settings), "grpc", name=staged_name, **smoke_args)
     except BaseException as exc:  # an interrupted check is cleaned up too
         failure = exc
-    cleanup = _remove_candidate(fs, http, staged_name, staged_dir)
+    cleanup = _remove_candidate(fs, http, staged_name, staged_dir, settings.ready_timeout)
     if failure is not None:
         if not isinstance(failure, Exception):
             raise failure
@@ -515,15 +541,28 @@ def _stage(
             f"deploy of {name} v{version} to {settings.url} failed: {_text(failure)}; "
             f"it was checked as {staged_name} and never took traffic; {serving}{left}"
         ) from failure
-    return {"model": staged_name, "smoke": checks, "seconds": round(time.monotonic() - started, 3)}
+    if cleanup:  # the check passed; what is left costs memory or space, not correctness: say so
+        log(f"triton: warning: {cleanup}")
+    record = {"model": staged_name, "smoke": checks, "seconds": round(time.monotonic() - started, 3)}
+    return {**record, "cleanup": cleanup} if cleanup else record
 
 
-def _remove_candidate(fs: Any, http: Any, staged_name: str, staged_dir: str) -> str:
-    """Unload the candidate and remove its folder; what could not be done ("" when all went)."""
+def _remove_candidate(fs: Any, http: Any, staged_name: str, staged_dir: str, timeout: float) -> str:
+    """Unload the candidate (and wait until it is gone) and remove its folder; what could not be done ("" when all went)."""
     problems = []
-    if any(m.get("name") == staged_name and m.get("state") in ("READY", "LOADING") for m in _index(http)):
+    live = ("READY", "LOADING", "UNLOADING")
+    try:
+        loaded = any(m.get("name") == staged_name and m.get("state") in live for m in http.get_model_repository_index())
+    except Exception:  # cannot tell: unload to be sure
+        loaded = True
+    if loaded:
         try:
             http.unload_model(staged_name)
+            deadline = time.monotonic() + timeout
+            while any(m.get("name") == staged_name and m.get("state") in live for m in http.get_model_repository_index()):
+                if time.monotonic() > deadline:
+                    raise TritonDeployError(f"still loaded after {timeout:g} s")
+                time.sleep(0.1)
         except Exception as exc:
             problems.append(f"{staged_name} could not be unloaded: {_text(exc)}")
     try:
@@ -534,11 +573,14 @@ def _remove_candidate(fs: Any, http: Any, staged_name: str, staged_dir: str) -> 
     return "; ".join(problems)
 
 
-def _index(http: Any) -> list[dict[str, Any]]:
-    try:
-        return list(http.get_model_repository_index())
-    except Exception:  # the caller reports what it could not do
-        return []
+def _folder_files(fs: Any, folder: str) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path, but Python's caches (the server rebuilds them)."""
+    files = {}
+    for path in fs.find(folder):
+        relative = path[len(folder.rstrip("/")) + 1 :]
+        if "__pycache__" not in relative.split("/"):
+            files[relative] = fs.cat_file(path)
+    return files
 
 
 def _signed_files(
@@ -695,6 +737,7 @@ def _restore(
         if fs.exists(version_dir):
             fs.rm(version_dir, recursive=True)
         for file_name, data in (old_files or {}).items():
+            fs.makedirs(f"{version_dir}/{file_name}".rsplit("/", 1)[0], exist_ok=True)
             fs.pipe_file(f"{version_dir}/{file_name}", data)
         if old_config is not None:
             fs.pipe_file(config_path, old_config)

@@ -71,6 +71,7 @@ class LocalTriton:
     model_repository: str
     venv: str
     log: str
+    trusted_key: str | None = None
 
     @property
     def http_url(self) -> str:
@@ -118,12 +119,19 @@ def ensure_venv(venv: Path | None = None, *, python: str | None = None) -> Path:
             return venv
         python = python or sys.executable
         steps = [[str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *VENV_PACKAGES]]
-        if not _server_binary_exists(venv):  # a venv from an older mlflowkit only gets what it lacks
+        existing = _server_binary_exists(venv)
+        if not existing:  # a venv from an older mlflowkit only gets what it lacks
             steps.insert(0, [python, "-m", "venv", "--clear", str(venv)])
         # The project's pins (tox sets PIP_CONSTRAINT) say numpy 2; this venv needs numpy<2 by design.
         env = {k: v for k, v in os.environ.items() if k not in {"PIP_CONSTRAINT", "PIP_REQUIRE_VIRTUALENV"}}
         for argv in steps:
             done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+            if done.returncode != 0 and existing:  # offline, say: the server still runs; signed checks need cryptography
+                print(
+                    f"warning: could not update the Triton venv at {venv} ({' '.join(VENV_PACKAGES)}); using it as it is",
+                    file=sys.stderr,
+                )
+                return venv
             if done.returncode != 0:
                 raise TritonLocalError(
                     f"building the Triton venv at {venv} failed: {' '.join(argv)} exited {done.returncode}:\n"
@@ -215,8 +223,14 @@ def up(
             within ``timeout`` seconds (the end of its log is included).
     """
     folder = Path(folder).absolute()
+    key = None if trusted_key is None else str(Path(trusted_key).expanduser().absolute())
     running = status(folder)
     if running is not None:
+        if running.trusted_key != key:
+            raise TritonLocalError(
+                f"a server is already running from {folder} with trusted key {running.trusted_key or 'none'}, "
+                f"not {key or 'none'}; stop it first (mlflowkit triton down --dir {folder})"
+            )
         return running
     venv = ensure_venv(venv)
     folder.mkdir(parents=True, exist_ok=True)
@@ -229,11 +243,10 @@ def up(
     # The Python backend stub runs the first `python3` on PATH: the venv's, with numpy<2 and onnxruntime.
     env["PATH"] = os.pathsep.join(p for p in (str(venv / "bin"), env.get("PATH")) if p)
     env.pop(TRUSTED_KEY_ENV, None)
-    if trusted_key is not None:
-        key = Path(trusted_key).expanduser().absolute()
-        if not key.is_file():
+    if key is not None:
+        if not Path(key).is_file():
             raise TritonLocalError(f"trusted key {key} does not exist")
-        env[TRUSTED_KEY_ENV] = str(key)
+        env[TRUSTED_KEY_ENV] = key
     argv = [
         str(_server_binary(venv)),
         "--model-control-mode=explicit",
@@ -259,6 +272,7 @@ def up(
         model_repository=str(models),
         venv=str(venv),
         log=str(log),
+        trusted_key=key,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

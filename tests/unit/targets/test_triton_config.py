@@ -164,3 +164,19 @@ def test_validate_loads_no_onnx_or_triton_library(tmp_path: Any) -> None:
 def test_an_opset_older_than_the_converter_supports_is_refused() -> None:
     found = issues("export: {opset: 5}\n")
     assert any(f.startswith("export.opset") and "greater than or equal to 9" in f for f in found), found
+
+
+def test_model_py_checks_the_edge_bundle_format() -> None:
+    """The generated model.py runs where mlflowkit is not installed: its copy of the manifest format must match."""
+    from mlflowkit.edge.bundle import BUNDLE_FORMAT
+    from mlflowkit.targets.triton import model_py
+
+    assert f'"{BUNDLE_FORMAT}"' in model_py()
+    compile(model_py(), "model.py", "exec")
+
+
+def test_candidate_names_are_reserved() -> None:
+    from mlflowkit.targets.triton import TritonDeployError, deploy
+
+    with pytest.raises(TritonDeployError, match=r"'churn__candidate': names ending in __candidate are reserved"):
+        deploy(target(), name="churn__candidate", version=1, model=b"", contract=CONTRACT, smoke=None)
