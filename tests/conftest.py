@@ -26,13 +26,16 @@ os.environ["MLFLOWKIT_USER"] = "tester"
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "churn"
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+from prefect_home import seed_prefect_home  # noqa: E402
 
 
 @pytest.fixture
 def churn_project(tmp_path: Path) -> Path:
-    """A fresh copy of the reference example (spec, data, custom steps), without any state."""
+    """A fresh copy of the reference example (spec, data, custom steps): no state but a migrated Prefect database."""
     dest = tmp_path / "churn"
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".mlflowkit", "__pycache__"))
+    seed_prefect_home(dest / ".mlflowkit" / "prefect")  # where the embedded API keeps its database
     return dest
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -31,7 +32,9 @@ def test_run_twice_second_is_all_cache_hits(churn_project: Path) -> None:
     cold = time.perf_counter() - start
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Prefect flow run" in first.stdout
-    assert (churn_project / ".mlflowkit" / "prefect").is_dir(), "PREFECT_HOME defaults to the state dir"
+    # PREFECT_HOME defaults to the state dir: the run is in that folder's database.
+    with sqlite3.connect(churn_project / ".mlflowkit" / "prefect" / "prefect.db") as db:
+        assert db.execute("SELECT count(*) FROM flow_run").fetchone()[0] == 1
 
     start = time.perf_counter()
     second = cli(churn_project, "run", "spec.yaml")
