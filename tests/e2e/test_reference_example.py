@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prefect_home import untouched_state  # tests/helpers, on sys.path through conftest
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ def test_bad_param_override_exits_2_and_writes_nothing(churn_project: Path) -> N
     result = cli(churn_project, "run", "spec.yaml", "--set", "params.n_estimatorz=5")
     assert result.returncode == 2
     assert "<--set>" in result.stderr and "did you mean 'n_estimators'?" in result.stderr
-    assert not (churn_project / ".mlflowkit").exists()
+    assert untouched_state(churn_project)
 
 
 def test_failing_gate_exits_1_with_the_verdict(churn_project: Path) -> None:

@@ -40,3 +40,14 @@ def seed_prefect_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_migrated_database(), home / "prefect.db")
     return home
+
+
+def untouched_state(project: Path) -> bool:
+    """True when ``project/.mlflowkit`` holds nothing but the seeded database, byte for byte as seeded.
+
+    The "nothing was written" check for a project made by the ``churn_project`` fixture: a command that
+    ran anything, or merely started Prefect's API, leaves other files or changes the database.
+    """
+    state = project / ".mlflowkit"
+    files = sorted(p.relative_to(state).as_posix() for p in state.rglob("*") if p.is_file())
+    return files == ["prefect/prefect.db"] and (state / "prefect" / "prefect.db").read_bytes() == _migrated_database().read_bytes()

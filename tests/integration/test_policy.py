@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect_home import untouched_state  # tests/helpers, on sys.path through conftest
 
 import mlflowkit
 from mlflowkit.errors import SpecError, StepFailed
@@ -54,13 +55,13 @@ def test_a_custom_step_outside_the_allowed_prefixes_is_refused_before_import(evi
         assert f"spec.yaml:{line}:11: steps[0].uses: custom step module 'evil_steps' is outside" in result.stderr
         assert "policy rule modules.steps at policy.yaml:3:3" in result.stderr
         assert not marker.exists(), f"{command} imported the module"
-    assert not (evil_project / ".mlflowkit").exists()  # nothing ran, nothing was written
+    assert untouched_state(evil_project)  # nothing ran, nothing was written
 
     # The Python API: a spec loaded without the policy is still refused when it is run.
     spec = mlflowkit.load_spec(evil_project / "spec.yaml", policy=False)
     with pytest.raises(SpecError, match="evil_steps"):
         mlflowkit.run(spec, orchestrate=False)
-    assert not (evil_project / ".mlflowkit").exists()
+    assert untouched_state(evil_project)
     assert not marker.exists()
 
     # And the kind itself refuses right before importing, whatever reached it.
