@@ -42,6 +42,13 @@ def seed_prefect_home(home: Path) -> Path:
     return home
 
 
+def seeded_database_untouched(project: Path) -> bool:
+    """True when the embedded API's folder in ``project`` holds only the seeded database, as seeded (it never started)."""
+    folder = project / ".mlflowkit" / "prefect"
+    files = sorted(p.name for p in folder.iterdir())
+    return files == ["prefect.db"] and (folder / "prefect.db").read_bytes() == _migrated_database().read_bytes()
+
+
 def untouched_state(project: Path) -> bool:
     """True when ``project/.mlflowkit`` holds nothing but the seeded database, byte for byte as seeded.
 
