@@ -13,7 +13,6 @@ next request loads the new bundle; a bundle that fails to load is refused and th
 from __future__ import annotations
 
 import json
-import math
 import signal
 import socket
 import sys
@@ -22,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlflowkit._jsonsafe import finite
 from mlflowkit.edge.errors import InputError
 
 if TYPE_CHECKING:
@@ -79,17 +79,6 @@ class _Holder:
         print(f"edge serve: serving {runner.name} v{runner.version} ({folder.name})", file=sys.stderr, flush=True)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: EdgeServer
     protocol_version = "HTTP/1.1"
@@ -110,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             data = json.dumps(body, default=str, allow_nan=False).encode()
         except ValueError:  # a model output NaN or infinity: JSON has neither, so they go out as null
-            data = json.dumps(_finite(body), default=str, allow_nan=False).encode()
+            data = json.dumps(finite(body), default=str, allow_nan=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
+from mlflowkit._jsonsafe import finite
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 
 if TYPE_CHECKING:
@@ -37,17 +37,6 @@ class RegisterParams(Params):
         if value in {"previous", "challenger", "rejected"}:
             raise ValueError(f"{value!r} is moved by the registry itself (promotion, approval policy, gates); pick another alias")
         return value
-
-
-def _plain(value: Any) -> Any:
-    """JSON without NaN: a NaN metric is recorded as null (the registry keeps strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def register_version(
@@ -97,10 +86,10 @@ def register_version(
         files["profile.json"] = ctx.store.get_bytes(inputs["profile"])
         lineage["artifacts"]["profile"] = inputs["profile"].key
     if verdict is not None:
-        files["verdict.json"] = json.dumps(_plain(verdict), sort_keys=True, indent=2).encode()
+        files["verdict.json"] = json.dumps(finite(verdict), sort_keys=True, indent=2).encode()
     if governance is not None:
         lineage["governance"] = governance
-    return ctx.registry.register(model or ctx.model_name, files, _plain(lineage))
+    return ctx.registry.register(model or ctx.model_name, files, finite(lineage))
 
 
 class Register(StepKind):
