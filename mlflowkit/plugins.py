@@ -140,14 +140,15 @@ class PluginInfo:
 
 def _summary(obj: Any) -> str:
     if isinstance(obj, str):  # a recipe: the first sentence of its YAML's `description:`
-        return _recipe_description(obj)
+        return recipe_description(obj)
     summary = getattr(obj, "summary", "")
     if not summary:
         summary = (inspect.getdoc(obj) or "").split("\n", 1)[0]
     return str(summary)
 
 
-def _recipe_description(path: str) -> str:
+def recipe_description(path: str) -> str:
+    """The first sentence of a recipe file's ``description:`` ("" when it has none or cannot be read)."""
     import yaml
 
     try:

@@ -223,7 +223,7 @@ def test_docstring_example_and_the_edge_example_validate(churn_project: Path) ->
 def test_edge_predict_reads_a_csv_typed_by_the_contract(runner: Runner, models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
-    from mlflowkit.cli_edge import app
+    from mlflowkit.cli.edge import app
 
     _, test = models
     rows = test.drop(columns=["churned"]).head(3).copy()

@@ -1,7 +1,8 @@
 """``mlflowkit edge keygen|pull|rollback|status|predict|serve|verify``: the edge runner on a device.
 
-Mounted on the main CLI as ``mlflowkit edge``. It needs only the ``edge`` extra (ONNX Runtime, numpy,
-cryptography); the logic lives in :mod:`mlflowkit.edge`, imported inside each command.
+It needs only the ``edge`` extra (ONNX Runtime, numpy, cryptography); the logic lives in :mod:`mlflowkit.edge`,
+imported inside each command. It prints JSON (for the device's scripts), so it shares nothing with the other
+command modules and imports nothing of mlflowkit beyond :mod:`mlflowkit.edge` (an import contract holds it).
 """
 
 from __future__ import annotations

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from mlflowkit.cli.common import err, fail, out
 
 __all__ = ["app", "recipes_app"]
 
 app = typer.Typer(help="Installed plug-ins: step kinds, deploy targets, recipes, metrics.", no_args_is_help=True)
 recipes_app = typer.Typer(help="Recipes: stage graphs with defaults, and the fields a spec sets.", no_args_is_help=True)
-
-# Without a terminal (CI logs, pipes) rich assumes 80 columns and truncates tables; logs can be wide.
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.command("list")
@@ -58,7 +53,7 @@ def plugins_list(
 @recipes_app.command("list")
 def recipes_list() -> None:
     """Every installed recipe, with what it builds."""
-    from mlflowkit.plugins import recipes
+    from mlflowkit.plugins import recipe_description, recipes
 
     installed = recipes()
     table = Table()
@@ -70,9 +65,7 @@ def recipes_list() -> None:
         except Exception as exc:  # a broken recipe is listed with its reason
             table.add_row(name, installed.distribution.get(name, "?"), f"[red]failed[/]: {exc}")
             continue
-        from mlflowkit.plugins import _recipe_description
-
-        table.add_row(name, installed.distribution.get(name, "?"), _recipe_description(path))
+        table.add_row(name, installed.distribution.get(name, "?"), recipe_description(path))
     out.print(table)
 
 
@@ -91,8 +84,7 @@ def recipes_show(name: Annotated[str, typer.Argument(help="The recipe's name (`m
         err.print(f"[bold red]error[/]: {message}" + (f"; {hint}" if hint else ""))
         raise typer.Exit(2) from None
     except SpecError as exc:
-        err.print(str(exc), markup=False)
-        raise typer.Exit(2) from None
+        fail(exc)
     out.print(f"[bold]{recipe.recipe}[/]: {recipe.description}")
     stages = Table(title="stages", title_justify="left")
     for col in ("stage", "kind", "section", "needs", "description"):

@@ -1,6 +1,6 @@
 """``mlflowkit triton up|down|status``: a real Triton Inference Server on this machine, for development and tests.
 
-Mounted on the main CLI as ``mlflowkit triton``. The logic lives in :mod:`mlflowkit.targets.triton_local`.
+The logic lives in :mod:`mlflowkit.targets.triton_local`.
 """
 
 from __future__ import annotations
@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from mlflowkit.cli.common import err, out
 
 __all__ = ["app"]
 
 app = typer.Typer(
     help="A local Triton Inference Server (CPU, from the nvidia-pytriton wheel) for development.", no_args_is_help=True
 )
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="Server state: model repository, backends, log, pid.")]
 DEFAULT_DIR = Path(".mlflowkit") / "triton"

@@ -1,6 +1,6 @@
 """``mlflowkit monitor SPEC --data URI``: check live data for drift against the champion, retrain when it moved.
 
-Mounted on the main CLI as a command; the flow is :func:`mlflowkit.runtime.monitor.run_monitor`.
+The flow is :func:`mlflowkit.runtime.monitor.run_monitor`.
 Exit codes: 0 when the check ran (drift or not; see ``--fail-on-drift``), 1 when it could not run
 or the retraining it triggered failed, 2 for a bad spec.
 """
@@ -12,16 +12,18 @@ from typing import Annotated
 
 import typer
 
+from mlflowkit.cli.common import SpecArg, StoreOpt, fail, load_spec_file, out
+
 __all__ = ["monitor"]
 
 
 def monitor(
-    spec: Annotated[Path, typer.Argument(help="The spec file (YAML).", show_default=False)],
+    spec: SpecArg,
     data: Annotated[
         str | None,
         typer.Option("--data", help="Live data: a file, glob or URI (CSV, Parquet, JSON lines); default: monitor.data."),
     ] = None,
-    store: Annotated[str | None, typer.Option("--store", help="Artifact store / registry root (any fsspec URI).")] = None,
+    store: StoreOpt = None,
     trigger: Annotated[bool, typer.Option("--trigger/--no-trigger", help="Retrain on drift when on_drift says so.")] = True,
     out_file: Annotated[Path | None, typer.Option("--out", help="Also write the HTML drift report to this file.")] = None,
     fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help="Exit with 3 when the data drifted.")] = False,
@@ -29,16 +31,15 @@ def monitor(
     """Check a batch of live data against the champion's reference profile; retrain when it drifted."""
     from rich.table import Table
 
-    from mlflowkit.cli import _fail, _load, out
     from mlflowkit.errors import MlflowkitError
     from mlflowkit.runtime.monitor import run_monitor
     from mlflowkit.store import ArtifactStore
 
-    loaded = _load(spec, None)
+    loaded = load_spec_file(spec, None)
     try:
         result = run_monitor(loaded, data, store=store, trigger=trigger, log=lambda line: out.print(f"[dim]{line}[/]"))
     except MlflowkitError as exc:
-        _fail(exc)
+        fail(exc)
     report = result.report
     table = Table(title=f"drift: {report.model} v{report.version}, {report.rows} live rows")
     for col in ("feature", "type", "status", "metrics", "why"):

@@ -1,6 +1,6 @@
 """``mlflowkit flows deploy|serve|list``: specs as Prefect deployments, with their schedules.
 
-Mounted on the main CLI as ``mlflowkit flows``. The logic lives in :mod:`mlflowkit.flows.deploy`.
+The logic lives in :mod:`mlflowkit.flows.deploy`.
 Exit codes as elsewhere: 2 a spec (or the command line) is invalid and nothing was registered, 1 the
 server refused or could not be reached.
 """
@@ -8,14 +8,13 @@ server refused or could not be reached.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from mlflowkit.cli.common import err, fail, out
 from mlflowkit.errors import MlflowkitError, SpecError
 
 if TYPE_CHECKING:
@@ -28,22 +27,17 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 DirArg = Annotated[Path, typer.Argument(help="The folder of specs (searched recursively for YAML with `spec:`).")]
 
 
-def _fail(exc: MlflowkitError, *, registered_none: bool = False) -> NoReturn:
+def _fail_unregistered(exc: MlflowkitError) -> NoReturn:
+    """Like :func:`fail`, and for a bad spec say that nothing was registered (registration is all or none)."""
     if isinstance(exc, SpecError):
         err.print(str(exc), markup=False)
-        if registered_none:
-            files = sorted({i.file for i in exc.issues})
-            err.print(f"[bold red]nothing registered[/]: fix {', '.join(files)} first (registration is all or none)")
-    else:
-        err.print(f"[bold red]error[/]: {exc}")
-    raise typer.Exit(exc.exit_code)
+        files = sorted({i.file for i in exc.issues})
+        err.print(f"[bold red]nothing registered[/]: fix {', '.join(files)} first (registration is all or none)")
+        raise typer.Exit(exc.exit_code)
+    fail(exc)
 
 
 def _quiet() -> None:
@@ -96,7 +90,7 @@ def deploy(
     try:
         result = register(folder, work_pool=work_pool, prune=prune)
     except MlflowkitError as exc:
-        _fail(exc, registered_none=True)
+        _fail_unregistered(exc)
     _show(result, "registered")
     if work_pool:
         out.print(f"runs go to work pool {work_pool!r}: start a worker with `prefect worker start --pool {work_pool}`")
@@ -116,7 +110,7 @@ def serve(
     try:
         serve_folder(folder, limit=limit)
     except MlflowkitError as exc:
-        _fail(exc, registered_none=True)
+        _fail_unregistered(exc)
 
 
 @app.command("list")
@@ -129,7 +123,7 @@ def list_(
     try:
         found = managed()
     except MlflowkitError as exc:
-        _fail(exc)
+        fail(exc)
     root = folder.resolve() if folder else None
     table = Table()
     for col in ("deployment", "spec", "schedules", "work pool", "status"):

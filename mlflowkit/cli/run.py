@@ -1,0 +1,157 @@
+"""``mlflowkit validate|plan|run|schema``: check a spec, show its plan, run it, print the spec format.
+
+Heavy modules load only in the commands that need them, so ``validate`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ClassVar
+
+import typer
+from rich.table import Table
+
+from mlflowkit.cli.common import SetOpt, SpecArg, StoreOpt, err, fail, load_spec_file, out, verdict_table
+from mlflowkit.errors import MlflowkitError
+
+if TYPE_CHECKING:
+    from mlflowkit.kinds.base import Report
+    from mlflowkit.plan.model import Plan, PlanStep
+    from mlflowkit.runtime.engine import RunResult, StepRecord
+
+__all__ = ["plan", "run", "schema", "validate"]
+
+
+def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")], set_: SetOpt = None) -> None:
+    """Check spec files: syntax, types, recipe, kinds, references. Writes nothing."""
+    failed = False
+    for path in specs:
+        try:
+            spec = load_spec_file(path, set_)
+        except typer.Exit:
+            failed = True
+            continue
+        out.print(f"[green]✓[/] {path}: valid ({spec.recipe}, {len(spec.recipe_def.stages) + len(spec.steps)} steps)")
+    if failed:
+        raise typer.Exit(2)
+
+
+def plan(
+    spec_path: SpecArg,
+    set_: SetOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="tree, mermaid or json.")] = "tree",
+) -> None:
+    """Compile a spec and show its plan: steps, kinds, dependencies, cache keys."""
+    from mlflowkit.plan.compile import compile_spec
+
+    compiled = compile_spec(load_spec_file(spec_path, set_))
+    if fmt == "json":
+        out.print(compiled.to_json(), markup=False)
+    elif fmt == "mermaid":
+        out.print(compiled.to_mermaid(), markup=False)
+    elif fmt == "tree":
+        out.print(compiled.to_tree(), markup=False)
+        out.print()
+        out.print("```mermaid", markup=False)
+        out.print(compiled.to_mermaid(), markup=False)
+        out.print("```", markup=False)
+    else:
+        err.print(f"[bold red]error[/]: --format must be tree, mermaid or json (got {fmt!r})")
+        raise typer.Exit(2)
+
+
+class _Progress:
+    """Prints one line per step event; safe to call from Prefect's worker threads."""
+
+    icons: ClassVar[dict[str, str]] = {
+        "ran": "[green]✓[/]",
+        "cached": "[cyan]↺[/]",
+        "failed": "[red]✗[/]",
+        "skipped": "[dim]-[/]",
+    }
+
+    def step_started(self, step: PlanStep) -> None:
+        out.print(f"  [dim]→ {step.name} ({step.kind})[/]")
+
+    def report(self, report: Report) -> None:
+        if report.rows is None:
+            out.print(f"  [bold]{report.title}[/]\n{report.markdown}")
+            return
+        table = Table(title=report.title, title_justify="left")
+        columns = list(dict.fromkeys(k for row in report.rows for k in row))
+        for col in columns:
+            table.add_column(col)
+        for row in report.rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        out.print(table)
+
+    def step_finished(self, record: StepRecord) -> None:
+        note = f"  [red]{record.error}[/]" if record.error else ""
+        out.print(f"  {self.icons.get(record.status, '?')} {record.name:<16} {record.status:<7} {record.seconds:7.2f}s{note}")
+
+
+def _summary(result: RunResult) -> None:
+    table = Table(title=f"run {result.run_id}", title_justify="left")
+    for col in ("step", "kind", "status", "seconds", "outputs"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for rec in result.steps:
+        table.add_row(rec.name, rec.kind, rec.status, f"{rec.seconds:.2f}", ", ".join(rec.outputs))
+    out.print(table)
+
+
+def run(
+    spec_path: SpecArg,
+    set_: SetOpt = None,
+    store: StoreOpt = None,
+    from_step: Annotated[str | None, typer.Option("--from", help="Rerun this step and every step after it.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+) -> None:
+    """Run a spec as a Prefect flow; unchanged steps are taken from the cache."""
+    spec = load_spec_file(spec_path, set_)
+    from mlflowkit.plan.compile import compile_spec
+
+    compiled: Plan = compile_spec(spec)
+    if from_step is not None and from_step not in {s.name for s in compiled.steps}:
+        from mlflowkit.plugins import did_you_mean
+
+        hint = did_you_mean(from_step, [s.name for s in compiled.steps])
+        err.print(
+            f"[bold red]error[/]: --from names no step {from_step!r}{'; ' + hint if hint else ''} "
+            f"(steps: {', '.join(s.name for s in compiled.steps)})"
+        )
+        raise typer.Exit(2)
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from mlflowkit.runtime.engine import run_spec
+
+    out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
+    try:
+        result = run_spec(spec, compiled, store=store, from_step=from_step, progress=_Progress())
+    except MlflowkitError as exc:  # the policy changed since loading, the store cannot be opened: nothing ran
+        fail(exc)
+    _summary(result)
+    if result.verdict and not any(s.name == "gates" and s.status in {"ran", "failed"} for s in result.steps):
+        verdict_table(result.verdict)  # the gates step was cached: its live report was not printed
+    where = "Prefect flow run " + str(result.flow_run_id) if result.orchestrated else "all steps cached; no flow run needed"
+    if result.ok:
+        out.print(f"[green]done[/] in {result.seconds:.2f}s ({where})")
+        return
+    assert result.exception is not None
+    fail(result.exception)
+
+
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of the spec format (for editors and CI)."""
+    from mlflowkit.spec.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {output}")
+    else:
+        sys.stdout.write(text)
