@@ -44,9 +44,9 @@ def _write(path: str, data: bytes) -> None:
         fs, key = open_fs(path)
         fs.pipe_file(key, data)
     else:
-        from mlflowkit.store.artifacts import _atomic_write_local
+        from mlflowkit.store.files import atomic_write_local
 
-        _atomic_write_local(path, data)
+        atomic_write_local(path, data)
 
 
 def write_record(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -163,16 +162,13 @@ def models_approve(
 @app.command("audit")
 def models_audit(model: str, store: StoreOpt = None, spec: SpecOpt = None) -> None:
     """Verify a model's audit trail (alias moves and approvals are hash-chained); exit 1 if it was tampered with."""
-    from mlflowkit.store.registry import _chain_head
-
     registry = open_registry(store, spec)
     try:
         problems = registry.verify_audit(model)
         events, approvals = registry.history(model), registry.approvals(model)
+        heads = registry.audit_heads(model)
     except MlflowkitError as exc:
         fail(exc)
-    folder = os.path.join(registry.root, model)
-    heads = {name: _chain_head(os.path.join(folder, name)) for name in ("events.jsonl", "approvals.jsonl")}
     out.print(f"{model}: {len(events)} alias moves, {len(approvals)} approvals")
     for name, head in heads.items():
         out.print(f"  {name} head {head or '-'}")

@@ -19,9 +19,9 @@ Action = Literal["promote", "rollback", "approve"]
 
 def current_actor() -> str:
     """The identity of whoever runs mlflowkit now (``MLFLOWKIT_USER``, else the OS user)."""
-    from mlflowkit.store.registry import _default_actor
+    from mlflowkit.store.registry import default_actor
 
-    return _default_actor()
+    return default_actor()
 
 
 def _listed(actor: str, patterns: list[str]) -> bool:

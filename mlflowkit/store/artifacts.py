@@ -12,7 +12,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from typing import Any
 
 # fsspec ships no type information; its surface here is small and checked by the tests.
 import fsspec
@@ -22,11 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlflowkit.errors import MlflowkitError
 from mlflowkit.store._s3 import atomic_create_supported, lease, open_fs
+from mlflowkit.store.files import TMP_PREFIX, atomic_write_local, copy_hashing, fsync_dir
 
 __all__ = ["ArtifactStore", "Ref"]
 
-_CHUNK = 1 << 20
-_TMP_PREFIX = ".tmp-"
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -40,55 +39,6 @@ class Ref(BaseModel):
     size: int = Field(ge=0, description="Size of the bytes.")
     media_type: str = Field(description="Media type, e.g. 'application/vnd.apache.parquet'.")
     meta: dict[str, Any] = Field(default_factory=dict, description="Small JSON metadata (columns, target name, ...).")
-
-
-def _fsync_dir(path: str) -> None:
-    """Flush a directory entry so a rename inside it survives a crash (no-op where unsupported)."""
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_local(path: str, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to a local ``path`` so readers see either the old file or the whole new one.
-
-    Args:
-        path: destination file; its parent directory is created if missing.
-        data: the full contents.
-        durable: fsync the file and its folder, so it survives a power loss (not just a crash).
-    """
-    parent = os.path.dirname(path) or "."
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    if durable:
-        _fsync_dir(parent)
-
-
-def _copy_hashing(src: IO[bytes], dst: IO[bytes] | None) -> tuple[str, int]:
-    """Stream ``src`` into ``dst`` (if given) in chunks; return (sha256 hex, size)."""
-    digest = hashlib.sha256()
-    size = 0
-    while chunk := src.read(_CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-        if dst is not None:
-            dst.write(chunk)
-    return digest.hexdigest(), size
 
 
 def _check_key(key: str) -> str:
@@ -187,10 +137,10 @@ class ArtifactStore:
             # into place once the hash (and so the key) is known.
             objects = os.path.join(self.root, "objects")
             os.makedirs(objects, exist_ok=True)
-            tmp = os.path.join(objects, f"{_TMP_PREFIX}{uuid.uuid4().hex}")
+            tmp = os.path.join(objects, f"{TMP_PREFIX}{uuid.uuid4().hex}")
             try:
                 with open(path, "rb") as src, open(tmp, "wb") as dst:
-                    sha, size = _copy_hashing(src, dst)
+                    sha, size = copy_hashing(src, dst)
                     dst.flush()
                     os.fsync(dst.fileno())
                 key = _object_key(sha)
@@ -200,14 +150,14 @@ class ArtifactStore:
                     final = self._path(key)
                     os.makedirs(os.path.dirname(final), exist_ok=True)
                     os.replace(tmp, final)
-                    _fsync_dir(os.path.dirname(final))
+                    fsync_dir(os.path.dirname(final))
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(tmp)
                 raise
         else:
             with open(path, "rb") as src:
-                sha, size = _copy_hashing(src, None)
+                sha, size = copy_hashing(src, None)
             key = _object_key(sha)
             if not self._object_present(key, size):
                 target = self._path(key)
@@ -219,7 +169,7 @@ class ArtifactStore:
     def _write(self, key: str, data: bytes, *, durable: bool = True) -> None:
         path = self._path(key)
         if self.is_local:
-            _atomic_write_local(path, data, durable=durable)
+            atomic_write_local(path, data, durable=durable)
         else:
             self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             # A single PUT is atomic on object stores; a rename there would be a copy + delete.
@@ -251,7 +201,7 @@ class ArtifactStore:
         """Re-hash the stored bytes and compare them with the ref; False if missing or different."""
         try:
             with self.fs.open(self._path(ref.key), "rb") as fh:
-                sha, size = _copy_hashing(fh, None)
+                sha, size = copy_hashing(fh, None)
         except FileNotFoundError:
             return False
         return sha == ref.sha256 and size == ref.size
@@ -288,7 +238,7 @@ class ArtifactStore:
         for found in self.fs.find(start):
             # fsspec returns posix-style paths on every platform, rooted like `base`.
             rel = str(found)[len(base) :].lstrip("/")
-            if rel.startswith(prefix) and not rel.rsplit("/", 1)[-1].startswith(_TMP_PREFIX):
+            if rel.startswith(prefix) and not rel.rsplit("/", 1)[-1].startswith(TMP_PREFIX):
                 keys.append(rel)
         return sorted(keys)
 

@@ -15,7 +15,7 @@ import fnmatch
 from typing import Any
 
 from mlflowkit.errors import RegistryError
-from mlflowkit.store.registry import ApprovalEvent, ModelRegistry, ModelVersion, _default_actor
+from mlflowkit.store.registry import ApprovalEvent, ModelRegistry, ModelVersion, default_actor
 
 __all__ = [
     "CHALLENGER",
@@ -71,7 +71,7 @@ def approve(registry: ModelRegistry, model: str, version: int, *, reason: str, a
             let ``actor`` approve it (not an approver, or the one who registered it when approvers must differ).
     """
     target = registry.get(model, version)
-    who = actor or _default_actor()
+    who = actor or default_actor()
     _check_actor(target, who, "approve", "approvers")
     gov = _governance(target)
     if gov.get("distinct_approver") and who == gov.get("registered_by"):
@@ -105,7 +105,7 @@ def promote(
             promote.
     """
     target = check_promotion(registry, model, version, actor=actor, force=force, require_approval=require_approval)
-    who = actor or _default_actor()
+    who = actor or default_actor()
     current = registry.aliases(model).get(CHAMPION)
     if current is not None:
         registry.set_alias(model, PREVIOUS, current, reason=f"replaced by v{target.version}: {reason}", actor=who)
@@ -130,7 +130,7 @@ def check_promotion(
         RegistryError: as :func:`promote`.
     """
     target = registry.get(model, version)
-    who = actor or _default_actor()
+    who = actor or default_actor()
     _check_actor(target, who, "promote")
     current = registry.aliases(model).get(CHAMPION)
     if current == target.version:
@@ -164,7 +164,7 @@ def rollback(
     current = aliases.get(CHAMPION)
     if current is None:
         raise RegistryError(f"model {model!r} has no champion to roll back")
-    _check_actor(registry.get(model, current), actor or _default_actor(), "roll back")
+    _check_actor(registry.get(model, current), actor or default_actor(), "roll back")
     target = to if to is not None else aliases.get(PREVIOUS)
     if target is None:
         raise RegistryError(f"{model} v{current} has no previous version to roll back to; name one with --to")

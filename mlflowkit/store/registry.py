@@ -1,6 +1,8 @@
-"""A versioned model registry on a folder: immutable numbered versions, movable aliases, an audit log.
+"""The model registry: immutable numbered versions, movable aliases, a hash-chained audit trail.
 
-Safe against concurrent writers and against a writer killed at any point (see `ModelRegistry.register`).
+The logic lives here once, over a storage backend (`mlflowkit.store.registry_storage`): a local folder
+or an object store. Safe against concurrent writers and against a writer killed at any point (see
+`ModelRegistry.register`).
 """
 
 from __future__ import annotations
@@ -11,21 +13,14 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import sys
 import time
-import uuid
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from filelock import FileLock, Timeout
-from fsspec.core import url_to_fs
-from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlflowkit.errors import RegistryError
-from mlflowkit.store.artifacts import _atomic_write_local, _copy_hashing, _fsync_dir
+from mlflowkit.store.registry_storage import PAUSE_ENV, LogEntry, RegistryStorage, pause, utc_now
 
 __all__ = [
     "PAUSE_ENV",
@@ -36,16 +31,17 @@ __all__ = [
     "alias_event",
     "chain_hash",
     "chain_problems",
+    "default_actor",
+    "open_storage",
 ]
-
-PAUSE_ENV = "MLFLOWKIT_TEST_PAUSE_AT"
-"""Test seam: set to ``registry.staged`` or ``registry.locked`` to make `register` pause there."""
 
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _VERSION_REF = re.compile(r"^v?([0-9]+)$")
-_STALE_STAGING_SECONDS = 3600.0
 _VERSION_FILE = "version.json"
+_ALIASES_FILE = "aliases.json"
+_EVENTS, _APPROVALS = "events", "approvals"
+_AUDIT_LOGS = (_EVENTS, _APPROVALS)
 
 
 class ModelVersion(BaseModel):
@@ -66,7 +62,7 @@ class ModelVersion(BaseModel):
 
 
 class AliasEvent(BaseModel):
-    """One alias move, as appended to the model's ``events.jsonl``."""
+    """One alias move, as appended to the model's ``events`` log."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -81,7 +77,7 @@ class AliasEvent(BaseModel):
 
 
 class ApprovalEvent(BaseModel):
-    """One recorded approval of a version, as appended to the model's ``approvals.jsonl``."""
+    """One recorded approval of a version, as appended to the model's ``approvals`` log."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -93,9 +89,6 @@ class ApprovalEvent(BaseModel):
     hash: str | None = Field(None, description="Chains this entry to the ones before it (see `ModelRegistry.verify_audit`).")
 
 
-_AUDIT_LOGS = ("events.jsonl", "approvals.jsonl")
-
-
 def chain_hash(previous: str, entry: Mapping[str, Any]) -> str:
     """The hash of an audit entry: sha256 of the previous entry's hash and this entry's canonical JSON.
 
@@ -105,52 +98,14 @@ def chain_hash(previous: str, entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{previous}\n{body}".encode()).hexdigest()
 
 
-def _chain_head(path: str) -> str:
-    """The hash the next entry of the log at ``path`` chains to ("" for an empty log)."""
-    head = ""
-    for _, entry in _log_entries(path):
-        if entry is not None:
-            head = chain_hash(head, entry)
-    return head
-
-
-def _log_entries(path: str) -> list[tuple[int, dict[str, Any] | None]]:
-    """(line number, entry or None when unreadable) for every non-blank line of a JSON-lines log."""
-    try:
-        with open(path, "rb") as fh:
-            lines = fh.read().split(b"\n")
-    except FileNotFoundError:
-        return []
-    out: list[tuple[int, dict[str, Any] | None]] = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            entry = None
-        out.append((n, entry if isinstance(entry, dict) else None))
-    return out
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _default_actor() -> str:
+def default_actor() -> str:
+    """Who is acting: env ``MLFLOWKIT_USER``, else the login name, else ``unknown``."""
     if user := os.environ.get("MLFLOWKIT_USER"):
         return user
     try:
         return getpass.getuser()
     except (OSError, KeyError):  # no login name in env or passwd (some containers)
         return "unknown"
-
-
-def _pause(point: str) -> None:
-    """Test seam: stop at ``point`` when ``MLFLOWKIT_TEST_PAUSE_AT`` names it, so a test can kill us there."""
-    if os.environ.get(PAUSE_ENV) == point:
-        print(f"PAUSED {point}", file=sys.stderr, flush=True)
-        time.sleep(60)
 
 
 def _check_file_name(name: str) -> str:
@@ -175,135 +130,80 @@ def _listing(names: list[str]) -> str:
 class ModelRegistry:
     """Models by name, each with immutable numbered versions and aliases such as ``champion``.
 
-    Layout under ``root``::
+    One registry over two storages: a local folder (`FolderStorage`: a lock and a rename) or an object
+    store such as S3 (`ObjectStorage`: conditional creates), chosen by ``root``. What a model holds::
 
         <model>/versions/<N>/        the files, plus version.json (present in every committed version)
-        <model>/aliases.json         current aliases (a cache of events.jsonl, which wins on disagreement)
-        <model>/events.jsonl         every alias move, append-only
-        <model>/index.json           derived listing of versions for fast reads (the dirs win)
-        <model>/.staging/<uuid>/     versions being written
-        <model>/.lock                the model's inter-process lock
+        <model>/events               every alias move, append-only and hash-chained
+        <model>/approvals            every recorded approval, the same way
+        <model>/aliases.json         the current aliases after some event (a cache; the events win)
 
     Attributes:
-        root: the registry folder (absolute).
-        lock_timeout: seconds to wait for a model's lock before raising `RegistryError`.
+        root: the registry folder (absolute) or URI (``s3://bucket/prefix/registry``).
+        storage: where the bytes are (`FolderStorage` or `ObjectStorage`).
     """
-
-    def __new__(cls, root: str | os.PathLike[str] | None = None, *args: Any, **kwargs: Any) -> ModelRegistry:
-        """An object-store ``root`` (``s3://...``) opens `ObjectRegistry`, the same API without rename."""
-        from mlflowkit.store._s3 import is_remote
-
-        if cls is ModelRegistry and root is not None and is_remote(root):
-            from mlflowkit.store.object_registry import ObjectRegistry
-
-            return super().__new__(ObjectRegistry)
-        return super().__new__(cls)
 
     def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
         """Open (and create) a registry.
 
         Args:
-            root: a local folder or ``file://`` URI.
-            lock_timeout: seconds to wait for a model's lock before giving up.
+            root: a local folder, a ``file://`` URI, or an object store URI (``s3://bucket/prefix/registry``).
+            lock_timeout: seconds to wait for a model's lock (or to retry a contended write) before giving up.
 
         Raises:
-            NotImplementedError: ``root`` is not on the local filesystem (not supported yet).
+            NotImplementedError: ``root`` is on a filesystem without a verified atomic create-if-absent.
         """
-        fs, path = url_to_fs(os.fspath(root))
-        if not isinstance(fs, LocalFileSystem):
-            raise NotImplementedError(
-                f"ModelRegistry supports local folders only for now; {os.fspath(root)!r} is on {type(fs).__name__}"
-            )
-        self.root: str = os.path.abspath(str(path))
+        self.storage: RegistryStorage = open_storage(os.fspath(root), lock_timeout=lock_timeout)
+        self.root: str = self.storage.root
         self.lock_timeout = lock_timeout
-        os.makedirs(self.root, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.root!r})"
 
-    # ----------------------------------------------------------------- paths and listing
+    # ----------------------------------------------------------------- listing and reading versions
 
-    def _model_dir(self, model: str) -> str:
+    @staticmethod
+    def _check_model(model: str) -> str:
         if not isinstance(model, str) or not _MODEL_NAME.match(model):
             raise RegistryError(
                 f"invalid model name {model!r}: use 1-128 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
             )
-        return os.path.join(self.root, model)
-
-    def _version_dir(self, model: str, version: int) -> str:
-        return os.path.join(self._model_dir(model), "versions", str(version))
-
-    def _numbered_dirs(self, model: str) -> list[int]:
-        """Every numeric dir under versions/, committed or not."""
-        try:
-            names = os.listdir(os.path.join(self._model_dir(model), "versions"))
-        except FileNotFoundError:
-            return []
-        return sorted(int(n) for n in names if n.isdigit() and n == str(int(n)))
-
-    def _version_numbers(self, model: str) -> list[int]:
-        """Committed versions: the numbered dirs that hold a version.json."""
-        return [n for n in self._numbered_dirs(model) if os.path.isfile(os.path.join(self._version_dir(model, n), _VERSION_FILE))]
+        return model
 
     def models(self) -> list[str]:
         """Names of the models that have at least one version, sorted."""
-        return sorted(name for name in os.listdir(self.root) if _MODEL_NAME.match(name) and self._version_numbers(name))
+        return [name for name in self.storage.names("") if _MODEL_NAME.match(name) and self.storage.committed(name)]
 
     def _require_model(self, model: str) -> list[int]:
-        numbers = self._version_numbers(model)
+        numbers = self.storage.committed(self._check_model(model))
         if not numbers:
             raise RegistryError(f"no model {model!r} in registry {self.root}; models: {_listing(self.models())}")
         return numbers
 
+    @staticmethod
+    def _version_key(model: str, version: int, name: str = _VERSION_FILE) -> str:
+        return f"{model}/versions/{version}/{name}"
+
     def _read_version(self, model: str, version: int) -> ModelVersion:
-        path = os.path.join(self._version_dir(model, version), _VERSION_FILE)
+        key = self._version_key(self._check_model(model), version)
         try:
-            with open(path, "rb") as fh:
-                return ModelVersion.model_validate_json(fh.read())
+            raw = self.storage.read(key)
         except FileNotFoundError:
             numbers = self._require_model(model)
             listed = _listing([f"v{n}" for n in numbers])
             raise RegistryError(f"model {model!r} has no version {version}; versions: {listed}") from None
+        return self._parse_version(key, raw)
 
-    # ----------------------------------------------------------------- locking and index
-
-    @contextlib.contextmanager
-    def _lock(self, model: str) -> Iterator[None]:
-        path = os.path.join(self._model_dir(model), ".lock")
-        lock = FileLock(path, timeout=self.lock_timeout)
+    def _parse_version(self, key: str, raw: bytes) -> ModelVersion:
         try:
-            lock.acquire()
-        except Timeout:
-            raise RegistryError(
-                f"model {model!r} is locked by another writer ({path}); gave up after {self.lock_timeout} s"
-            ) from None
-        try:
-            yield
-        finally:
-            lock.release()
-
-    def _write_index(self, model: str) -> None:
-        """Rebuild index.json from the version dirs. Call with the model's lock held."""
-        docs = [self._read_version(model, n).model_dump(mode="json", exclude={"aliases"}) for n in self._version_numbers(model)]
-        text = json.dumps({"model": model, "versions": docs}, sort_keys=True, indent=2) + "\n"
-        _atomic_write_local(os.path.join(self._model_dir(model), "index.json"), text.encode())
+            return ModelVersion.model_validate_json(raw)
+        except ValueError as exc:
+            raise RegistryError(f"{self.storage.where(key)} is not a version record: {exc}") from None
 
     def _load_versions(self, model: str) -> list[ModelVersion]:
-        numbers = self._require_model(model)
-        try:
-            with open(os.path.join(self._model_dir(model), "index.json"), "rb") as fh:
-                doc = json.loads(fh.read())
-            listed = [ModelVersion.model_validate(v) for v in doc["versions"]]
-            if [v.version for v in listed] == numbers:
-                return listed
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # missing or damaged: fall through and trust the dirs
-        versions = [self._read_version(model, n) for n in numbers]
-        # Repair the index only if nobody is writing: a reader must never wait on a writer.
-        lock = FileLock(os.path.join(self._model_dir(model), ".lock"), blocking=False)
-        with contextlib.suppress(Timeout), lock:
-            self._write_index(model)
-        return versions
+        keys = [self._version_key(model, n) for n in self._require_model(model)]
+        found = self.storage.read_many(keys)
+        return [self._parse_version(k, found[k]) for k in keys if k in found]
 
     # ----------------------------------------------------------------- versions
 
@@ -313,16 +213,18 @@ class ModelRegistry:
         files: Mapping[str, bytes | os.PathLike[str]],
         lineage: Mapping[str, Any],
     ) -> ModelVersion:
-        """Add a new version of ``model`` (created on first use), numbered 1 + the highest so far.
+        """Add a new version of ``model`` (created on first use), numbered after every number taken so far.
 
-        Every file and version.json are written to a private staging dir first; then, under the
-        model's lock, the number is chosen and the staging dir is renamed to ``versions/<N>`` — that
-        rename is the commit. A writer killed at any point leaves either no version or a whole one;
-        its staging dir is removed by a later `register` once it is an hour old.
+        Every file is staged where no reader looks (a private folder; or, on an object store, under a
+        number claimed by creating ``versions/<N>/.claim``); then ``version.json`` commits the version
+        in one atomic step (a rename under the model's lock; or a create-if-absent). A writer killed at
+        any point leaves either no version or a whole one; its leftovers are removed by a later
+        `register` once they are an hour old.
 
-        Test seam: when env ``MLFLOWKIT_TEST_PAUSE_AT`` is ``registry.staged`` (all files staged, lock
-        not taken) or ``registry.locked`` (lock held, before the rename), the process prints
-        ``PAUSED <point>`` to stderr and sleeps 60 s so a test can kill it there.
+        Test seam: when env ``MLFLOWKIT_TEST_PAUSE_AT`` is ``registry.staged`` (every file staged, not
+        committed) or ``registry.locked`` (the number is being taken: the lock held before the rename, or
+        the claim made before the upload), the process prints ``PAUSED <point>`` to stderr and sleeps 60 s
+        so a test can kill it there.
 
         Args:
             model: the model's name (``^[a-z0-9][a-z0-9._-]{0,127}$``).
@@ -334,82 +236,45 @@ class ModelRegistry:
             The committed version (with no aliases yet).
 
         Raises:
-            RegistryError: a bad model or file name, no files, lineage that is not JSON, or the lock
-                could not be taken in time.
+            RegistryError: a bad model or file name, no files, a source that is neither bytes nor a path,
+                lineage that is not JSON, or the lock (or a number) could not be taken in time.
         """
-        model_dir = self._model_dir(model)
+        self._check_model(model)
         if not files:
             raise RegistryError(f"register {model!r}: no files given; a version needs at least one")
-        for name in files:
+        for name, src in files.items():
             _check_file_name(name)
+            if not isinstance(src, bytes | bytearray | memoryview | os.PathLike):
+                raise RegistryError(f"file {name!r}: expected bytes or a path object (pathlib.Path), got {type(src).__name__}")
         try:
             lineage_doc: dict[str, Any] = json.loads(json.dumps(dict(lineage), allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise RegistryError(f"register {model!r}: lineage must be plain JSON: {exc}") from exc
 
-        versions_dir = os.path.join(model_dir, "versions")
-        staging_root = os.path.join(model_dir, ".staging")
-        os.makedirs(versions_dir, exist_ok=True)
-        os.makedirs(staging_root, exist_ok=True)
-        self._clean_stale_staging(staging_root)
+        made: list[ModelVersion] = []
 
-        staging = os.path.join(staging_root, uuid.uuid4().hex)
-        os.mkdir(staging)
+        def manifest(number: int) -> dict[str, bytes]:
+            version = ModelVersion(
+                model=model,
+                version=number,
+                created_at=utc_now(),
+                files=tuple(sorted(files)),
+                digests=digests,
+                lineage=lineage_doc,
+            )
+            made.append(version)
+            doc = version.model_dump(mode="json", exclude={"aliases"})
+            return {_VERSION_FILE: (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()}
+
+        draft = self.storage.draft(model)
         try:
-            digests = {name: self._stage_file(staging, name, src) for name, src in files.items()}
-            _pause("registry.staged")
-            with self._lock(model):
-                number = (self._numbered_dirs(model) or [0])[-1] + 1
-                version = ModelVersion(
-                    model=model,
-                    version=number,
-                    created_at=_now(),
-                    files=tuple(sorted(files)),
-                    digests=digests,
-                    lineage=lineage_doc,
-                )
-                doc = version.model_dump(mode="json", exclude={"aliases"})
-                _write_synced(
-                    os.path.join(staging, _VERSION_FILE),
-                    (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode(),
-                )
-                _fsync_dir(staging)
-                _pause("registry.locked")
-                os.replace(staging, os.path.join(versions_dir, str(number)))
-                _fsync_dir(versions_dir)
-                self._write_index(model)
+            digests = {name: draft.put(name, src) for name, src in files.items()}
+            pause("registry.staged")
+            draft.commit(manifest)
         except BaseException:
-            # Nothing was committed if the staging dir still exists; after the rename it is gone.
-            shutil.rmtree(staging, ignore_errors=True)
+            draft.abandon()
             raise
-        return version
-
-    @staticmethod
-    def _stage_file(staging: str, name: str, src: bytes | os.PathLike[str]) -> str:
-        path = os.path.join(staging, name)
-        if isinstance(src, bytes | bytearray | memoryview):
-            data = bytes(src)
-            _write_synced(path, data)
-            return hashlib.sha256(data).hexdigest()
-        if isinstance(src, os.PathLike):
-            with open(src, "rb") as fin, open(path, "wb") as fout:
-                sha, _ = _copy_hashing(fin, fout)
-                fout.flush()
-                os.fsync(fout.fileno())
-            return sha
-        raise RegistryError(f"file {name!r}: expected bytes or a path object (pathlib.Path), got {type(src).__name__}")
-
-    @staticmethod
-    def _clean_stale_staging(staging_root: str) -> None:
-        cutoff = time.time() - _STALE_STAGING_SECONDS
-        for entry in os.scandir(staging_root):
-            try:
-                # The newest mtime inside counts, so a slow copy of a big file is not taken for stale.
-                newest = max([entry.stat().st_mtime] + [e.stat().st_mtime for e in os.scandir(entry.path) if e.is_file()])
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            if newest < cutoff:
-                shutil.rmtree(entry.path, ignore_errors=True)
+        return made[-1]
 
     def versions(self, model: str) -> list[ModelVersion]:
         """Every version of ``model``, ascending, with its current aliases.
@@ -448,17 +313,22 @@ class ModelRegistry:
                 return current[ref]
         raise RegistryError(f"invalid version reference {ref!r} for model {model!r}: use a number, 'v<N>' or an alias")
 
-    def file_path(self, model: str, version: int, name: str) -> str:
-        """Path of one file of a version, for readers that open files themselves (do not write to it).
-
-        Raises:
-            RegistryError: a bad name, or the model, version or file does not exist.
-        """
+    def _file_key(self, model: str, version: int, name: str) -> tuple[ModelVersion, str]:
         _check_file_name(name)
         record = self._read_version(model, version)
         if name not in record.files:
             raise RegistryError(f"model {model!r} v{version} has no file {name!r}; files: {_listing(list(record.files))}")
-        return os.path.join(self._version_dir(model, version), name)
+        return record, self._version_key(model, version, name)
+
+    def file_path(self, model: str, version: int, name: str) -> str:
+        """Where one file of a version is (a local path, or a URI such as ``s3://...``); do not write to it.
+
+        Prefer `read_file`, which checks the bytes it returns.
+
+        Raises:
+            RegistryError: a bad name, or the model, version or file does not exist.
+        """
+        return self.storage.where(self._file_key(model, version, name)[1])
 
     def read_file(self, model: str, version: int, name: str) -> bytes:
         """The bytes of one file of a version, checked against the digest recorded at registration.
@@ -466,34 +336,73 @@ class ModelRegistry:
         Raises:
             RegistryError: the file does not exist, or its bytes no longer match its digest.
         """
-        path = self.file_path(model, version, name)
-        with open(path, "rb") as fh:
-            data = fh.read()
-        expected = self._read_version(model, version).digests.get(name)
+        record, key = self._file_key(model, version, name)
+        try:
+            data = self.storage.read(key)
+        except FileNotFoundError:
+            raise RegistryError(f"model {model!r} v{version} file {name!r} is missing ({self.storage.where(key)})") from None
+        expected = record.digests.get(name)
         if expected is not None and hashlib.sha256(data).hexdigest() != expected:
             raise RegistryError(
                 f"model {model!r} v{version} file {name!r} is damaged: its SHA-256 no longer matches "
-                f"the one recorded at registration ({path})"
+                f"the one recorded at registration ({self.storage.where(key)})"
             )
         return data
 
+    # ----------------------------------------------------------------- the append-only logs
+
+    def _chain_head(self, model: str, log: str) -> str:
+        """The hash the next entry of ``log`` chains to: the newest entry's, or the chain recomputed ("" when empty)."""
+        last = self.storage.log_last(model, log)
+        if last is not None and isinstance(last.get("hash"), str):
+            return str(last["hash"])
+        head = ""
+        for item in self.storage.log_read(model, log):
+            if item.entry is not None:
+                head = item.entry["hash"] if isinstance(item.entry.get("hash"), str) else chain_hash(head, item.entry)
+        return head
+
+    def _append(self, model: str, log: str, make: Callable[[int], dict[str, Any]]) -> tuple[dict[str, Any], int]:
+        """Record ``make(where the log ends)`` as the log's next entry, chained to the one before it.
+
+        Of two writers who read the log at the same end, one appends and the other reads again and
+        retries, so an entry built from the log's state (an alias event's ``previous``) is always true.
+        """
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            at = self.storage.log_end(model, log)
+            entry = make(at)
+            entry["hash"] = chain_hash(self._chain_head(model, log), entry)
+            end = self.storage.log_append(model, log, at, entry)
+            if end is not None:
+                return entry, end
+            if time.monotonic() > deadline:
+                raise RegistryError(f"model {model!r}: other writers kept appending to its {log} for {self.lock_timeout} s")
+
+    def audit_heads(self, model: str) -> dict[str, str]:
+        """The hash each audit log's chain ends with ("" when empty): keep them elsewhere to tell if entries are lost.
+
+        Raises:
+            RegistryError: the model does not exist.
+        """
+        self._require_model(model)
+        return {log: self._chain_head(model, log) for log in _AUDIT_LOGS}
+
     # ----------------------------------------------------------------- aliases
 
-    def _alias_state(self, model: str) -> dict[str, int]:
-        """Current aliases: aliases.json if it reflects the whole log, else a replay of the log."""
-        model_dir = self._model_dir(model)
+    def _alias_state(self, model: str, at: int | None = None) -> dict[str, int]:
+        """The aliases when the event log ends at ``at`` (now, by default): the snapshot if it is of then, else a replay."""
+        if at is None:
+            at = self.storage.log_end(model, _EVENTS)
         try:
-            log_size = os.path.getsize(os.path.join(model_dir, "events.jsonl"))
-        except FileNotFoundError:
-            log_size = 0
-        try:
-            with open(os.path.join(model_dir, "aliases.json"), "rb") as fh:
-                doc = json.loads(fh.read())
-            if doc["log_size"] == log_size:
+            doc = json.loads(self.storage.read(f"{model}/{_ALIASES_FILE}"))
+            # "log_size" and "seq" are where the folder and object-store registries kept it before.
+            position = doc.get("position", doc.get("log_size", doc.get("seq")))
+            if int(position) == at:
                 return {str(k): int(v) for k, v in doc["aliases"].items()}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
-        # A writer died between appending the event and rewriting aliases.json: the log wins.
+        # A writer died between appending the event and rewriting the snapshot: the log wins.
         state: dict[str, int] = {}
         for event in self._read_events(model):
             if event.version is None:
@@ -557,39 +466,29 @@ class ModelRegistry:
     def _move_alias(self, model: str, alias: str, version: int | None, *, reason: str, actor: str | None) -> AliasEvent:
         if not reason or not reason.strip():
             raise RegistryError(f"alias {alias!r} of model {model!r}: a reason is required")
-        model_dir = self._model_dir(model)
-        with self._lock(model):
-            state = self._alias_state(model)
-            event = alias_event(model, alias, version, state, reason=reason, actor=actor)
-            log = os.path.join(model_dir, "events.jsonl")
-            event = event.model_copy(update={"hash": chain_hash(_chain_head(log), event.model_dump(mode="json"))})
-            # The log is written first: a crash before aliases.json is rewritten is repaired by replay.
-            log_size = _append_line(log, event.model_dump_json())
-            if version is None:
-                state.pop(alias, None)
-            else:
-                state[alias] = version
-            doc = {"aliases": dict(sorted(state.items())), "log_size": log_size}
-            _atomic_write_local(
-                os.path.join(model_dir, "aliases.json"),
-                (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode(),
-            )
-        return event
+        state: dict[str, int] = {}
+
+        def make(at: int) -> dict[str, Any]:
+            state.clear()
+            state.update(self._alias_state(model, at))
+            return alias_event(model, alias, version, state, reason=reason, actor=actor).model_dump(mode="json")
+
+        entry, end = self._append(model, _EVENTS, make)
+        if version is None:
+            state.pop(alias, None)
+        else:
+            state[alias] = version
+        snapshot = {"aliases": dict(sorted(state.items())), "position": end}
+        with contextlib.suppress(OSError):  # only a cache: the event is already the record
+            self.storage.write(f"{model}/{_ALIASES_FILE}", (json.dumps(snapshot, sort_keys=True, indent=2) + "\n").encode())
+        return AliasEvent.model_validate(entry)
 
     def _read_events(self, model: str) -> list[AliasEvent]:
-        try:
-            with open(os.path.join(self._model_dir(model), "events.jsonl"), "rb") as fh:
-                lines = fh.read().split(b"\n")
-        except FileNotFoundError:
-            return []
         events = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                events.append(AliasEvent.model_validate_json(line))
-            except ValueError:
-                continue  # a line torn by a crash mid-write; `_append_line` starts the next one fresh
+        for item in self.storage.log_read(model, _EVENTS):
+            with contextlib.suppress(ValueError, TypeError):  # unreadable: skipped (a torn write); verify_audit reports it
+                if item.entry is not None:
+                    events.append(AliasEvent.model_validate(item.entry))
         return events
 
     def history(self, model: str) -> list[AliasEvent]:
@@ -604,7 +503,7 @@ class ModelRegistry:
     # ----------------------------------------------------------------- approvals and the audit trail
 
     def record_approval(self, model: str, version: int, *, reason: str, actor: str | None = None) -> ApprovalEvent:
-        """Append an approval of ``version`` to the model's audit trail (``approvals.jsonl``); nothing else moves.
+        """Append an approval of ``version`` to the model's audit trail (``approvals``); nothing else moves.
 
         Whether the approver may approve is the caller's business (see :func:`mlflowkit.store.promotion.approve`).
 
@@ -614,12 +513,12 @@ class ModelRegistry:
         if not reason or not reason.strip():
             raise RegistryError(f"approving {model} v{version}: a reason is required")
         self._read_version(model, version)
-        log = os.path.join(self._model_dir(model), "approvals.jsonl")
-        with self._lock(model):
-            event = ApprovalEvent(model=model, version=version, actor=actor or _default_actor(), reason=reason, at=_now())
-            event = event.model_copy(update={"hash": chain_hash(_chain_head(log), event.model_dump(mode="json"))})
-            _append_line(log, event.model_dump_json())
-        return event
+        who = actor or default_actor()
+
+        def make(_: int) -> dict[str, Any]:
+            return ApprovalEvent(model=model, version=version, actor=who, reason=reason, at=utc_now()).model_dump(mode="json")
+
+        return ApprovalEvent.model_validate(self._append(model, _APPROVALS, make)[0])
 
     def approvals(self, model: str, version: int | None = None) -> list[ApprovalEvent]:
         """Recorded approvals of ``model`` (of one ``version``), oldest first.
@@ -629,13 +528,11 @@ class ModelRegistry:
         """
         self._require_model(model)
         found = []
-        for _, entry in _log_entries(os.path.join(self._model_dir(model), "approvals.jsonl")):
-            try:
-                event = ApprovalEvent.model_validate(entry)
-            except ValueError:
-                continue  # unreadable: `verify_audit` reports it
-            if version is None or event.version == version:
-                found.append(event)
+        for item in self.storage.log_read(model, _APPROVALS):
+            with contextlib.suppress(ValueError, TypeError):  # unreadable: `verify_audit` reports it
+                event = ApprovalEvent.model_validate(item.entry)
+                if version is None or event.version == version:
+                    found.append(event)
         return found
 
     def verify_audit(self, model: str) -> list[str]:
@@ -644,30 +541,50 @@ class ModelRegistry:
         The logs are append-only: the registry never rewrites them. An entry changed, removed or inserted by
         hand breaks the chain where it happened, and that is reported. Entries written before the chain
         existed (no hash) are accepted only before the first chained one. Losing the newest entries cannot
-        be told from the log alone; keep the head hash (``models audit`` prints it) somewhere else to tell.
+        be told from the log alone; keep the head hashes (`audit_heads`, printed by ``models audit``)
+        somewhere else to tell.
 
         Raises:
             RegistryError: the model does not exist.
         """
         self._require_model(model)
         problems = []
-        for name in _AUDIT_LOGS:
-            entries = [(f"{name} line {n}", entry) for n, entry in _log_entries(os.path.join(self._model_dir(model), name))]
-            problems += chain_problems(entries, unreadable="unreadable (a write torn by a crash, or an edit)")
+        for log in _AUDIT_LOGS:
+            problems += chain_problems(self.storage.log_read(model, log))
         return problems
 
 
-def chain_problems(entries: list[tuple[str, dict[str, Any] | None]], *, unreadable: str) -> list[str]:
-    """What is wrong with one hash-chained log, each entry given with the label its problems are reported under.
+def open_storage(root: str, *, lock_timeout: float = 60.0) -> RegistryStorage:
+    """The storage for a registry at ``root``: `ObjectStorage` for an object store, else `FolderStorage`.
+
+    Raises:
+        NotImplementedError: an object store without a verified atomic create-if-absent.
+    """
+    from mlflowkit.store._s3 import is_remote
+
+    if is_remote(root):
+        from mlflowkit.store.object_storage import ObjectStorage
+
+        return ObjectStorage(root, lock_timeout=lock_timeout)
+    from fsspec.core import url_to_fs
+
+    from mlflowkit.store.folder_storage import FolderStorage
+
+    _, path = url_to_fs(root)  # file:///x -> /x
+    return FolderStorage(str(path), lock_timeout=lock_timeout)
+
+
+def chain_problems(entries: Iterable[LogEntry]) -> list[str]:
+    """What is wrong with one hash-chained log, each problem under the label of the entry it is at.
 
     Old entries without hashes are accepted as a prefix; after a mismatch the chain resynchronises, so that
     only the places of tampering are reported.
     """
     problems: list[str] = []
     head, chained = "", False
-    for label, entry in entries:
+    for label, entry, problem in entries:
         if entry is None:
-            problems.append(f"{label}: {unreadable}")
+            problems.append(f"{label}: {problem}")
             continue
         expected = chain_hash(head, entry)
         stored = entry.get("hash")
@@ -697,28 +614,5 @@ def alias_event(
         listed = _listing([f"{a} -> v{n}" for a, n in sorted(state.items())])
         raise RegistryError(f"model {model!r} has no alias {alias!r}; aliases: {listed}")
     return AliasEvent(
-        model=model, alias=alias, version=version, previous=previous, actor=actor or _default_actor(), reason=reason, at=_now()
+        model=model, alias=alias, version=version, previous=previous, actor=actor or default_actor(), reason=reason, at=utc_now()
     )
-
-
-def _write_synced(path: str, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _append_line(path: str, line: str) -> int:
-    """Append one line with a single write and fsync; return the file's size after it."""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        size = os.fstat(fd).st_size
-        data = line.encode() + b"\n"
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data  # the last write was torn: do not glue this event onto it
-        if os.write(fd, data) != len(data):
-            raise RegistryError(f"short write appending to {path}")
-        os.fsync(fd)
-        return os.fstat(fd).st_size
-    finally:
-        os.close(fd)

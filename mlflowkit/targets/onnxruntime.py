@@ -392,9 +392,9 @@ def _write_atomic(fs: Any, path: str, data: bytes) -> None:
     from fsspec.implementations.local import LocalFileSystem
 
     if isinstance(fs, LocalFileSystem):
-        from mlflowkit.store.artifacts import _atomic_write_local
+        from mlflowkit.store.files import atomic_write_local
 
-        _atomic_write_local(path, data)
+        atomic_write_local(path, data)
         return
     fs.pipe_file(path, data)
 
