@@ -2,7 +2,7 @@
 
 The wheel ships the ``tritonserver`` binary and its Python backend. It pins numpy<2, so it gets a
 virtualenv of its own (never the project's). That build has no ONNX Runtime backend: models are served
-through the Python backend with a ``model.py`` that runs ONNX Runtime (see ``mlflowkit.targets.triton``).
+through the Python backend with a ``model.py`` that runs ONNX Runtime (``mlflowkit.targets.triton.backend``).
 
     mlflowkit triton up [--dir DIR] [--http-port 8000] [--grpc-port 8001]
     mlflowkit triton down [--dir DIR]

@@ -55,7 +55,7 @@ def exported() -> tuple[bytes, Any]:
 
 
 def test_triton_repository_on_s3(s3_root: str, exported: tuple[bytes, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlflowkit.targets import triton
+    from mlflowkit.targets.triton import rollout
 
     data, contract = exported
     repo = f"{s3_root}/triton"
@@ -63,7 +63,7 @@ def test_triton_repository_on_s3(s3_root: str, exported: tuple[bytes, Any], monk
         {"target": "triton", "url": "http://127.0.0.1:1", "model_repository": repo, "backend": "python", "keep_versions": 1}
     )
     server = FakeTriton(repo)
-    monkeypatch.setattr(triton, "_http_client", lambda _: server)
+    monkeypatch.setattr(rollout, "_http_client", lambda _: server)
     fs, root = fsspec.core.url_to_fs(repo)
 
     first = deploy(settings, name="churn", version=1, model=data, contract=contract, smoke=None)

@@ -13,7 +13,8 @@ from mlflowkit.kinds.deploy import Deploy
 from mlflowkit.kinds.export import OnnxExport
 from mlflowkit.spec.load import load_spec_text
 from mlflowkit.targets.contract import Contract, TensorSpec
-from mlflowkit.targets.triton import TritonTarget, _prune, model_py, render_config
+from mlflowkit.targets.triton import TritonTarget, model_py, render_config
+from mlflowkit.targets.triton.rollout import _prune
 
 BASE = """\
 spec: mlflowkit/v1
@@ -166,13 +167,38 @@ def test_an_opset_older_than_the_converter_supports_is_refused() -> None:
     assert any(f.startswith("export.opset") and "greater than or equal to 9" in f for f in found), found
 
 
-def test_model_py_checks_the_edge_bundle_format() -> None:
-    """The generated model.py runs where mlflowkit is not installed: its copy of the manifest format must match."""
+def test_model_py_copies_of_mlflowkit_names_match() -> None:
+    """model.py runs where mlflowkit is not installed: its copies of the manifest format, the trusted-key
+    variable and the candidate suffix must be mlflowkit's."""
+    import ast
+
     from mlflowkit.edge.bundle import BUNDLE_FORMAT
+    from mlflowkit.targets.triton import candidate_name, model_py
+    from mlflowkit.targets.triton_local import TRUSTED_KEY_ENV
+
+    tree = ast.parse(model_py(), "model.py")
+    constants = {
+        node.targets[0].id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and isinstance(node.value, ast.Constant)
+    }
+    assert constants["BUNDLE_FORMAT"] == BUNDLE_FORMAT
+    assert constants["TRUSTED_KEY_ENV"] == TRUSTED_KEY_ENV
+    assert candidate_name("m") == "m" + constants["CANDIDATE_SUFFIX"]
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "mlflowkit" not in imported  # the server's environment has no mlflowkit
+
+
+def test_the_deploy_writes_the_shipped_backend_module() -> None:
+    """The model.py a deploy writes is the package's backend module, byte for byte (linted and type-checked there)."""
+    from pathlib import Path
+
+    import mlflowkit.targets.triton.backend as backend
     from mlflowkit.targets.triton import model_py
 
-    assert f'"{BUNDLE_FORMAT}"' in model_py()
-    compile(model_py(), "model.py", "exec")
+    assert model_py() == (Path(backend.__file__).parent / "model.py").read_text(encoding="utf-8")
+    assert "class TritonPythonModel" in model_py()
 
 
 def test_candidate_names_are_reserved() -> None:

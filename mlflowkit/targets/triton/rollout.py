@@ -1,351 +1,43 @@
-"""The ``triton`` deploy target: a Triton model repository on any fsspec location, loaded and verified live.
+"""Deploying one version to a Triton server: write the model repository, load, verify live, or put it all back.
 
 A deploy writes ``<model>/<version>/model.onnx`` and a ``config.pbtxt`` generated from the model's
 contract, asks the server (explicit model control) to load that version, waits until it is ready, and
 sends held-out rows to it over HTTP (and gRPC when configured), comparing the answers with ONNX Runtime
-in process. If any of that fails, the repository is put back as it was, the previous version is
-reloaded and keeps serving, and the error carries Triton's own text. Version folders beyond
-``keep_versions`` are removed only after the new version answered correctly.
-
-``backend: onnxruntime`` serves ``model.onnx`` with Triton's ONNX Runtime backend
-(``platform: "onnxruntime_onnx"``, the full Triton container). ``backend: python`` adds a generated
-``model.py`` that runs ONNX Runtime inside Triton's Python backend, for CPU builds without the ORT
-backend, such as the one in the ``nvidia-pytriton`` wheel (``mlflowkit triton up``).
+in process. With ``candidate: true`` the new version is first loaded and checked as ``<model>__candidate``.
+If any of that fails, the repository is put back as it was, the previous version is reloaded and keeps
+serving, and the error carries Triton's own text. Version folders beyond ``keep_versions`` are removed
+only after the new version answered correctly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from mlflowkit.targets.base import DeployError, DeployTarget, Release
-from mlflowkit.targets.onnxruntime import Signing
+from mlflowkit.targets.base import DeployError
+from mlflowkit.targets.triton.backend import model_py
+from mlflowkit.targets.triton.config import render_config
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlflowkit.targets.contract import Contract
+    from mlflowkit.targets.triton.settings import TritonSettings
 
-__all__ = [
-    "DynamicBatching",
-    "InstanceGroup",
-    "TritonDeployError",
-    "TritonTarget",
-    "candidate_name",
-    "deploy",
-    "model_py",
-    "render_config",
-]
+__all__ = ["TritonDeployError", "candidate_name", "deploy", "infer"]
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DynamicBatching(_Frozen):
-    """Triton's dynamic batcher: requests that arrive together run as one batch."""
-
-    max_queue_delay_microseconds: int = Field(
-        0,
-        ge=0,
-        description=(
-            "How long a request may wait for others to batch with. 0 batches only the requests already queued, "
-            "so a lone request never waits; raise it for throughput under many concurrent clients."
-        ),
-    )
-    preferred_batch_size: list[int] = Field(default_factory=list, description="Batch sizes the batcher aims for.")
-
-
-class InstanceGroup(_Frozen):
-    """How many copies of the model run, and where."""
-
-    count: int = Field(1, ge=1, le=64, description="Model instances.")
-    kind: Literal["cpu", "gpu"] = Field("cpu", description="Where the instances run.")
-
-
-class TritonTarget(DeployTarget):
-    """Deploy to a Triton Inference Server through its model repository (explicit model control).
-
-    Example:
-
-    ```yaml
-    deploy:
-      - target: triton
-        url: http://triton:8000
-        grpc_url: triton:8001
-        model_repository: s3://models/triton
-        backend: onnxruntime
-        max_batch_size: 64
-        dynamic_batching: {max_queue_delay_microseconds: 0}
-        instances: {count: 2, kind: cpu}
-        keep_versions: 2
-    ```
-    """
-
-    target: Literal["triton"] = Field(description="The deploy target's type.")
-    url: str = Field(pattern=r"^https?://[^/\s]+/?$", description="The server's HTTP endpoint, e.g. http://triton:8000.")
-    grpc_url: str | None = Field(
-        None, pattern=r"^[^/\s:]+:[0-9]+$", description="The server's gRPC endpoint (host:port); the smoke test also uses it."
-    )
-    model_repository: str = Field(description="The model repository the server reads (any fsspec URI: a folder, s3://...).")
-    model_name: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
-        description="The model's name in Triton; defaults to the registered name.",
-    )
-    backend: Literal["onnxruntime", "python"] = Field(
-        "onnxruntime",
-        description="`onnxruntime`: platform onnxruntime_onnx (full Triton). `python`: a generated model.py runs ONNX Runtime.",
-    )
-    max_batch_size: int = Field(64, ge=0, description="Largest batch Triton forms; 0 turns batching off.")
-    dynamic_batching: DynamicBatching | None = Field(
-        default_factory=DynamicBatching, description="Dynamic batching settings; null turns it off."
-    )
-    instances: InstanceGroup = Field(default_factory=InstanceGroup, description="The model's instance group.")
-    keep_versions: int = Field(2, ge=1, le=100, description="Version folders kept in the repository (the new one included).")
-    ready_timeout: float = Field(120.0, gt=0, description="Seconds to wait for the new version to load and become ready.")
-    smoke_rows: int = Field(
-        16, ge=1, le=10_000, description="Held-out rows sent to the new version and compared with ONNX Runtime."
-    )
-    tolerance: float = Field(1e-5, gt=0, description="Largest difference allowed between Triton's and local probabilities.")
-    candidate: bool = Field(
-        True,
-        description=(
-            "Load and smoke-test the new version as `<model>__candidate` before it takes traffic, so that a version "
-            "that fails never answers a client (costs a second load). false: swap, smoke-test, roll back on failure."
-        ),
-    )
-    max_opset: int | None = Field(
-        None, ge=1, description="Highest ONNX opset the server's ONNX Runtime supports; checked against the export's opset."
-    )
-    config_extra: str = Field("", description="Text appended to the generated config.pbtxt (e.g. optimization or parameters).")
-    signing: Signing | None = Field(
-        None,
-        description=(
-            "Sign each version with an ed25519 key (`{key_file: PATH}` or `{key_env: VAR}`): a manifest.json listing "
-            "model.onnx, contract.json and lineage.json, and its manifest.sig. The deploy checks what it wrote; with "
-            "`backend: python`, a server started with the public key (`mlflowkit triton up --trusted-key`) loads nothing else."
-        ),
-    )
-
-    summary: ClassVar[str] = "Triton Inference Server: model repository + explicit model control, verified live"
-
-    @property
-    def destination(self) -> str:
-        return self.url
-
-    def deploy(self, release: Release, *, name: str, log: Callable[[str], None]) -> dict[str, Any]:
-        lineage = {"model": release.model, "version": release.version, **release.lineage}
-        return deploy(
-            self, name=name, version=release.version, model=release.onnx, contract=release.contract, smoke=release.smoke,
-            log=log, lineage=lineage,
-        )  # fmt: skip
+_WIRE_TYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "string": "BYTES"}
 
 
 class TritonDeployError(DeployError):
     """A deploy to Triton failed; the previous version was restored. The message carries Triton's error text."""
 
 
-# ------------------------------------------------------------------------------------------ config.pbtxt
-
-_CONFIG_TYPES = {
-    "float32": "TYPE_FP32",
-    "float64": "TYPE_FP64",
-    "int64": "TYPE_INT64",
-    "int32": "TYPE_INT32",
-    "string": "TYPE_STRING",
-}
-_WIRE_TYPES = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "string": "BYTES"}
-
-
-def _dims(shape: tuple[int, ...], batched: bool) -> tuple[str, str]:
-    """``dims`` and an optional ``reshape`` for one tensor (Triton forbids empty dims)."""
-    inner = shape[1:] if batched else shape
-    if not inner:
-        return "[ 1 ]", " reshape: { shape: [ ] }"
-    return "[ " + ", ".join(str(d) for d in inner) + " ]", ""
-
-
-def render_config(name: str, version: int, contract: Contract, settings: TritonTarget) -> str:
-    """The ``config.pbtxt`` for ``version`` of ``name``: tensors from the contract, serving settings from the spec.
-
-    The version policy names the one version that serves, so that a rollback is a config change.
-    """
-    batched = settings.max_batch_size > 0
-    lines = [f'name: "{name}"']
-    lines.append('backend: "python"' if settings.backend == "python" else 'platform: "onnxruntime_onnx"')
-    lines.append(f"max_batch_size: {settings.max_batch_size}")
-    lines.append(f"version_policy: {{ specific: {{ versions: [ {version} ] }} }}")
-    for section, tensors in (("input", contract.inputs), ("output", contract.outputs)):
-        entries = []
-        for t in tensors:
-            dims, reshape = _dims(t.shape, batched)
-            entries.append(f'  {{ name: "{t.name}" data_type: {_CONFIG_TYPES[t.dtype]} dims: {dims}{reshape} }}')
-        lines.append(f"{section} [\n" + ",\n".join(entries) + "\n]")
-    if batched and settings.dynamic_batching is not None:
-        batching = settings.dynamic_batching
-        preferred = (
-            f" preferred_batch_size: [ {', '.join(map(str, batching.preferred_batch_size))} ]"
-            if batching.preferred_batch_size
-            else ""
-        )
-        lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {batching.max_queue_delay_microseconds}{preferred} }}")
-    kind = "KIND_GPU" if settings.instances.kind == "gpu" else "KIND_CPU"
-    lines.append(f"instance_group [ {{ count: {settings.instances.count} kind: {kind} }} ]")
-    lines.append(f'parameters {{ key: "mlflowkit_version" value: {{ string_value: "{version}" }} }}')
-    if settings.config_extra:
-        lines.append(settings.config_extra.rstrip("\n"))
-    return "\n".join(lines) + "\n"
-
-
-_MODEL_PY = '''"""Generated by mlflowkit: serves model.onnx with ONNX Runtime through Triton's Python backend."""
-
-import json
-import os
-
-import numpy as np
-import onnxruntime as ort
-import triton_python_backend_utils as pb_utils
-
-
-# BYTES tensors arrive as objects holding bytes; ONNX Runtime reads str (and would read bytes as "b'...'").
-# Element by element, as fast as numpy's fixed-width casts here, and it keeps trailing NULs and never pads.
-_text = np.frompyfunc(lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v), 1, 1)
-
-
-def _error(exc):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}"))
-
-
-def _verify(folder, model, name, version):
-    # With a trusted key in the server's environment, load only what that key signed (mlflowkit's manifest).
-    key_path = os.environ.get("MLFLOWKIT_TRITON_TRUSTED_KEY")
-    if key_path is None:
-        return
-    if not key_path.strip():
-        raise RuntimeError(f"mlflowkit refused {name} v{version}: MLFLOWKIT_TRITON_TRUSTED_KEY is set but empty")
-    import base64
-    import hashlib
-
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-
-    def refuse(why):
-        raise RuntimeError(f"mlflowkit refused {name} v{version}: {why}")
-
-    with open(key_path, "rb") as fh:
-        key = serialization.load_pem_public_key(fh.read())
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    trusted = hashlib.sha256(raw).hexdigest()[:16]
-    try:
-        with open(os.path.join(folder, "manifest.json"), "rb") as fh:
-            manifest_bytes = fh.read()
-        with open(os.path.join(folder, "manifest.sig"), "rb") as fh:
-            signature = json.loads(fh.read())
-    except FileNotFoundError as exc:
-        refuse(f"{os.path.basename(exc.filename)} is missing; this server loads only signed versions")
-    except ValueError as exc:
-        refuse(f"manifest.sig cannot be read: {exc}")
-    if signature.get("key_id") != trusted:
-        refuse(f"it is signed by key {signature.get('key_id')}; this server trusts key {trusted}")
-    try:
-        key.verify(base64.b64decode(signature["signature"]), manifest_bytes)
-    except (InvalidSignature, ValueError, KeyError):
-        refuse(f"the signature by key {trusted} does not match manifest.json (it was changed after signing)")
-    manifest = json.loads(manifest_bytes)
-    if manifest.get("format") != "mlflowkit/edge-bundle-v1" or manifest.get("signed_by") != trusted:
-        refuse(f"manifest.json is not an mlflowkit manifest signed by key {trusted}")
-    if (manifest.get("name"), manifest.get("version")) != (name, version):
-        refuse(f"the manifest was signed for {manifest.get('name')} v{manifest.get('version')}")
-    if "model.onnx" not in manifest.get("files", {}):
-        refuse("the manifest does not list model.onnx")
-    for file_name, expected in sorted(manifest["files"].items()):
-        if file_name == "model.onnx":
-            data = model
-        else:
-            try:
-                with open(os.path.join(folder, file_name), "rb") as fh:
-                    data = fh.read()
-            except OSError:
-                refuse(f"{file_name} is listed in the manifest but cannot be read")
-        digest = hashlib.sha256(data).hexdigest()
-        if (digest, len(data)) != (expected["sha256"], expected["size"]):
-            refuse(f"{file_name} has sha256 {digest[:16]}... ({len(data)} bytes); the manifest says "
-                   f"{expected['sha256'][:16]}... ({expected['size']} bytes)")
-
-
-class TritonPythonModel:
-    def initialize(self, args):
-        config = json.loads(args["model_config"])
-        folder = os.path.join(args["model_repository"], args["model_version"])
-        with open(os.path.join(folder, "model.onnx"), "rb") as fh:
-            model = fh.read()  # read once: the bytes checked are the bytes loaded
-        name = args["model_name"].removesuffix("__candidate")
-        _verify(folder, model, name, int(args["model_version"]))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        self.inputs = [(t["name"], t["data_type"] == "TYPE_STRING") for t in config["input"]]
-        self.outputs = [t["name"] for t in config["output"]]
-
-    def _feeds(self, request):
-        feeds = {}
-        for name, text in self.inputs:
-            array = pb_utils.get_input_tensor_by_name(request, name).as_numpy()
-            feeds[name] = _text(array) if text else array
-        return feeds
-
-    def execute(self, requests):
-        responses = [None] * len(requests)
-        batch = []  # (index, feeds) of the requests that could be read; a bad one fails alone
-        for i, request in enumerate(requests):
-            try:
-                batch.append((i, self._feeds(request)))
-            except Exception as exc:
-                responses[i] = _error(exc)
-        if len(batch) > 1:  # requests the dynamic batcher put together run as one ONNX Runtime call
-            try:
-                feeds = {name: np.concatenate([f[name] for _, f in batch]) for name, _ in self.inputs}
-                results = self.session.run(self.outputs, feeds)
-            except Exception:  # one request's rows broke the batch: run each on its own
-                results = None
-            if results is not None:
-                start = 0
-                for i, f in batch:
-                    size = len(f[self.inputs[0][0]])
-                    responses[i] = self._respond([value[start : start + size] for value in results])
-                    start += size
-                return responses
-        for i, f in batch:
-            try:
-                responses[i] = self._respond(self.session.run(self.outputs, f))
-            except Exception as exc:
-                responses[i] = _error(exc)
-        return responses
-
-    def _respond(self, values):
-        # String outputs go back as ONNX Runtime's str objects; the backend encodes them as UTF-8.
-        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(n, v) for n, v in zip(self.outputs, values)])
-'''
-
-
-def model_py() -> str:
-    """The generated ``model.py`` for ``backend: python``."""
-    return _MODEL_PY
-
-
-# ------------------------------------------------------------------------------------------ deploy
-
-
 def deploy(
-    settings: TritonTarget,
+    settings: TritonSettings,
     *,
     name: str,
     version: int,
@@ -488,7 +180,7 @@ def candidate_name(name: str) -> str:
 def _stage(
     fs: Any,
     http: Any,
-    settings: TritonTarget,
+    settings: TritonSettings,
     *,
     name: str,
     version: int,
@@ -643,7 +335,7 @@ def _check_contract(model: bytes, contract: Contract, *, name: str, version: int
             )
 
 
-def _http_client(settings: TritonTarget) -> Any:
+def _http_client(settings: TritonSettings) -> Any:
     import tritonclient.http as triton_http
 
     parsed = urlparse(settings.url)
@@ -653,7 +345,7 @@ def _http_client(settings: TritonTarget) -> Any:
     )
 
 
-def _grpc_client(settings: TritonTarget) -> Any:
+def _grpc_client(settings: TritonSettings) -> Any:
     import tritonclient.grpc as triton_grpc
 
     return triton_grpc.InferenceServerClient(settings.grpc_url or "")
@@ -773,8 +465,3 @@ def _prune(fs: Any, model_dir: str, *, keep: int, current: int) -> list[int]:
     for number in removed:
         fs.rm(f"{model_dir}/{number}", recursive=True)
     return sorted(removed)
-
-
-def dumps_record(record: dict[str, Any]) -> bytes:
-    """A deploy record as JSON bytes."""
-    return json.dumps(record, sort_keys=True, indent=2, default=str).encode()
