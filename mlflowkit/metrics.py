@@ -1,8 +1,11 @@
-"""Custom metrics: a function of the held-out labels and predictions that ``evaluate`` computes and gates read.
+"""Metrics by name: the built-in catalogs, and custom metrics (functions of the held-out labels and predictions)
+that ``evaluate`` computes and gates read.
 
-A metric is made with :func:`metric` and registered under the ``mlflowkit.metrics`` entry-point group,
-by the name a spec writes in ``evaluate.metrics`` and in gate rules. Its module is imported when a
-spec names it (at validate time), so it should import numpy and friends inside the function.
+The catalogs live here, below both ``evaluate`` (which computes them) and the plug-in loader (which keeps a
+plug-in from taking a built-in name). A custom metric is made with :func:`metric` and registered under the
+``mlflowkit.metrics`` entry-point group, by the name a spec writes in ``evaluate.metrics`` and in gate rules.
+Its module is imported when a spec names it (at validate time), so it should import numpy and friends
+inside the function.
 """
 
 from __future__ import annotations
@@ -13,7 +16,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Metric", "Task", "metric"]
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "FAIRNESS_METRICS",
+    "GROUP_METRICS",
+    "REGRESSION_METRICS",
+    "Metric",
+    "Task",
+    "metric",
+]
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+FAIRNESS_METRICS = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
+)
+GROUP_METRICS = ("selection_rate", "accuracy", "recall", "precision", "false_positive_rate")
+"""Shown per sensitive group in the fairness table (not gate metrics)."""
 
 Task = Literal["classification", "regression", "any"]
 

@@ -215,8 +215,7 @@ def verify_target(name: str, obj: object) -> type[Any]:
 
 def verify_metric(name: str, obj: object) -> Any:
     """Check that ``obj`` is a metric made with :func:`mlflowkit.metric` whose name is its entry-point name."""
-    from mlflowkit.kinds.evaluate import CLASSIFICATION_METRICS, FAIRNESS_METRICS, REGRESSION_METRICS
-    from mlflowkit.metrics import Metric
+    from mlflowkit.metrics import CLASSIFICATION_METRICS, FAIRNESS_METRICS, REGRESSION_METRICS, Metric
 
     if not isinstance(obj, Metric):
         raise PluginError(name, METRICS_GROUP, f"{obj!r} is not a metric; decorate the function with @mlflowkit.metric(...)")

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, Field
 from mlflowkit.errors import RegistryError, StepFailed
 from mlflowkit.kinds._frames import load_frame, load_model
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
+from mlflowkit.metrics import CLASSIFICATION_METRICS, FAIRNESS_METRICS, GROUP_METRICS, REGRESSION_METRICS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,18 +26,7 @@ if TYPE_CHECKING:
 
     from mlflowkit.store import Ref
 
-__all__ = ["CLASSIFICATION_METRICS", "FAIRNESS_METRICS", "REGRESSION_METRICS", "Evaluate"]
-
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
-FAIRNESS_METRICS = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-)
-GROUP_METRICS = ("selection_rate", "accuracy", "recall", "precision", "false_positive_rate")
+__all__ = ["Evaluate"]
 
 
 def _known(choices: tuple[str, ...], what: str) -> Callable[[str], str]:
