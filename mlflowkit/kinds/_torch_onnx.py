@@ -43,11 +43,11 @@ def torch_to_onnx(model: Any, initial_types: list[tuple[str, Any]], opset: int) 
     import torch
     from onnx import compose, helper, numpy_helper
 
-    from mlflowkit.kinds.export import _convert
+    from mlflowkit.kinds._sklearn_onnx import sklearn_to_onnx
 
     if opset < MIN_TORCH_OPSET:
         raise ValueError(f"torch.onnx.export writes opset {MIN_TORCH_OPSET} or newer, and opset {opset} was asked for")
-    pre = _convert(model.preprocess, initial_types, opset)
+    pre = sklearn_to_onnx(model.preprocess, initial_types, opset)
     (pre_out,) = [o.name for o in pre.graph.output]
     batch = torch.export.Dim("batch", min=1)
     example = torch.zeros((2, model.n_inputs), dtype=torch.float32)

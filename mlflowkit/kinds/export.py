@@ -175,6 +175,7 @@ def export_onnx(
     import onnxruntime
     import skl2onnx
 
+    from mlflowkit.kinds._sklearn_onnx import sklearn_to_onnx
     from mlflowkit.targets.contract import compare_outputs, feeds, ort_max_opset, run_onnx
 
     # A `torch`-kind model: its preprocessing goes through skl2onnx, its network through torch.onnx.export.
@@ -196,7 +197,7 @@ def export_onnx(
     x = frame[features]
     layout, initial_types = _initial_types(x, model.preprocess if torch_model else model, step)
     try:
-        proto = torch_to_onnx(model, initial_types, chosen) if torch_model else _convert(model, initial_types, chosen)
+        proto = torch_to_onnx(model, initial_types, chosen) if torch_model else sklearn_to_onnx(model, initial_types, chosen)
     except Exception as exc:  # skl2onnx raises many types (RuntimeError, NotImplementedError, MissingShapeCalculator)
         if torch_model:
             reason = f"torch.onnx.export cannot export {model.model}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
@@ -244,29 +245,6 @@ def _initial_types(x: Any, model: Any, step: str) -> tuple[Literal["columns", "m
                 step, f"column {column!r} has dtype {dtype}, which the ONNX export cannot type (use numbers or text)"
             )
     return "columns", types
-
-
-def _convert(model: Any, initial_types: list[tuple[str, Any]], opset: int) -> onnx.ModelProto:
-    import copy
-
-    from skl2onnx import convert_sklearn
-    from sklearn.impute import SimpleImputer
-
-    # ONNX string tensors have no NaN: a text imputer fitted on NaN is exported as imputing "".
-    # Done on a copy; the fitted statistics are unchanged, so native and ONNX impute the same value.
-    exported = copy.deepcopy(model)
-
-    def text_imputers(obj: Any) -> None:
-        if isinstance(obj, SimpleImputer) and getattr(obj, "statistics_", None) is not None and obj.statistics_.dtype == object:
-            obj.missing_values = ""
-        for attr in ("steps", "transformers_"):
-            for item in getattr(obj, attr, None) or []:
-                text_imputers(item[1])
-
-    text_imputers(exported)
-    options = {id(exported): {"zipmap": False}} if hasattr(exported, "predict_proba") else None
-    proto: onnx.ModelProto = convert_sklearn(exported, initial_types=initial_types, target_opset=opset, options=options)
-    return proto
 
 
 _ELEM = {1: "float32", 11: "float64", 7: "int64", 6: "int32", 8: "string"}
