@@ -18,7 +18,7 @@ from mlflowkit.kinds._frames import load_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlflowkit.kinds.checks import Planned
+    from mlflowkit.kinds._check_plan import Planned
     from mlflowkit.store import ArtifactStore, Ref
 
 __all__ = ["Outcome", "Result", "evaluate", "failure_message", "report_rows", "run_gx"]

@@ -12,13 +12,13 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.kinds import _gx_catalog
+from mlflowkit.kinds._check_plan import TABLES, Planned, Severity, Table
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
 if TYPE_CHECKING:
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Check", "Checks", "ChecksParams", "Planned", "expand", "read_suite"]
 
-Severity = Literal["error", "warn"]
-Table = Literal["raw", "train", "test"]
-TABLES: tuple[Table, ...] = ("raw", "train", "test")
 # What an entry is: exactly one of these keys says it.
 ENTRY_KEYS = ("expect", "suite", "schema", "rows", "unique", "target", "leakage")
 # Keys of an entry that are mlflowkit's, not arguments of the expectation.
@@ -128,49 +125,6 @@ class ChecksParams(Params):
 
     expectations: list[Check] = Field(default_factory=list, description="The checks, in the order they are reported.")
     sample: int = Field(5, ge=0, le=100, description="How many unexpected values each failed check shows.")
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One expectation to evaluate on one table, expanded from an entry of `checks:`.
-
-    Attributes:
-        index: position in the expanded list (also tags the GX expectation, to map results back).
-        source: where it comes from, for messages (``checks[2]``, ``checks[4] suite.json#1``).
-        entry: the entry's kind (``expect``, ``schema``, ``rows``, ...).
-        expectation: the GX expectation type (``expect_...``), or ``leakage`` (evaluated by mlflowkit).
-        kwargs: the expectation's arguments.
-        table: ``raw``, ``train`` or ``test``.
-        severity: ``error`` or ``warn``.
-        extra: ``description``, ``notes`` and ``meta`` for GX.
-    """
-
-    index: int
-    source: str
-    entry: str
-    expectation: str
-    kwargs: dict[str, Any]
-    table: Table
-    severity: Severity
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """The expectation's short name (no ``expect_`` prefix)."""
-        return _gx_catalog.short_name(self.expectation)
-
-    @property
-    def column(self) -> str:
-        """The column(s) the expectation is about, for the report."""
-        kw = self.kwargs
-        if "column" in kw:
-            return str(kw["column"])
-        if "column_A" in kw:
-            return f"{kw['column_A']}, {kw.get('column_B', '')}"
-        for key in ("column_list", "column_set", "by"):
-            if isinstance(kw.get(key), list | tuple):
-                return ", ".join(map(str, kw[key]))
-        return ""
 
 
 def read_suite(path: str) -> list[dict[str, Any]]:
