@@ -32,12 +32,16 @@ def monitor(
     from rich.table import Table
 
     from mlflowkit.errors import MlflowkitError
+    from mlflowkit.flows.entry import start_training_deployment
     from mlflowkit.runtime.monitor import run_monitor
     from mlflowkit.store import ArtifactStore
 
     loaded = load_spec_file(spec, None)
     try:
-        result = run_monitor(loaded, data, store=store, trigger=trigger, log=lambda line: out.print(f"[dim]{line}[/]"))
+        result = run_monitor(
+            loaded, data, store=store, trigger=trigger, log=lambda line: out.print(f"[dim]{line}[/]"),
+            start_deployment=start_training_deployment,
+        )  # fmt: skip
     except MlflowkitError as exc:
         fail(exc)
     report = result.report

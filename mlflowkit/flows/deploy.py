@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError, SpecError, SpecIssue
+from mlflowkit.flows.entry import DEPLOYMENT_NAME, MONITOR_DEPLOYMENT_NAME
 
 if TYPE_CHECKING:
     from mlflowkit.flows.schedule import Schedule
@@ -35,8 +36,6 @@ __all__ = [
     "serve",
 ]
 
-DEPLOYMENT_NAME = "lifecycle"
-MONITOR_DEPLOYMENT_NAME = "monitor"
 MANAGED_TAG = "mlflowkit"
 _SPEC_LINE = re.compile(r"^mlflowkit spec: (?P<path>.+)$", re.MULTILINE)
 _IS_SPEC = re.compile(r"^spec\s*:", re.MULTILINE)

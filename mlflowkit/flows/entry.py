@@ -1,4 +1,4 @@
-"""The flow a deployment runs: the spec it was registered from, with the run's params.
+"""The flows a deployment runs (a spec's training flow, its drift check), their names, and starting them.
 
 A deployment's entrypoint is ``mlflowkit.flows.entry.flow``; the process that runs a flow run (a
 ``flows serve`` process or a work pool's worker) imports it. Which spec it is comes from
@@ -10,14 +10,32 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ENTRYPOINT", "MONITOR_ENTRYPOINT", "SPEC_ENV", "flow_parameters", "monitor_flow_of", "spec_flow"]
+if TYPE_CHECKING:
+    from mlflowkit.spec.models import SpecBase
+
+__all__ = [
+    "DEPLOYMENT_NAME",
+    "ENTRYPOINT",
+    "MONITOR_DEPLOYMENT_NAME",
+    "MONITOR_ENTRYPOINT",
+    "SPEC_ENV",
+    "flow_parameters",
+    "monitor_flow_of",
+    "spec_flow",
+    "start_training_deployment",
+]
 
 ENTRYPOINT = "mlflowkit.flows.entry.flow"
 MONITOR_ENTRYPOINT = "mlflowkit.flows.entry.monitor_flow"
 SPEC_ENV = "MLFLOWKIT_SPEC"
+DEPLOYMENT_NAME = "lifecycle"
+"""A spec's training deployment is ``<spec name>/lifecycle``."""
+MONITOR_DEPLOYMENT_NAME = "monitor"
+"""A spec's scheduled drift check is ``<spec name>-monitor/monitor``."""
 
 
 def flow_parameters(params: dict[str, Any]) -> inspect.Signature:
@@ -86,7 +104,7 @@ def monitor_flow_of(spec_path: str | os.PathLike[str]) -> Any:
         from mlflowkit.runtime.monitor import run_monitor
         from mlflowkit.spec.load import load_spec
 
-        result = run_monitor(load_spec(path), data, in_flow=True)
+        result = run_monitor(load_spec(path), data, in_flow=True, start_deployment=start_training_deployment)
         return {"check_id": result.check_id, "verdict": result.report.verdict, "trigger": result.trigger}
 
     return Flow(
@@ -96,6 +114,37 @@ def monitor_flow_of(spec_path: str | os.PathLike[str]) -> Any:
         log_prints=True,
         persist_result=False,
     )
+
+
+def start_training_deployment(spec: SpecBase, record: dict[str, Any], log: Callable[[str], None]) -> bool:
+    """Start the spec's training deployment, if the Prefect server in ``PREFECT_API_URL`` has one.
+
+    What a drift check passes to :func:`mlflowkit.runtime.monitor.run_monitor`: the flow run is tagged with
+    the check, and ``record`` (the trigger) gets ``via``, ``deployment`` and ``flow_run_id``.
+
+    Returns:
+        False when there is no server or no such deployment (the caller retrains in its own process).
+    """
+    from mlflowkit.flows.api import ApiUnavailable, PrefectApi
+    from mlflowkit.runtime.engine import configured_api_url
+
+    url = configured_api_url()
+    if not url:
+        return False  # the embedded API holds no deployments that outlive a process
+    deployment = f"{spec.name}/{DEPLOYMENT_NAME}"
+    try:
+        with PrefectApi(url) as api:
+            api.get(f"/deployments/name/{deployment}")
+    except ApiUnavailable as exc:
+        log(f"monitor: no deployment {deployment} at {url} ({exc})")
+        return False
+    from prefect.deployments import run_deployment
+
+    tags = ["mlflowkit", "trigger:drift", f"drift-check:{record['check_id']}"]
+    run: Any = run_deployment(name=deployment, parameters={}, timeout=0, tags=tags)
+    record.update(via="deployment", deployment=deployment, flow_run_id=str(run.id))
+    log(f"monitor: drift; triggered deployment {deployment} (flow run {run.id})")
+    return True
 
 
 def spec_of_flow_run(flow_run_id: str) -> str:

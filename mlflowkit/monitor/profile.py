@@ -16,7 +16,15 @@ if TYPE_CHECKING:
 
     from mlflowkit.targets.contract import Contract
 
-__all__ = ["PROFILE_FORMAT", "build_profile", "is_numeric", "predictions_for", "summarize"]
+__all__ = [
+    "PROFILE_FORMAT",
+    "build_profile",
+    "is_numeric",
+    "predicted_labels",
+    "prediction_column",
+    "predictions_for",
+    "summarize",
+]
 
 PROFILE_FORMAT = "mlflowkit/profile-v1"
 BINS = 10
@@ -80,27 +88,51 @@ def _bin_fractions(values: np.ndarray[Any, Any], edges: np.ndarray[Any, Any] | l
 
 
 def predictions_for(contract: Contract, onnx_model: bytes, frame: pd.DataFrame) -> tuple[str, pd.Series[Any]]:
-    """The champion's outputs on ``frame``, as one profiled column.
+    """The model's outputs on ``frame``, as the one profiled column (see :func:`prediction_column`)."""
+    from mlflowkit.targets.contract import feeds, run_onnx
+
+    return prediction_column(contract, run_onnx(onnx_model, feeds(contract, frame)), len(frame))
+
+
+def prediction_column(contract: Contract, outputs: dict[str, Any], rows: int) -> tuple[str, pd.Series[Any]]:
+    """A model's outputs as one column: the rule the reference profile and every drift check share.
+
+    Args:
+        contract: the model's contract (which output is the label, which the probabilities, the classes).
+        outputs: the model's outputs by name (ONNX Runtime's, for ``rows`` rows).
+        rows: how many rows were scored.
 
     Returns:
         ``("probability", p)`` with the positive-class probability for a binary classifier,
-        ``("label", labels)`` for other classifiers, or ``("value", predictions)`` for a regressor.
+        ``("label", labels)`` (as text) for other classifiers and for any model whose output is text,
+        or ``("value", predictions)`` for a regressor.
     """
     import numpy as np
     import pandas as pd
 
-    from mlflowkit.targets.contract import feeds, run_onnx
-
-    outputs = run_onnx(onnx_model, feeds(contract, frame))
     if contract.probability_output and len(contract.classes) == 2:
         proba = np.asarray(outputs[contract.probability_output], dtype=np.float64)
         return "probability", pd.Series(proba[:, 1], name="prediction")
-    name = contract.label_output or contract.outputs[0].name
-    values = np.asarray(outputs[name]).reshape(len(frame), -1)[:, 0]
+    values = _first_output(contract, outputs, rows)
     if contract.classes or values.dtype == object:
-        labels = [v.decode() if isinstance(v, bytes) else v for v in values]
-        return "label", pd.Series([str(v) for v in labels], name="prediction")
+        return "label", pd.Series([str(v) for v in _decoded(values)], name="prediction")
     return "value", pd.Series(values.astype(np.float64), name="prediction")
+
+
+def predicted_labels(contract: Contract, outputs: dict[str, Any], rows: int) -> list[Any]:
+    """The model's label (or value) output, one per row, text decoded (for performance against true labels)."""
+    return _decoded(_first_output(contract, outputs, rows))
+
+
+def _first_output(contract: Contract, outputs: dict[str, Any], rows: int) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    name = contract.label_output or contract.outputs[0].name
+    return np.asarray(outputs[name]).reshape(rows, -1)[:, 0]
+
+
+def _decoded(values: np.ndarray[Any, Any]) -> list[Any]:
+    return [v.decode() if isinstance(v, bytes) else v for v in values]
 
 
 def build_profile(

@@ -6,8 +6,9 @@ per line are read too), scores them with the champion's ONNX model, compares fea
 the ``profile.json`` stored with the version, and writes ``drift.json`` and ``drift.html`` to the
 store under ``monitoring/<model>/<check id>/``. In a Prefect flow, the verdict is also a markdown
 artifact. When the data drifted and the spec says ``on_drift: retrain``, it triggers the training
-flow: through the spec's Prefect deployment when one is registered (``mlflowkit flows deploy``), and
-in this process otherwise. The trigger (check id, reasons) goes into the new version's lineage.
+flow: through the spec's Prefect deployment when the caller can start one (``start_deployment``, which
+:mod:`mlflowkit.flows.entry` provides), and in this process otherwise. The trigger (check id, reasons) goes
+into the new version's lineage.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,7 +29,11 @@ if TYPE_CHECKING:
     from mlflowkit.monitor.drift import DriftReport
     from mlflowkit.spec.models import SpecBase
 
-__all__ = ["MonitorError", "MonitorResult", "read_live", "run_monitor"]
+__all__ = ["MonitorError", "MonitorResult", "StartDeployment", "read_live", "run_monitor"]
+
+StartDeployment = Callable[["SpecBase", dict[str, Any], Callable[[str], None]], bool]
+"""``start(spec, record, log)``: start the spec's training deployment if one is registered, adding ``via``,
+``deployment`` and ``flow_run_id`` to the trigger ``record``; False when there is none (retrain here then)."""
 
 _JSON_LINES = re.compile(r"\.(jsonl|ndjson|json)(\.\d+)?$")
 
@@ -121,6 +127,7 @@ def _check(
     import numpy as np
 
     from mlflowkit.monitor.drift import compare
+    from mlflowkit.monitor.profile import predicted_labels, prediction_column
     from mlflowkit.monitor.report import render_html
     from mlflowkit.monitor.settings import MonitorSpec
     from mlflowkit.store import ArtifactStore, registry_at
@@ -149,18 +156,10 @@ def _check(
             outputs = run_onnx(registry.read_file(model, version.version, "model.onnx"), feeds(contract, live))
         except (ValueError, TypeError) as exc:  # values the model cannot take (text in a number column, ...)
             log(f"monitor: the champion cannot score these rows ({exc}); no prediction drift or performance")
-    if outputs is not None:
-        import pandas as pd
-
+    if outputs is not None:  # the profile's rule, so that the live column is the reference's
         proba = np.asarray(outputs[contract.probability_output]) if contract.probability_output else None
-        raw = np.asarray(outputs[contract.label_output or contract.outputs[0].name]).reshape(len(live), -1)[:, 0]
-        labels = [v.decode() if isinstance(v, bytes) else v for v in raw]
-        if proba is not None and len(contract.classes) == 2:
-            predictions = ("probability", pd.Series(proba[:, 1]))
-        elif contract.classes:
-            predictions = ("label", pd.Series([str(v) for v in labels]))
-        else:
-            predictions = ("value", pd.Series(np.asarray(labels, dtype=np.float64)))
+        labels = predicted_labels(contract, outputs, len(live))
+        predictions = prediction_column(contract, outputs, len(live))
     report = compare(
         profile,
         live,
@@ -191,6 +190,7 @@ def run_monitor(
     orchestrate: bool = True,
     in_flow: bool = False,
     log: Any = print,
+    start_deployment: StartDeployment | None = None,
 ) -> MonitorResult:
     """Check a batch of live data against the champion; trigger retraining when it drifted.
 
@@ -202,6 +202,8 @@ def run_monitor(
         orchestrate: run the check as a Prefect flow (artifacts in the UI); False runs it in process.
         in_flow: the caller is a flow run already (a scheduled check's deployment): check in it.
         log: receives progress lines.
+        start_deployment: retrain through the spec's Prefect deployment when this starts one; without it,
+            or when it finds none, retraining runs in this process.
 
     Raises:
         MonitorError: no data, no champion, no reference profile.
@@ -237,7 +239,9 @@ def run_monitor(
     result = MonitorResult(check_id=check_id, report=report, store_root=root, report_key=key, html_key=html_key)
     on_drift = spec.monitor.on_drift if spec.monitor else "retrain"
     if report.drifted and trigger and on_drift == "retrain":
-        result.trigger, result.training = _trigger(spec, root, check_id=check_id, report=report, report_key=key, log=log)
+        result.trigger, result.training = _trigger(
+            spec, root, check_id=check_id, report=report, report_key=key, log=log, start_deployment=start_deployment
+        )
         from mlflowkit.store import ArtifactStore
 
         ArtifactStore(root).write_json(f"monitoring/{model}/{check_id}/trigger.json", result.trigger)
@@ -256,7 +260,14 @@ def _model_name(spec: SpecBase) -> str:
 
 
 def _trigger(
-    spec: SpecBase, store: str, *, check_id: str, report: DriftReport, report_key: str, log: Any
+    spec: SpecBase,
+    store: str,
+    *,
+    check_id: str,
+    report: DriftReport,
+    report_key: str,
+    log: Any,
+    start_deployment: StartDeployment | None,
 ) -> tuple[dict[str, Any], Any]:
     """Start the training flow: through its Prefect deployment when there is one, else here."""
     record: dict[str, Any] = {
@@ -268,43 +279,17 @@ def _trigger(
         "report": report_key,
         "at": datetime.now(UTC).isoformat(),
     }
-    deployment = _find_deployment(spec, log)
-    if deployment is not None:
-        from prefect.deployments import run_deployment
-
-        run: Any = run_deployment(
-            name=deployment, parameters={}, timeout=0, tags=["mlflowkit", "trigger:drift", f"drift-check:{check_id}"]
-        )
-        record.update(via="deployment", deployment=deployment, flow_run_id=str(run.id))
-        log(f"monitor: drift; triggered deployment {deployment} (flow run {run.id})")
+    if start_deployment is not None and start_deployment(spec, record, log):
         return record, None
     from mlflowkit.plan.compile import compile_spec
     from mlflowkit.runtime.engine import run_spec
 
     record["via"] = "local"
-    log("monitor: drift; no deployment is registered for this spec, so retraining runs here")
+    log("monitor: drift; no deployment of this spec to start, so retraining runs here")
     result = run_spec(spec, compile_spec(spec), store=store, trigger=record)
     record["run_id"] = result.run_id
     record["ok"] = result.ok
     return record, result
-
-
-def _find_deployment(spec: SpecBase, log: Any) -> str | None:
-    """``flow/deployment`` of the spec's training deployment on the Prefect server, if one is registered."""
-    from mlflowkit.flows.api import ApiUnavailable, PrefectApi
-    from mlflowkit.flows.deploy import DEPLOYMENT_NAME
-    from mlflowkit.runtime.engine import configured_api_url
-
-    url = configured_api_url()
-    if not url:
-        return None  # the embedded API holds no deployments that outlive a process
-    try:
-        with PrefectApi(url) as api:
-            api.get(f"/deployments/name/{spec.name}/{DEPLOYMENT_NAME}")
-    except ApiUnavailable as exc:
-        log(f"monitor: no deployment {spec.name}/{DEPLOYMENT_NAME} at {url} ({exc})")
-        return None
-    return f"{spec.name}/{DEPLOYMENT_NAME}"
 
 
 def _markdown(report: DriftReport) -> str:
