@@ -12,13 +12,14 @@ import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     import logging
 
+    from mlflowkit.policy.model import Policy
     from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
 
 __all__ = ["Inputs", "Params", "Report", "SectionIssues", "StepContext", "StepKind"]
@@ -51,6 +52,10 @@ class StepContext:
         model_name: the registered model this spec produces (for champion look-ups).
         logger: a logger that reaches the run's output (and Prefect's logs inside a flow).
         publish: shows a report to people: see :meth:`report`.
+        policy: the operations policy the run was checked against when it started (None: none governs),
+            so that every step of a run is governed by the same one; ``"find"`` (a context made outside
+            the runner) means the policy governing ``spec_dir`` is looked up when a step needs it
+            (:func:`mlflowkit.policy.governing_policy`).
     """
 
     step: str
@@ -66,6 +71,7 @@ class StepContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     trigger: Mapping[str, Any] | None = None
     publish: Callable[[Report], None] = field(default=lambda report: None, repr=False)
+    policy: Policy | Literal["find"] | None = field(default="find", repr=False)
 
     def report(self, key: str, title: str, *, rows: list[dict[str, Any]] | None = None, markdown: str | None = None) -> None:
         """Publish a table (``rows``) or a markdown text under ``key`` (lowercase, digits, dashes).

@@ -49,10 +49,10 @@ def _source_file(spec_dir: str, module_name: str) -> str | None:
 
 def _import(ctx: StepContext, uses: str) -> Callable[..., Any]:
     module_name, _, attr = uses.partition(":")
-    from mlflowkit.policy import import_refusal
+    from mlflowkit.policy import governing_policy, import_refusal
 
     # Before anything of the module runs: importing it executes its code.
-    if refusal := import_refusal(ctx.spec_dir, module_name, what="steps"):
+    if refusal := import_refusal(governing_policy(ctx), module_name, what="steps"):
         raise StepFailed(ctx.step, refusal)
     if ctx.spec_dir not in sys.path:
         sys.path.insert(0, ctx.spec_dir)

@@ -108,11 +108,11 @@ class Register(StepKind):
     summary = "register a new model version and promote it"
 
     def run(self, ctx: StepContext, params: RegisterParams, inputs: Inputs) -> dict[str, Ref]:
-        from mlflowkit.policy import current_actor, find_policy, governance, may
+        from mlflowkit.policy import current_actor, governance, governing_policy, may
         from mlflowkit.store.promotion import CHALLENGER, CHAMPION, promote
 
         verdict = json.loads(ctx.store.get_bytes(inputs["verdict"])) if "verdict" in inputs else None
-        policy, actor = find_policy(ctx.spec_dir), current_actor()
+        policy, actor = governing_policy(ctx), current_actor()
         version = register_version(ctx, inputs, verdict, params.model, governance(policy, actor))
         reason = f"run {ctx.run_id}: gates passed"
         alias, held = params.alias, ""

@@ -223,10 +223,11 @@ class TorchTrain(StepKind):
         import torch
 
         from mlflowkit.kinds._torch_model import build_network
-        from mlflowkit.policy import import_refusal
+        from mlflowkit.policy import governing_policy, import_refusal
 
         # Before anything of the user's module runs: importing it executes its code.
-        if params.model != "mlp" and (refusal := import_refusal(ctx.spec_dir, params.model.partition(":")[0], what="estimators")):
+        module = params.model.partition(":")[0]
+        if params.model != "mlp" and (refusal := import_refusal(governing_policy(ctx), module, what="estimators")):
             raise StepFailed(ctx.step, refusal)
         try:
             net = build_network(params.model, **network_kwargs, search_dir=ctx.spec_dir)

@@ -166,9 +166,9 @@ class SklearnTrain(StepKind):
         target = ref.meta["target"]
         x, y = frame.drop(columns=[target]), frame[target]
         module, _, name = params.estimator.rpartition(".")
-        from mlflowkit.policy import import_refusal
+        from mlflowkit.policy import governing_policy, import_refusal
 
-        if refusal := import_refusal(ctx.spec_dir, params.estimator, what="estimators"):
+        if refusal := import_refusal(governing_policy(ctx), params.estimator, what="estimators"):
             raise StepFailed(ctx.step, refusal)
         try:
             estimator_cls = getattr(importlib.import_module(module), name)

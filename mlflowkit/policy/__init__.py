@@ -4,7 +4,9 @@
     issues = check_spec(spec, policy)         # every violation, located in the spec and in the policy
     enforce(spec)                             # raise SpecError (exit code 2) when there is any
 
-The loader (:func:`mlflowkit.load_spec`) and the runner call :func:`enforce`; see ``docs/policy.md``.
+The loader (:func:`mlflowkit.load_spec`) checks a spec against the policy that governs its folder; the runner
+calls :func:`enforce` once when a run starts and hands that policy to every step (``StepContext.policy``,
+read through :func:`governing_policy`), so that one policy governs the whole run. See ``docs/policy.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from mlflowkit.policy.model import Policy
 from mlflowkit.policy.rules import RULES, PolicyIssue, check_spec, module_allowed
 
 if TYPE_CHECKING:
+    from mlflowkit.kinds.base import StepContext
     from mlflowkit.spec.models import SpecBase
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "enforce",
     "find_policy",
     "governance",
+    "governing_policy",
     "import_refusal",
     "load_policy",
     "may",
@@ -50,6 +54,10 @@ def policy_of(spec: SpecBase) -> Policy | None:
 def enforce(spec: SpecBase) -> Policy | None:
     """Check ``spec`` against the policy that governs its folder now; raise when it breaks any rule.
 
+    The runner calls it once, when a run starts: the policy may have changed since the spec was loaded,
+    or the spec was loaded without it. A policy file unchanged since loading (the same cached policy) is
+    not checked again.
+
     Returns:
         The policy, or None when none applies.
 
@@ -57,21 +65,29 @@ def enforce(spec: SpecBase) -> Policy | None:
         SpecError: the policy is invalid, or the spec breaks it (every violation at once).
     """
     policy = find_policy(spec.spec_dir)
-    if policy is not None:
+    if policy is not None and policy is not policy_of(spec):
         issues = check_spec(spec, policy)
         if issues:
             raise SpecError(list[SpecIssue](issues))
     return policy
 
 
-def import_refusal(spec_dir: str, module: str, *, what: str) -> str | None:
-    """Why the policy governing ``spec_dir`` refuses to let a run import ``module``, or None when it may.
+def governing_policy(ctx: StepContext) -> Policy | None:
+    """The policy governing a running step: the one its run was checked against when it started.
+
+    A context made outside the runner (``policy="find"``) gets the policy governing its spec folder now,
+    so that a step is never run ungoverned.
+    """
+    return find_policy(ctx.spec_dir) if ctx.policy == "find" else ctx.policy
+
+
+def import_refusal(policy: Policy | None, module: str, *, what: str) -> str | None:
+    """Why ``policy`` refuses to let a run import ``module``, or None when it may.
 
     Called right before a kind imports user-named code (a custom step's module, an estimator), so that
     a spec that reached the runner some other way than :func:`mlflowkit.load_spec` is refused as well.
     ``what`` is ``"steps"`` or ``"estimators"``.
     """
-    policy = find_policy(spec_dir)
     if policy is None:
         return None
     prefixes = policy.modules.steps if what == "steps" else policy.modules.estimators

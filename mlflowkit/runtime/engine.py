@@ -24,13 +24,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mlflowkit.errors import GateFailed, MlflowkitError, StepFailed
 from mlflowkit.kinds.base import Inputs, Report, StepContext
 from mlflowkit.plan.model import Plan, PlanStep
 from mlflowkit.spec.models import SpecBase
 from mlflowkit.store import ArtifactStore, Ref, registry_at
+
+if TYPE_CHECKING:
+    from mlflowkit.policy.model import Policy
 
 __all__ = ["Progress", "RunResult", "Runner", "StepRecord", "flow_tags", "run_in_flow", "run_spec", "state_dir", "store_root"]
 
@@ -166,6 +169,7 @@ class Runner:
         self._fingerprints: dict[str, str | None] = {}
         self._retryable: set[str] = set()
         self.trigger: dict[str, Any] | None = None
+        self.policy: Policy | Literal["find"] | None = "find"  # run_spec/run_in_flow set the one found at the start
         self.errors: dict[str, MlflowkitError] = {}
         self.reports: list[Report] = []
         self._lock = threading.Lock()
@@ -186,6 +190,7 @@ class Runner:
             git_commit=self.git_commit,
             params=dict(self.spec.params),
             trigger=self.trigger,
+            policy=self.policy,
             logger=logger or logging.getLogger(f"mlflowkit.step.{step.name}"),  # type: ignore[arg-type]
             publish=lambda report: self._publish(report, in_flow),
         )
@@ -488,8 +493,9 @@ def run_spec(
     """
     from mlflowkit.policy import enforce
 
-    enforce(spec)  # again, whatever the spec was loaded with: the policy may have changed, or been skipped
+    policy = enforce(spec)  # again, whatever the spec was loaded with: the policy may have changed, or been skipped
     runner = Runner(spec, plan, store_root(spec, store), from_step=from_step, progress=progress)
+    runner.policy = policy  # every step is governed by this one (found once per run)
     runner.trigger = trigger
     session = _Session(runner)
     session.result.trigger = trigger
@@ -523,7 +529,11 @@ def run_in_flow(spec: SpecBase, plan: Plan, *, store: str | None = None, progres
     """
     from prefect.runtime import deployment, flow_run
 
+    from mlflowkit.policy import enforce
+
+    policy = enforce(spec)  # normally the one the spec was just loaded with, so not checked again
     runner = Runner(spec, plan, store_root(spec, store), progress=progress)
+    runner.policy = policy
     session = _Session(runner)
     result = session.result
     result.orchestrated, result.flow_run_id = True, str(flow_run.id) if flow_run.id else None
