@@ -55,7 +55,7 @@ class StepContext:
         policy: the operations policy the run was checked against when it started (None: none governs),
             so that every step of a run is governed by the same one; ``"find"`` (a context made outside
             the runner) means the policy governing ``spec_dir`` is looked up when a step needs it
-            (:func:`mlflowkit.policy.governing_policy`).
+            (:func:`mlflowkit.kinds._policy.governing_policy`).
     """
 
     step: str

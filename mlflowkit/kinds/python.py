@@ -49,7 +49,8 @@ def _source_file(spec_dir: str, module_name: str) -> str | None:
 
 def _import(ctx: StepContext, uses: str) -> Callable[..., Any]:
     module_name, _, attr = uses.partition(":")
-    from mlflowkit.policy import governing_policy, import_refusal
+    from mlflowkit.kinds._policy import governing_policy
+    from mlflowkit.policy import import_refusal
 
     # Before anything of the module runs: importing it executes its code.
     if refusal := import_refusal(governing_policy(ctx), module_name, what="steps"):

@@ -108,7 +108,8 @@ class Register(StepKind):
     summary = "register a new model version and promote it"
 
     def run(self, ctx: StepContext, params: RegisterParams, inputs: Inputs) -> dict[str, Ref]:
-        from mlflowkit.policy import current_actor, governance, governing_policy, may
+        from mlflowkit.kinds._policy import governing_policy
+        from mlflowkit.policy import current_actor, governance, may
         from mlflowkit.store.promotion import CHALLENGER, CHAMPION, promote
 
         verdict = json.loads(ctx.store.get_bytes(inputs["verdict"])) if "verdict" in inputs else None

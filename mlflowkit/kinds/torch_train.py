@@ -222,8 +222,9 @@ class TorchTrain(StepKind):
         import numpy as np
         import torch
 
+        from mlflowkit.kinds._policy import governing_policy
         from mlflowkit.kinds._torch_model import build_network
-        from mlflowkit.policy import governing_policy, import_refusal
+        from mlflowkit.policy import import_refusal
 
         # Before anything of the user's module runs: importing it executes its code.
         module = params.model.partition(":")[0]

@@ -166,7 +166,8 @@ class SklearnTrain(StepKind):
         target = ref.meta["target"]
         x, y = frame.drop(columns=[target]), frame[target]
         module, _, name = params.estimator.rpartition(".")
-        from mlflowkit.policy import governing_policy, import_refusal
+        from mlflowkit.kinds._policy import governing_policy
+        from mlflowkit.policy import import_refusal
 
         if refusal := import_refusal(governing_policy(ctx), params.estimator, what="estimators"):
             raise StepFailed(ctx.step, refusal)

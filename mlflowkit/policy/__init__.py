@@ -6,7 +6,8 @@
 
 The loader (:func:`mlflowkit.load_spec`) checks a spec against the policy that governs its folder; the runner
 calls :func:`enforce` once when a run starts and hands that policy to every step (``StepContext.policy``,
-read through :func:`governing_policy`), so that one policy governs the whole run. See ``docs/policy.md``.
+read through :func:`mlflowkit.kinds._policy.governing_policy`), so that one policy governs the whole run.
+See ``docs/policy.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from mlflowkit.policy.model import Policy
 from mlflowkit.policy.rules import RULES, PolicyIssue, check_spec, module_allowed
 
 if TYPE_CHECKING:
-    from mlflowkit.kinds.base import StepContext
     from mlflowkit.spec.models import SpecBase
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "enforce",
     "find_policy",
     "governance",
-    "governing_policy",
     "import_refusal",
     "load_policy",
     "may",
@@ -70,15 +69,6 @@ def enforce(spec: SpecBase) -> Policy | None:
         if issues:
             raise SpecError(list[SpecIssue](issues))
     return policy
-
-
-def governing_policy(ctx: StepContext) -> Policy | None:
-    """The policy governing a running step: the one its run was checked against when it started.
-
-    A context made outside the runner (``policy="find"``) gets the policy governing its spec folder now,
-    so that a step is never run ungoverned.
-    """
-    return find_policy(ctx.spec_dir) if ctx.policy == "find" else ctx.policy
 
 
 def import_refusal(policy: Policy | None, module: str, *, what: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Deploy targets: where an exported ONNX model goes (Triton today; ONNX Runtime on edge devices next).
+"""Deploy targets: where an exported ONNX model goes (a Triton server; signed ONNX Runtime bundles for edge devices).
 
 Each target is a frozen pydantic model with a ``target:`` tag, so that the spec's ``deploy:`` list is a
 discriminated union (see :data:`mlflowkit.kinds.deploy.TargetSpec`). Target modules import only

@@ -9,9 +9,10 @@ import pytest
 
 import mlflowkit
 from mlflowkit.errors import StepFailed
+from mlflowkit.kinds._policy import governing_policy
 from mlflowkit.kinds.base import Inputs, StepContext
 from mlflowkit.kinds.python import PythonParams, PythonStep
-from mlflowkit.policy import POLICY_ENV, governing_policy, load_policy
+from mlflowkit.policy import POLICY_ENV, load_policy
 from mlflowkit.policy import load as policy_load
 from mlflowkit.scaffold import scaffold
 
