@@ -6,34 +6,58 @@ Heavy modules load only in the commands that need them, so ``validate`` and ``ed
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from mlflowkit.cli import edge, flows, init, models, monitor, plugins, policy, run, runs, triton
+from mlflowkit.cli.help import EDGE, EVERYDAY, MODELS, OPERATIONS, HelpGroup
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="mlflowkit",
-    help="One YAML spec for the whole ML lifecycle.",
+    help="One YAML spec for the whole ML lifecycle: data checks, training, gates, registry, deployment.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=HelpGroup,
 )
-app.add_typer(models.app, name="models")
-app.add_typer(runs.app, name="runs")
-app.add_typer(triton.app, name="triton")
-app.add_typer(edge.app, name="edge")
-app.add_typer(policy.app, name="policy")
-app.add_typer(flows.app, name="flows")
-app.command("monitor")(monitor.monitor)
-app.add_typer(plugins.app, name="plugins")
-app.add_typer(plugins.recipes_app, name="recipes")
-app.command("init")(init.init)
-app.command("validate")(run.validate)
-app.command("plan")(run.plan)
-app.command("run")(run.run)
-app.command("schema")(run.schema)
-app.command("report")(runs.report)
+
+# Panels, in the order of the help: what a data scientist does every day, the registered models, what
+# MLOps and operations run (schedules, drift, policy, a Triton for development, plug-ins), and devices.
+app.command("init", rich_help_panel=EVERYDAY)(init.init)
+app.command("validate", rich_help_panel=EVERYDAY)(run.validate)
+app.command("plan", rich_help_panel=EVERYDAY)(run.plan)
+app.command("run", rich_help_panel=EVERYDAY)(run.run)
+app.add_typer(runs.app, name="runs", rich_help_panel=EVERYDAY)
+app.command("report", rich_help_panel=EVERYDAY)(runs.report)
+app.add_typer(plugins.recipes_app, name="recipes", rich_help_panel=EVERYDAY)
+app.command("schema", rich_help_panel=EVERYDAY)(run.schema)
+app.add_typer(models.app, name="models", rich_help_panel=MODELS)
+app.add_typer(flows.app, name="flows", rich_help_panel=OPERATIONS)
+app.command("monitor", rich_help_panel=OPERATIONS)(monitor.monitor)
+app.add_typer(policy.app, name="policy", rich_help_panel=OPERATIONS)
+app.add_typer(triton.app, name="triton", rich_help_panel=OPERATIONS)
+app.add_typer(plugins.app, name="plugins", rich_help_panel=OPERATIONS)
+app.add_typer(edge.app, name="edge", rich_help_panel=EDGE)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mlflowkit._version import __version__
+
+        typer.echo(f"mlflowkit {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    """One YAML spec for the whole ML lifecycle: data checks, training, gates, registry, deployment."""
 
 
 def main() -> None:

@@ -15,10 +15,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from mlflowkit.cli.help import HelpGroup
+
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Edge devices: signing keys, pulling signed ONNX Runtime bundles, predicting and serving.", no_args_is_help=True
+    help="Edge devices: signing keys, pulling signed ONNX Runtime bundles, predicting and serving.",
+    no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 DEFAULT_DIR = Path(os.environ.get("MLFLOWKIT_EDGE_DIR") or "/var/lib/mlflowkit-edge")

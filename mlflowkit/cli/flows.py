@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from mlflowkit.cli.common import err, fail, out
+from mlflowkit.cli.help import HelpGroup
 from mlflowkit.errors import MlflowkitError, SpecError
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = ["app"]
 app = typer.Typer(
     help="Specs as Prefect deployments: schedules, runs from the Prefect UI, a serving process or a work pool.",
     no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 DirArg = Annotated[Path, typer.Argument(help="The folder of specs (searched recursively for YAML with `spec:`).")]

@@ -10,11 +10,14 @@ import typer
 from rich.table import Table
 
 from mlflowkit.cli.common import err, fail, out
+from mlflowkit.cli.help import HelpGroup
 
 __all__ = ["app", "recipes_app"]
 
-app = typer.Typer(help="Installed plug-ins: step kinds, deploy targets, recipes, metrics.", no_args_is_help=True)
-recipes_app = typer.Typer(help="Recipes: stage graphs with defaults, and the fields a spec sets.", no_args_is_help=True)
+app = typer.Typer(help="Installed plug-ins: step kinds, deploy targets, recipes, metrics.", no_args_is_help=True, cls=HelpGroup)
+recipes_app = typer.Typer(
+    help="Recipes: stage graphs with defaults, and the fields a spec sets.", no_args_is_help=True, cls=HelpGroup
+)
 
 
 @app.command("list")

@@ -13,11 +13,12 @@ import typer
 from rich.table import Table
 
 from mlflowkit.cli.common import err, fail, out
+from mlflowkit.cli.help import HelpGroup
 from mlflowkit.errors import SpecError
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The operations policy: check specs against it.", no_args_is_help=True)
+app = typer.Typer(help="The operations policy: check specs against it.", no_args_is_help=True, cls=HelpGroup)
 
 
 def _is_spec(path: Path) -> bool:

@@ -10,10 +10,11 @@ import typer
 from rich.table import Table
 
 from mlflowkit.cli.common import SpecOpt, StoreOpt, err, open_registry, out, store_uri, verdict_table
+from mlflowkit.cli.help import HelpGroup
 
 __all__ = ["app", "report"]
 
-app = typer.Typer(help="Past runs: status, steps, timings.", no_args_is_help=True)
+app = typer.Typer(help="Past runs: status, steps, timings.", no_args_is_help=True, cls=HelpGroup)
 
 
 def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str, Any]]]:

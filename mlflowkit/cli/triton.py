@@ -11,11 +11,14 @@ from typing import Annotated
 import typer
 
 from mlflowkit.cli.common import err, out
+from mlflowkit.cli.help import HelpGroup
 
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="A local Triton Inference Server (CPU, from the nvidia-pytriton wheel) for development.", no_args_is_help=True
+    help="A local Triton Inference Server (CPU, from the nvidia-pytriton wheel) for development.",
+    no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="Server state: model repository, backends, log, pid.")]
