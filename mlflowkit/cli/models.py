@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from mlflowkit.cli.common import ReasonOpt, SpecOpt, StoreOpt, err, fail, governing_policy, load_spec_file, open_registry, out
+from mlflowkit.cli.common import (
+    ReasonOpt,
+    SpecOpt,
+    StoreOpt,
+    err,
+    fail,
+    governing_policy,
+    load_spec_file,
+    open_registry,
+    out,
+    verdict_table,
+)
+from mlflowkit.cli.help import HelpGroup
 from mlflowkit.errors import MlflowkitError
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Registered models: versions, aliases, lineage.", no_args_is_help=True)
+app = typer.Typer(help="Registered models: versions, aliases, lineage.", no_args_is_help=True, cls=HelpGroup)
 
 GovernedSpecOpt = Annotated[Path | None, typer.Option("--spec", help="Use the store (and the policy) of this spec.")]
 
@@ -39,21 +52,116 @@ def models_show(
     version: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
     store: StoreOpt = None,
     spec: SpecOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the version record as JSON (files, digests, lineage).")] = False,
 ) -> None:
-    """One model version: lineage, metrics, aliases, files."""
+    """One model version: aliases, where it came from, metrics, gate verdict, files and alias moves."""
     registry = open_registry(store, spec)
     try:
         mv = registry.get(model, version)
+        history = [e for e in registry.history(model) if mv.version in (e.version, e.previous)]
     except MlflowkitError as exc:
         fail(exc)
-    out.print(f"[bold]{mv.model} v{mv.version}[/]  created {mv.created_at}  aliases: {', '.join(mv.aliases) or '-'}")
-    out.print(f"files: {', '.join(mv.files)}")
-    out.print_json(json.dumps(mv.lineage, default=str))
-    history = [e for e in registry.history(model) if mv.version in (e.version, e.previous)]
+    if as_json:
+        sys.stdout.write(json.dumps(mv.model_dump(mode="json"), indent=2, sort_keys=True, default=str) + "\n")
+        return
+    lineage = mv.lineage
+    out.print(_about(mv.model, mv.version, mv.aliases, mv.created_at, lineage))
+    metrics = lineage.get("metrics") or {}
+    if metrics:
+        out.print(_metrics_table(metrics, lineage.get("champion_at_evaluation") or {}))
+    if isinstance(lineage.get("verdict"), dict):
+        verdict_table(lineage["verdict"])
+    files = Table(title="files", title_justify="left")
+    for col in ("file", "sha256"):
+        files.add_column(col)
+    for name in mv.files:
+        files.add_row(name, (mv.digests.get(name) or "-")[:16])
+    out.print(files)
+    if history:
+        out.print("[bold]alias moves[/]")
     for event in history:
-        out.print(
-            f"  {event.at}  {event.alias}: v{event.previous or '-'} → v{event.version or '-'}  by {event.actor}: {event.reason}"
-        )
+        moved = f"{_v(event.previous)} → {_v(event.version)}"
+        out.print(f"  {event.at}  {event.alias}: {moved}  by {event.actor}: {event.reason}", markup=False)
+
+
+def _v(version: int | None) -> str:
+    return f"v{version}" if version else "-"
+
+
+def _about(model: str, version: int, aliases: tuple[str, ...], created: str, lineage: dict[str, Any]) -> Table:
+    """The version at a glance: aliases, spec, run, data, estimator, target, ONNX, trigger, who registered it."""
+    table = Table(title=f"[bold]{model} v{version}[/]", title_justify="left", show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+
+    def row(label: str, value: object) -> None:
+        if value not in (None, "", [], {}):
+            table.add_row(label, str(value))
+
+    row("aliases", ", ".join(aliases) or "-")
+    row("created", created)
+    if lineage.get("spec_name"):
+        row("spec", f"{lineage['spec_name']} (sha256 {str(lineage.get('spec_hash') or '-')[:12]})")
+    row("run", lineage.get("run_id"))
+    row("git commit", lineage.get("git_commit"))
+    data = lineage.get("data_fingerprint") or {}
+    if isinstance(data, dict) and data:
+        content = str(data.get("content_hash") or "-")[:12]
+        row("data", f"{data.get('source', '-')}: {data.get('rows', '?')} rows (content {content})")
+    params = lineage.get("params") or {}
+    estimator = lineage.get("estimator") or lineage.get("model")
+    if estimator or params:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items())) if isinstance(params, dict) else str(params)
+        row("estimator", f"{estimator or '-'}" + (f" ({shown})" if shown else ""))
+    features = lineage.get("features") or []
+    classes = lineage.get("classes") or []
+    if lineage.get("target"):
+        row("target", f"{lineage['target']}" + (f": classes {', '.join(map(str, classes))}" if classes else ""))
+    if features:
+        row("features", f"{len(features)}: {', '.join(map(str, features))}")
+    row("onnx", _onnx(lineage.get("onnx")))
+    trigger = lineage.get("trigger")
+    if isinstance(trigger, dict) and trigger:
+        row("triggered by", ", ".join(f"{k} {v}" for k, v in trigger.items() if v not in (None, "")))
+    governance = lineage.get("governance")
+    if isinstance(governance, dict) and governance:
+        row("registered by", f"{governance.get('registered_by', '-')} under policy {governance.get('policy', '-')}")
+    return table
+
+
+def _onnx(onnx: object) -> str | None:
+    """``opset 22 (ai.onnx.ml 2); parity ok on 160 rows (max |Δ| 1.3e-07)``, from the export's record."""
+    if not isinstance(onnx, dict):
+        return None
+    opset = onnx.get("opset") or {}
+    text = f"opset {opset.get('', '?')}" + "".join(f", {d} {v}" for d, v in sorted(opset.items()) if d)
+    parity = onnx.get("parity") or {}
+    if parity:
+        state = "ok" if parity.get("ok") else "FAILED"
+        text += f"; parity {state} on {parity.get('rows', '?')} rows (max |Δ| {parity.get('max_abs_diff', 0):.2g})"
+    return text
+
+
+def _metrics_table(metrics: dict[str, Any], champion: dict[str, Any]) -> Table:
+    """Each metric, and the champion's on the same held-out rows when there was one."""
+    theirs = champion.get("metrics") or {}
+    table = Table(title="metrics (held-out rows)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    if theirs:
+        table.add_column(f"champion v{champion.get('version')}", justify="right")
+    for name, value in metrics.items():
+        cells = [name, _number(value)]
+        if theirs:
+            cells.append(_number(theirs.get(name)))
+        table.add_row(*cells)
+    return table
+
+
+def _number(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.4f}"
+    return "n/a" if value is None else str(value)
 
 
 @app.command("promote")
