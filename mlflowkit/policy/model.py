@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from mlflowkit.kinds._gate_expr import GateSyntaxError, parse_rule
+from mlflowkit.gate_rules import GateSyntaxError, parse_rule
 
 __all__ = [
     "CheckRules",

@@ -333,15 +333,14 @@ def at_least_as_strict(have: NormalRule, required: NormalRule) -> bool:
 
 
 def _spec_rules(subject: Subject) -> list[tuple[YamlPath, NormalRule | None]]:
-    from mlflowkit.kinds._gate_expr import GateSyntaxError
-    from mlflowkit.kinds.gates import GateRule
+    from mlflowkit.gate_rules import GateRule, GateSyntaxError, rule_text
 
     found: list[tuple[YamlPath, NormalRule | None]] = []
     for path, section in subject.sections_of("gates"):
         rules = section.get("rules") if isinstance(section, dict) else None
         for i, raw in enumerate(rules if isinstance(rules, list) else []):
             try:
-                text = raw if isinstance(raw, str) else GateRule.model_validate(raw).text()
+                text = rule_text(raw if isinstance(raw, str) else GateRule.model_validate(raw))
                 found.append(((*path, "rules", i), normal_rule(text)))
             except (GateSyntaxError, ValueError):
                 found.append(((*path, "rules", i), None))

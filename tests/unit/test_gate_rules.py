@@ -6,8 +6,7 @@ import math
 
 import pytest
 
-from mlflowkit.kinds._gate_expr import GateSyntaxError, parse_rule
-from mlflowkit.kinds.gates import GateRule
+from mlflowkit.gate_rules import GateRule, GateSyntaxError, parse_rule
 
 VALUES = {"accuracy": 0.9, "roc_auc": 0.8, "dpd": 0.05}
 CHAMPION = {"accuracy": 0.88, "roc_auc": 0.85}

@@ -1,4 +1,7 @@
-"""A small, safe grammar for gate rules: ``accuracy >= 0.85``, ``roc_auc >= champion.roc_auc - 0.01``.
+"""Gate rules: a small, safe grammar (``accuracy >= 0.85``, ``roc_auc >= champion.roc_auc - 0.01``) and its structured form.
+
+Both the ``gates`` kind (which evaluates rules) and the operations policy (which requires them) read
+rules, so the grammar lives below both of them.
 
     rule   := expr CMP expr          CMP := >= | <= | > | < | == | !=
     expr   := term (("+" | "-") term)*
@@ -16,8 +19,11 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
-__all__ = ["GateSyntaxError", "Rule", "parse_rule"]
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["GateRule", "GateSyntaxError", "Rule", "parse_rule", "rule_text"]
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)|(?P<op>>=|<=|==|!=|[-+*/()<>]))"
@@ -182,3 +188,36 @@ def parse_rule(text: str) -> Rule:
     if peek()[0] != "end":
         raise GateSyntaxError(f"unexpected {peek()[1]!r}", peek()[2])
     return Rule(text, left, cmp, right)
+
+
+class GateRule(BaseModel):
+    """A rule in structured form: a metric, a comparison, and a threshold or a margin to the champion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The metric the rule reads.")
+    op: Literal[">=", "<=", ">", "<", "==", "!="] = Field(">=", description="The comparison.")
+    threshold: float | None = Field(None, description="A fixed threshold.")
+    vs_champion: float | None = Field(
+        None, description="Compare with the champion's value plus this margin (e.g. -0.01: at most 0.01 worse)."
+    )
+    description: str = Field("", description="Why the rule exists, shown in the verdict.")
+
+    @model_validator(mode="after")
+    def _one_threshold(self) -> GateRule:
+        if (self.threshold is None) == (self.vs_champion is None):
+            raise ValueError("give exactly one of threshold or vs_champion")
+        return self
+
+    def text(self) -> str:
+        """The rule as an expression in the gate grammar."""
+        if self.threshold is not None:
+            return f"{self.metric} {self.op} {self.threshold:g}"
+        margin = self.vs_champion or 0.0
+        sign = "-" if margin < 0 else "+"
+        return f"{self.metric} {self.op} champion.{self.metric} {sign} {abs(margin):g}"
+
+
+def rule_text(rule: str | GateRule) -> str:
+    """A rule as text in the grammar, whichever form it was written in."""
+    return rule if isinstance(rule, str) else rule.text()
