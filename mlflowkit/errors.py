@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 __all__ = [
     "GateFailed",
     "MlflowkitError",
@@ -147,11 +149,17 @@ class StepFailed(MlflowkitError):
 
 
 class GateFailed(StepFailed):
-    """A promotion gate said "no". ``verdict`` is the full verdict record (always written first)."""
+    """A promotion gate said "no".
 
-    def __init__(self, step: str, reason: str, verdict: dict[str, Any] | None = None) -> None:
-        self.verdict = verdict or {}
+    Attributes:
+        verdict: the full verdict (a :class:`mlflowkit.handoff.Verdict`; typed by its base here, since the
+            hand-off types sit above the errors).
+        ref: the store key the verdict was written to (always before this is raised).
+    """
+
+    def __init__(self, step: str, reason: str, verdict: BaseModel | None = None, ref: str | None = None) -> None:
+        self.verdict, self.ref = verdict, ref
         super().__init__(step, reason)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (self.__class__, (self.step, self.reason, self.verdict))
+        return (self.__class__, (self.step, self.reason, self.verdict, self.ref))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from mlflowkit.errors import StepFailed
+from mlflowkit.handoff import JSON, is_json
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Step", "read_table", "step", "write_table"]
 
-_JSON = "application/json"
 
 
 class _NoParams(Params):
@@ -85,7 +85,7 @@ class Step:
                 raise StepFailed(ctx.step, f"{self.__qualname__} reads input {name!r}: {exc.args[0]}") from None
             if ref.media_type == PARQUET:
                 loaded[name] = load_frame(ctx.store, ref)
-            elif ref.media_type == _JSON:
+            elif is_json(ref.media_type):
                 loaded[name] = json.loads(ctx.store.get_bytes(ref))
             else:
                 loaded[name] = ctx.store.get_bytes(ref)
@@ -118,7 +118,7 @@ class Step:
                 except TypeError as exc:
                     what = type(value).__name__
                     raise StepFailed(ctx.step, f"output {name!r} is a {what}: return a DataFrame, JSON data or bytes") from exc
-                out[name] = ctx.store.put_bytes(body, _JSON, {})
+                out[name] = ctx.store.put_bytes(body, JSON, {})
         return out
 
 

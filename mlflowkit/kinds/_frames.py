@@ -8,13 +8,13 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from mlflowkit.handoff import JOBLIB, PARQUET
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlflowkit.store import ArtifactStore, Ref
 
-PARQUET = "application/vnd.apache.parquet"
-JOBLIB = "application/x-joblib"
 
 __all__ = ["JOBLIB", "PARQUET", "load_frame", "load_model", "save_frame", "save_model"]
 

@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     import logging
 
+    from mlflowkit.handoff import Ref, Trigger
     from mlflowkit.policy.model import Policy
-    from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
+    from mlflowkit.store import ArtifactStore, ModelRegistry
 
 __all__ = ["Inputs", "Params", "Report", "SectionIssues", "StepContext", "StepKind"]
 
@@ -69,7 +70,7 @@ class StepContext:
     model_name: str = ""
     git_commit: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
-    trigger: Mapping[str, Any] | None = None
+    trigger: Trigger | None = None
     publish: Callable[[Report], None] = field(default=lambda report: None, repr=False)
     policy: Policy | Literal["find"] | None = field(default="find", repr=False)
 

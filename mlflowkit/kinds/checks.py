@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from mlflowkit.errors import StepFailed
+from mlflowkit.handoff import VALIDATION
 from mlflowkit.kinds import _gx_catalog
 from mlflowkit.kinds._check_plan import TABLES, Planned, Severity, Table
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
@@ -337,7 +338,7 @@ class Checks(StepKind):
         outcome = evaluate(ctx.store, refs, planned, sample=params.sample)
         ctx.report("results", outcome.title, rows=report_rows(outcome))
         body = json.dumps(outcome.to_json(), sort_keys=True, indent=1, default=str).encode()
-        ref = ctx.store.put_bytes(body, "application/json", {"passed": outcome.passed, **outcome.counts()})
+        ref = ctx.store.put_bytes(body, VALIDATION, {"passed": outcome.passed, **outcome.counts()})
         for result in outcome.warned:
             ctx.logger.warning("data check failed (warn): %s", failure_message([result]))
         if outcome.failed:  # the validation result stays in the store; its key is in the message

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 from pydantic import BeforeValidator, Field
 
 from mlflowkit.errors import MlflowkitError, RegistryError, StepFailed
+from mlflowkit.handoff import DEPLOYMENT, VERSION, RegisteredVersion, find_output
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 from mlflowkit.plugins import targets as _installed_targets
 from mlflowkit.targets.base import DeployTarget, Release
@@ -100,11 +101,17 @@ class Deploy(StepKind):
     def run(self, ctx: StepContext, params: DeployParams, inputs: Inputs) -> dict[str, Ref]:
         from mlflowkit.store.promotion import CHAMPION
 
-        registered = json.loads(ctx.store.get_bytes(inputs["version"])) if "version" in inputs else {}
-        model, number = registered.get("model", ctx.model_name), int(registered.get("version", 0))
-        if registered.get("held"):  # the policy keeps it a challenger until it is approved: not an error
+        version_ref = find_output(inputs, VERSION)
+        if version_ref is None:
+            if not params.targets:
+                ctx.logger.info("no deploy targets")
+                return {}
+            raise StepFailed(ctx.step, "no registered version to deploy: deploy runs after a register step")
+        registered = RegisteredVersion.model_validate_json(ctx.store.get_bytes(version_ref))
+        model, number = registered.model, registered.version
+        if registered.held:  # the policy keeps it a challenger until it is approved: not an error
             note = (
-                f"{model} v{number} is held as challenger: {registered['held']}. Once approved "
+                f"{model} v{number} is held as challenger: {registered.held}. Once approved "
                 f"(`mlflowkit models approve {model} {number}`), `mlflowkit models promote {model} {number} --spec SPEC` "
                 "deploys it to this spec's targets and makes it champion."
             )
@@ -113,7 +120,7 @@ class Deploy(StepKind):
             return {}
         if not params.targets:
             ctx.logger.info("no deploy targets")
-            if registered.get("alias") == CHAMPION:
+            if registered.alias == CHAMPION:
                 _ensure_champion(ctx, model, number)  # "deployed" to no target: nothing stands in its way
             return {}
         from mlflowkit.kinds._frames import load_frame
@@ -123,7 +130,7 @@ class Deploy(StepKind):
             version = ctx.registry.get(model, number)
             # Only a version the register step promoted deploys. It may have lost `champion` since: a
             # deploy that failed gives it back to the version still serving, and a rerun retries.
-            if registered.get("alias") != CHAMPION:
+            if registered.alias != CHAMPION:
                 aliases = ", ".join(version.aliases) or "none"
                 raise StepFailed(
                     ctx.step, f"{model} v{number} is not the champion (aliases: {aliases}); only promoted versions deploy"
@@ -187,7 +194,7 @@ class Deploy(StepKind):
             ],
         )
         body = json.dumps({"model": model, "version": number, "targets": records}, sort_keys=True, indent=2, default=str)
-        return {"deployment": ctx.store.put_bytes(body.encode(), "application/json", {"model": model, "version": number})}
+        return {"deployment": ctx.store.put_bytes(body.encode(), DEPLOYMENT, {"model": model, "version": number})}
 
 
 def _taken_away(ctx: StepContext, model: str, number: int) -> Any:

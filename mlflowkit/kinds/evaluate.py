@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import RegistryError, StepFailed
+from mlflowkit.handoff import METRICS, MetricsMeta, ModelMeta, meta_of
 from mlflowkit.kinds._frames import load_frame, load_model
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 from mlflowkit.metrics import CLASSIFICATION_METRICS, FAIRNESS_METRICS, GROUP_METRICS, REGRESSION_METRICS
@@ -149,8 +150,8 @@ class Evaluate(StepKind):
     def run(self, ctx: StepContext, params: EvaluateParams, inputs: Inputs) -> dict[str, Ref]:
         model_ref, test_ref = inputs["model"], inputs["test"]
         test = load_frame(ctx.store, test_ref)
-        target = model_ref.meta["target"]
-        task = model_ref.meta.get("task", "classification")
+        fitted = meta_of(model_ref, ModelMeta, step=ctx.step, name="model")
+        target, task = fitted.target, fitted.task
         wrong = [m for m in params.metrics if _metric_task(m) not in {"any", task}]
         if wrong:
             raise StepFailed(ctx.step, f"metrics {wrong} do not apply to a {task} model")
@@ -188,9 +189,9 @@ class Evaluate(StepKind):
                 ],
             )
         ctx.logger.info("metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
-        meta = {"metrics": values, "n_test": len(test), "champion": champion_meta}
+        meta = MetricsMeta.model_validate({"metrics": values, "n_test": len(test), "champion": champion_meta})
         data = json.dumps(body, sort_keys=True, indent=2, default=_json_default).encode()
-        return {"metrics": ctx.store.put_bytes(data, "application/json", json.loads(json.dumps(meta, default=_json_default)))}
+        return {"metrics": ctx.store.put_bytes(data, METRICS, meta.model_dump(mode="json"))}
 
     @staticmethod
     def _champion(

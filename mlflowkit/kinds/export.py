@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import Field
 
 from mlflowkit.errors import StepFailed
+from mlflowkit.handoff import CONTRACT, ONNX, ModelMeta, meta_of
 from mlflowkit.kinds._frames import load_frame, load_model
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ONNX_MEDIA_TYPE", "SKEW_ENV", "OnnxExport", "OnnxParams", "export_onnx"]
 
-ONNX_MEDIA_TYPE = "application/onnx"
+ONNX_MEDIA_TYPE = ONNX
 SKEW_ENV = "MLFLOWKIT_TEST_ONNX_SKEW"
 """Test seam: a float added to the exported model's probabilities, so that a test can see parity fail."""
 
@@ -91,15 +92,15 @@ class OnnxExport(StepKind):
         test = load_frame(ctx.store, test_ref)
         if params.max_rows is not None:
             test = test.iloc[: params.max_rows]
-        meta = model_ref.meta
-        features = [str(f) for f in meta.get("features") or [c for c in test.columns if c != meta.get("target")]]
+        meta = meta_of(model_ref, ModelMeta, step=ctx.step, name="model")
+        features = list(meta.features) or [str(c) for c in test.columns if c != meta.target]
         skew = float(os.environ.get(SKEW_ENV, "0") or 0)
         onnx_bytes, contract = export_onnx(
             model,
             test,
             features=features,
-            classes=list(meta.get("classes") or []),
-            target=meta.get("target"),
+            classes=list(meta.classes),
+            target=meta.target,
             opset=params.opset,
             tolerance=params.tolerance,
             step=ctx.step,
@@ -134,7 +135,7 @@ class OnnxExport(StepKind):
         body = json.dumps(contract.model_dump(mode="json"), sort_keys=True, indent=2).encode()
         return {
             "onnx": ctx.store.put_bytes(onnx_bytes, ONNX_MEDIA_TYPE, small),
-            "contract": ctx.store.put_bytes(body, "application/json", small),
+            "contract": ctx.store.put_bytes(body, CONTRACT, small),
         }
 
 

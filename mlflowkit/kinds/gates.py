@@ -1,17 +1,19 @@
 """The ``gates`` kind: rules over the evaluation metrics decide whether a model may be promoted.
 
-The verdict is always written, pass or fail; a failing rule stops the flow before registration.
+The verdict (:class:`mlflowkit.handoff.Verdict`) is always written, pass or fail; a failing rule stops the
+flow before registration. A rule that reads a missing value, a NaN, or a champion that could not be
+scored fails (fail closed).
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import GateFailed
-from mlflowkit.kinds._gate_expr import GateSyntaxError, Rule, parse_rule
+from mlflowkit.gate_rules import GateRule, GateSyntaxError, Rule, parse_rule
+from mlflowkit.handoff import VERDICT, ChampionScores, MetricsMeta, RuleResult, Verdict
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 
 if TYPE_CHECKING:
@@ -26,32 +28,6 @@ def _check_rule(rule: str) -> str:
     except GateSyntaxError as exc:
         raise ValueError(f"cannot parse gate {rule!r}: {exc}") from None
     return rule
-
-
-class GateRule(Params):
-    """A rule in structured form: a metric, a comparison, and a threshold or a margin to the champion."""
-
-    metric: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The metric the rule reads.")
-    op: Literal[">=", "<=", ">", "<", "==", "!="] = Field(">=", description="The comparison.")
-    threshold: float | None = Field(None, description="A fixed threshold.")
-    vs_champion: float | None = Field(
-        None, description="Compare with the champion's value plus this margin (e.g. -0.01: at most 0.01 worse)."
-    )
-    description: str = Field("", description="Why the rule exists, shown in the verdict.")
-
-    @model_validator(mode="after")
-    def _one_threshold(self) -> GateRule:
-        if (self.threshold is None) == (self.vs_champion is None):
-            raise ValueError("give exactly one of threshold or vs_champion")
-        return self
-
-    def text(self) -> str:
-        """The rule as an expression in the gate grammar."""
-        if self.threshold is not None:
-            return f"{self.metric} {self.op} {self.threshold:g}"
-        margin = self.vs_champion or 0.0
-        sign = "-" if margin < 0 else "+"
-        return f"{self.metric} {self.op} champion.{self.metric} {sign} {abs(margin):g}"
 
 
 class GatesParams(Params):
@@ -115,74 +91,75 @@ class Gates(StepKind):
                     )
 
     def run(self, ctx: StepContext, params: GatesParams, inputs: Inputs) -> dict[str, Ref]:
-        metrics_ref = inputs["metrics"]
-        values: dict[str, float] = metrics_ref.meta["metrics"]
+        scored = MetricsMeta.model_validate(inputs["metrics"].meta)
         # The champion was scored on the same held-out rows by the evaluate step, in this run.
-        champion_meta: dict[str, Any] = metrics_ref.meta.get("champion") or {"version": None, "metrics": None, "note": ""}
-        champion: dict[str, float] | None = champion_meta.get("metrics")
-        has_champion = champion_meta.get("version") is not None
-        results: list[dict[str, Any]] = []
-        for rule, description in params.parsed():
-            reads_champion = any(n.startswith("champion.") for n in rule.names())
-            result: dict[str, Any] = {
-                "rule": rule.text,
-                "description": description,
-                "value": None,
-                "threshold": None,
-                "baseline": champion_meta.get("version") if reads_champion else None,
-            }
-            if reads_champion and not has_champion:
-                result.update(
-                    passed=params.on_missing_baseline == "pass",
-                    note=f"no champion yet; on_missing_baseline={params.on_missing_baseline}",
-                )
-            elif reads_champion and champion is None:
-                result.update(passed=False, note=champion_meta.get("note") or "champion metrics missing")
-            else:
-                passed, left, right, note = rule.evaluate(values, champion)
-                result.update(passed=passed, value=left, threshold=right, note=note)
-            results.append(result)
-        verdict = {
-            "passed": all(r["passed"] for r in results),
-            "rules": results,
-            "metrics": values,
-            "champion": champion_meta,
-            "on_missing_baseline": params.on_missing_baseline,
-            "run_id": ctx.run_id,
-        }
+        champion = scored.champion or ChampionScores()
+        results = [self._decide(rule, description, scored.metrics, champion, params) for rule, description in params.parsed()]
+        verdict = Verdict(
+            passed=all(r.passed for r in results),
+            rules=tuple(results),
+            metrics=scored.metrics,
+            champion=champion,
+            on_missing_baseline=params.on_missing_baseline,
+            run_id=ctx.run_id,
+        )
         ctx.report(
             "verdict",
-            "gate verdict: " + ("PASS" if verdict["passed"] else "FAIL"),
+            "gate verdict: " + ("PASS" if verdict.passed else "FAIL"),
             rows=[
                 {
-                    "rule": r["rule"],
-                    "value": _fmt(r["value"]),
-                    "threshold": _fmt(r["threshold"]),
-                    "baseline": f"v{r['baseline']}" if r["baseline"] else "",
-                    "result": "pass" if r["passed"] else "FAIL",
-                    "note": r["note"],
+                    "rule": r.rule,
+                    "value": _fmt(r.value),
+                    "threshold": _fmt(r.threshold),
+                    "baseline": f"v{r.baseline}" if r.baseline else "",
+                    "result": "pass" if r.passed else "FAIL",
+                    "note": r.note,
                 }
                 for r in results
             ],
         )
-        body = json.dumps(verdict, sort_keys=True, indent=2, default=str).encode()
-        ref = ctx.store.put_bytes(body, "application/json", {"passed": verdict["passed"]})
-        if not verdict["passed"]:
-            failed = [
-                f"{r['rule']} (value {_fmt(r['value'])}, threshold {_fmt(r['threshold'])}{', ' + r['note'] if r['note'] else ''})"
-                for r in results
-                if not r["passed"]
-            ]
+        if not verdict.passed:
             if params.keep_rejected:
                 from mlflowkit.kinds.register import register_version
                 from mlflowkit.store.promotion import REJECTED
 
                 version = register_version(ctx, inputs, verdict)
                 ctx.registry.set_alias(version.model, REJECTED, version.version, reason=f"run {ctx.run_id}: gates failed")
-                verdict["rejected_version"] = version.version
-            raise GateFailed(ctx.step, "gates failed: " + "; ".join(failed), {**verdict, "ref": ref.key})
-        ctx.logger.info("gates passed: %s", ", ".join(r["rule"] for r in results) or "no rules")
-        return {"verdict": ref}
+                verdict = verdict.model_copy(update={"rejected_version": version.version})
+            ref = _store(ctx, verdict)  # written before the flow stops: the record and the report show it
+            failed = [
+                f"{r.rule} (value {_fmt(r.value)}, threshold {_fmt(r.threshold)}{', ' + r.note if r.note else ''})"
+                for r in verdict.failed()
+            ]
+            raise GateFailed(ctx.step, "gates failed: " + "; ".join(failed), verdict, ref.key)
+        ctx.logger.info("gates passed: %s", ", ".join(r.rule for r in results) or "no rules")
+        return {"verdict": _store(ctx, verdict)}
+
+    @staticmethod
+    def _decide(
+        rule: Rule, description: str, metrics: dict[str, float | None], champion: ChampionScores, params: GatesParams
+    ) -> RuleResult:
+        """One rule's outcome; a missing value, a NaN or a champion that could not be scored fails it."""
+        reads_champion = any(n.startswith("champion.") for n in rule.names())
+        if reads_champion and not champion.exists:
+            passed = params.on_missing_baseline == "pass"
+            note = f"no champion yet; on_missing_baseline={params.on_missing_baseline}"
+            return RuleResult(rule=rule.text, description=description, passed=passed, note=note)
+        baseline = champion.version if reads_champion else None
+        if reads_champion and champion.metrics is None:
+            note = champion.note or "champion metrics missing"
+            return RuleResult(rule=rule.text, description=description, passed=False, baseline=baseline, note=note)
+        known = {k: v for k, v in metrics.items() if v is not None}
+        theirs = None if champion.metrics is None else {k: v for k, v in champion.metrics.items() if v is not None}
+        passed, left, right, note = rule.evaluate(known, theirs)
+        return RuleResult(
+            rule=rule.text, description=description, passed=passed, value=left, threshold=right, baseline=baseline, note=note
+        )
+
+
+def _store(ctx: StepContext, verdict: Verdict) -> Ref:
+    body = verdict.model_dump_json(indent=2).encode()
+    return ctx.store.put_bytes(body, VERDICT, {"passed": verdict.passed})
 
 
 def _fmt(value: float | None) -> str:

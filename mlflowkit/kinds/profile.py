@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
+from mlflowkit.handoff import PROFILE
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 
 if TYPE_CHECKING:
@@ -58,4 +59,4 @@ class Profile(StepKind):
         drifting = ", ".join(f"{name} ({s['type']})" for name, s in profile["features"].items())
         ctx.logger.info("profiled %d rows: %s", len(train), drifting)
         body = json.dumps(profile, sort_keys=True).encode()
-        return {"profile": ctx.store.put_bytes(body, "application/json", {"rows": len(train), "features": len(features)})}
+        return {"profile": ctx.store.put_bytes(body, PROFILE, {"rows": len(train), "features": len(features)})}

@@ -1,4 +1,8 @@
-"""The ``register`` kind: a new immutable model version with its lineage, promoted to champion."""
+"""The ``register`` kind: a new immutable model version with its lineage, promoted to champion.
+
+It reads the model (:class:`~mlflowkit.handoff.ModelMeta`), its metrics (:class:`~mlflowkit.handoff.MetricsMeta`)
+and the verdict (found by its media type), and hands on a :class:`~mlflowkit.handoff.RegisteredVersion`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from mlflowkit._jsonsafe import finite
+from mlflowkit.handoff import VERDICT, VERSION, MetricsMeta, ModelMeta, RegisteredVersion, Verdict, find_output, meta_of
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 
 if TYPE_CHECKING:
@@ -42,28 +47,30 @@ class RegisterParams(Params):
 def register_version(
     ctx: StepContext,
     inputs: Inputs,
-    verdict: dict[str, Any] | None,
+    verdict: Verdict | None,
     model: str | None = None,
     governance: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Store the trained model, its metrics and verdict as a new version, with its lineage (and its policy's rules)."""
     model_ref = inputs["model"]
     metrics_ref = inputs["metrics"]
+    fitted = meta_of(model_ref, ModelMeta, step=ctx.step, name="model")
+    scored = meta_of(metrics_ref, MetricsMeta, step=ctx.step, name="metrics")
     lineage: dict[str, Any] = {
         "spec_name": ctx.spec_name,
         "spec_hash": ctx.spec_hash,
         "run_id": ctx.run_id,
         "git_commit": ctx.git_commit,
-        "data_fingerprint": model_ref.meta.get("data_fingerprint"),
-        "estimator": model_ref.meta.get("estimator"),
-        "params": model_ref.meta.get("params"),
+        "data_fingerprint": fitted.data_fingerprint.model_dump(mode="json") if fitted.data_fingerprint else None,
+        "estimator": fitted.estimator,
+        "params": fitted.params,
         "run_params": dict(ctx.params),
-        "features": model_ref.meta.get("features"),
-        "classes": model_ref.meta.get("classes"),
-        "target": model_ref.meta.get("target"),
-        "metrics": metrics_ref.meta["metrics"],
-        "champion_at_evaluation": metrics_ref.meta.get("champion"),
-        "verdict": verdict,
+        "features": list(fitted.features),
+        "classes": list(fitted.classes),
+        "target": fitted.target,
+        "metrics": scored.metrics,
+        "champion_at_evaluation": scored.champion.model_dump(mode="json") if scored.champion else None,
+        "verdict": verdict.model_dump(mode="json") if verdict is not None else None,
         "artifacts": {"model": model_ref.key, "metrics": metrics_ref.key},
     }
     files = {"model.joblib": ctx.store.get_bytes(model_ref), "metrics.json": ctx.store.get_bytes(metrics_ref)}
@@ -74,19 +81,19 @@ def register_version(
         lineage["artifacts"].update(onnx=inputs["onnx"].key, contract=inputs["contract"].key)
         lineage["onnx"] = inputs["onnx"].meta
     # A hyper-parameter search: its outcome in the lineage, every trial in a file of the version.
-    if "search" in model_ref.meta:
-        lineage["search"] = {k: v for k, v in model_ref.meta["search"].items() if k != "trials"}
+    if fitted.search is not None:
+        lineage["search"] = {k: v for k, v in fitted.search.items() if k != "trials"}
     if "trials" in inputs:
         files["trials.json"] = ctx.store.get_bytes(inputs["trials"])
         lineage["artifacts"]["trials"] = inputs["trials"].key
     if ctx.trigger:  # a schedule or a drift check started this run: the version says so
-        lineage["trigger"] = dict(ctx.trigger)
+        lineage["trigger"] = ctx.trigger.model_dump(mode="json", exclude_none=True)
     # The monitoring reference, when a profile step ran: live data is compared with it (`mlflowkit monitor`).
     if "profile" in inputs:
         files["profile.json"] = ctx.store.get_bytes(inputs["profile"])
         lineage["artifacts"]["profile"] = inputs["profile"].key
     if verdict is not None:
-        files["verdict.json"] = json.dumps(finite(verdict), sort_keys=True, indent=2).encode()
+        files["verdict.json"] = json.dumps(finite(lineage["verdict"]), sort_keys=True, indent=2).encode()
     if governance is not None:
         lineage["governance"] = governance
     return ctx.registry.register(model or ctx.model_name, files, finite(lineage))
@@ -112,7 +119,8 @@ class Register(StepKind):
         from mlflowkit.policy import current_actor, governance, may
         from mlflowkit.store.promotion import CHALLENGER, CHAMPION, promote
 
-        verdict = json.loads(ctx.store.get_bytes(inputs["verdict"])) if "verdict" in inputs else None
+        verdict_ref = find_output(inputs, VERDICT)
+        verdict = Verdict.model_validate_json(ctx.store.get_bytes(verdict_ref)) if verdict_ref is not None else None
         policy, actor = governing_policy(ctx), current_actor()
         version = register_version(ctx, inputs, verdict, params.model, governance(policy, actor))
         reason = f"run {ctx.run_id}: gates passed"
@@ -139,8 +147,6 @@ class Register(StepKind):
         elif alias:
             ctx.registry.set_alias(version.model, alias, version.version, reason=reason)
         ctx.logger.info("registered %s v%s%s", version.model, version.version, f" as {alias}" if alias else "")
-        document: dict[str, Any] = {"model": version.model, "version": version.version, "alias": alias}
-        if held:
-            document["held"] = held
-        record = json.dumps(document).encode()
-        return {"version": ctx.store.put_bytes(record, "application/json", {"model": version.model, "version": version.version})}
+        document = RegisteredVersion(model=version.model, version=version.version, alias=alias, held=held)
+        meta = {"model": version.model, "version": version.version}
+        return {"version": ctx.store.put_bytes(document.model_dump_json().encode(), VERSION, meta)}

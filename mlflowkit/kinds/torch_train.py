@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import StepFailed
+from mlflowkit.handoff import ModelMeta
 from mlflowkit.kinds._frames import load_frame, save_model
 from mlflowkit.kinds._hpo import _address
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
@@ -203,18 +204,18 @@ class TorchTrain(StepKind):
             f", resumed from epoch {outcome['start_epoch']}" if outcome["start_epoch"] else "",
         )
         ctx.report("epochs", f"Training: {len(history)} epochs on {params.num_workers} workers", rows=history)
-        meta = {
-            "estimator": f"torch:{params.model}",
-            "params": params.model_dump(mode="json", exclude={"ray"}),
-            "features": [str(c) for c in x.columns],
-            "target": target,
-            "classes": classes,
-            "task": "classification",
-            "framework": "torch",
-            "data_fingerprint": ref.meta.get("data_fingerprint"),
-            "torch": outcome,
-        }
-        return {"model": save_model(ctx.store, model, **meta)}
+        meta = ModelMeta(
+            estimator=f"torch:{params.model}",
+            params=params.model_dump(mode="json", exclude={"ray"}),
+            features=tuple(str(c) for c in x.columns),
+            target=target,
+            classes=tuple(classes),
+            task="classification",
+            framework="torch",
+            data_fingerprint=ref.meta.get("data_fingerprint"),
+            torch=outcome,
+        )
+        return {"model": save_model(ctx.store, model, **meta.model_dump(mode="json", exclude_none=True))}
 
     @staticmethod
     def _check_network(ctx: StepContext, params: TorchParams, network_kwargs: dict[str, Any]) -> None:

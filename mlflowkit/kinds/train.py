@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from mlflowkit.errors import StepFailed
+from mlflowkit.handoff import TRIALS, ModelMeta
 from mlflowkit.kinds._frames import load_frame, save_model
 from mlflowkit.kinds._hpo import RaySettings, SearchParams, candidates, check_search, run_search
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
@@ -201,18 +202,17 @@ class SklearnTrain(StepKind):
         task = "classification" if hasattr(model, "predict_proba") or classes else "regression"
         best_note = " with the best parameters" if search_meta else ""
         ctx.logger.info("fitted %s on %s rows%s", params.estimator, len(frame), best_note)
-        meta = {
-            "estimator": params.estimator,
-            "params": kwargs,
-            "features": [str(c) for c in x.columns],
-            "target": target,
-            "classes": classes,
-            "task": task,
-            "data_fingerprint": ref.meta.get("data_fingerprint"),
-        }
-        if search_meta is not None:
-            meta["search"] = search_meta
-        outputs["model"] = save_model(ctx.store, model, **meta)
+        meta = ModelMeta(
+            estimator=params.estimator,
+            params=kwargs,
+            features=tuple(str(c) for c in x.columns),
+            target=target,
+            classes=tuple(classes),
+            task=task,
+            data_fingerprint=ref.meta.get("data_fingerprint"),
+            search=search_meta,
+        )
+        outputs["model"] = save_model(ctx.store, model, **meta.model_dump(mode="json", exclude_none=True))
         return outputs
 
     def _search(
@@ -301,7 +301,7 @@ class SklearnTrain(StepKind):
             "trials": records,
         }
         body = json.dumps(record, sort_keys=True, indent=2, default=str).encode()
-        trials_ref = ctx.store.put_bytes(body, "application/json", {k: v for k, v in record.items() if k != "trials"})
+        trials_ref = ctx.store.put_bytes(body, TRIALS, {k: v for k, v in record.items() if k != "trials"})
         ctx.logger.info(
             "best of %d trials: trial %d (%s) %s %.4f ± %.4f",
             len(records),

@@ -18,27 +18,15 @@ from typing import Any
 import fsspec
 from filelock import FileLock
 from fsspec.implementations.local import LocalFileSystem
-from pydantic import BaseModel, ConfigDict, Field
 
 from mlflowkit.errors import MlflowkitError
+from mlflowkit.handoff import Ref  # what steps pass to each other: defined with the other hand-off types
 from mlflowkit.store._s3 import atomic_create_supported, lease, open_fs
 from mlflowkit.store.files import TMP_PREFIX, atomic_write_local, copy_hashing, fsync_dir
 
 __all__ = ["ArtifactStore", "Ref"]
 
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class Ref(BaseModel):
-    """A reference to bytes held by an `ArtifactStore`; what steps pass to each other."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    key: str = Field(description="Store-relative key where the bytes are, e.g. 'objects/ab/abcdef...'.")
-    sha256: str = Field(description="Hex SHA-256 of the bytes.")
-    size: int = Field(ge=0, description="Size of the bytes.")
-    media_type: str = Field(description="Media type, e.g. 'application/vnd.apache.parquet'.")
-    meta: dict[str, Any] = Field(default_factory=dict, description="Small JSON metadata (columns, target name, ...).")
 
 
 def _check_key(key: str) -> str:

@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from mlflowkit.errors import GateFailed, MlflowkitError, PluginError, RegistryError, SpecError, SpecIssue, StepFailed
+from mlflowkit.handoff import Verdict
 
 ISSUE = SpecIssue("unknown key 'estimater'", "train.estimater", "spec.yaml", 12, 3, "did you mean 'estimator'?", "  estimater: x")
 
@@ -18,7 +19,7 @@ ISSUE = SpecIssue("unknown key 'estimater'", "train.estimater", "spec.yaml", 12,
         PluginError("acme", "mlflowkit.kinds", "is broken"),
         RegistryError("model 'x' has no alias 'champion'"),
         StepFailed("train", "fit failed"),
-        GateFailed("gates", "accuracy >= 0.9 failed", {"passed": False, "rules": []}),
+        GateFailed("gates", "accuracy >= 0.9 failed", Verdict(passed=False, rules=()), "objects/ab/abc"),
     ],
 )
 def test_round_trips_through_pickle(exc: MlflowkitError) -> None:
