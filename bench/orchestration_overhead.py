@@ -179,7 +179,9 @@ def main() -> None:
     header(f"orchestration overhead: a chain of {n} noop steps (cache: false), in process", args.repeat)
 
     from mlflowkit.plan.compile import compile_spec
-    from mlflowkit.runtime.engine import Runner, run_spec, store_root
+    from mlflowkit.runtime.engine import run_spec
+    from mlflowkit.runtime.locations import store_root
+    from mlflowkit.runtime.runner import Runner
     from mlflowkit.spec.load import load_spec
 
     specs = {k: load_spec(write_chain(tmp / f"chain{k}", k)) for k in (1, n)}

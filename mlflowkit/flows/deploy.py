@@ -224,7 +224,7 @@ def build_monitor_deployments(specs: list[FlowSpec], *, work_pool: str | None = 
 
 
 def _api_url() -> str:
-    from mlflowkit.runtime.engine import configured_api_url
+    from mlflowkit.runtime.locations import configured_api_url
 
     url = configured_api_url()
     if not url:

@@ -66,7 +66,7 @@ def spec_flow(spec_path: str | os.PathLike[str]) -> Any:
         from prefect.states import Failed
 
         from mlflowkit.plan.compile import compile_spec
-        from mlflowkit.runtime.engine import run_in_flow
+        from mlflowkit.runtime.flow import run_in_flow
         from mlflowkit.spec.load import load_spec
 
         loaded = load_spec(path, overrides=params)  # a bad value from the UI fails the run, naming the param
@@ -126,7 +126,7 @@ def start_training_deployment(spec: SpecBase, record: dict[str, Any], log: Calla
         False when there is no server or no such deployment (the caller retrains in its own process).
     """
     from mlflowkit.flows.api import ApiUnavailable, PrefectApi
-    from mlflowkit.runtime.engine import configured_api_url
+    from mlflowkit.runtime.locations import configured_api_url
 
     url = configured_api_url()
     if not url:
@@ -156,7 +156,7 @@ def spec_of_flow_run(flow_run_id: str) -> str:
     import re
 
     from mlflowkit.flows.api import PrefectApi
-    from mlflowkit.runtime.engine import configured_api_url
+    from mlflowkit.runtime.locations import configured_api_url
 
     url = configured_api_url()
     if not url:

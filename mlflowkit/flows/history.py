@@ -43,7 +43,7 @@ def _versions(registry: ModelRegistry) -> dict[str, str]:
 def history(records: list[dict[str, Any]], registry: ModelRegistry | None) -> History:
     """Add the registered version and Prefect's view of each run to the records."""
     from mlflowkit.flows.api import ApiUnavailable, PrefectApi
-    from mlflowkit.runtime.engine import configured_api_url
+    from mlflowkit.runtime.locations import configured_api_url
 
     result = History(records=records, versions=_versions(registry) if registry is not None else {})
     for r in records:

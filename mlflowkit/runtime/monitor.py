@@ -208,7 +208,7 @@ def run_monitor(
     Raises:
         MonitorError: no data, no champion, no reference profile.
     """
-    from mlflowkit.runtime.engine import _prefect_settings, state_dir, store_root
+    from mlflowkit.runtime.locations import state_dir, store_root
 
     source = data or (spec.monitor.data if spec.monitor else None)
     if not source:
@@ -222,7 +222,9 @@ def run_monitor(
         report, key, html_key, _ = _check(spec, source, root, model=model, check_id=check_id, log=log)
         create_markdown_artifact(key=_artifact_key(model), markdown=_markdown(report), description="drift check")
     elif orchestrate:
-        with _prefect_settings(state_dir(spec)):
+        from mlflowkit.runtime.flow import prefect_settings
+
+        with prefect_settings(state_dir(spec)):
             from prefect import flow, tags
             from prefect.artifacts import create_markdown_artifact
 

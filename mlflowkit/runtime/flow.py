@@ -1,0 +1,275 @@
+"""The Prefect side of a run: settings, one task per step, the flow, and what the Prefect UI shows of a run.
+
+The only module of the runtime that imports Prefect (inside its functions, so that importing it costs
+nothing). Steps still run through :class:`~mlflowkit.runtime.runner.Runner`, which owns caching and
+records; Prefect owns ordering, retries, timeouts, concurrency and the view in its UI. The run record
+is finished once, inside the flow run, and then tagged and summarised there.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlflowkit.errors import MlflowkitError
+from mlflowkit.handoff import Ref, RunResult, Trigger
+from mlflowkit.kinds.base import Report
+from mlflowkit.plan.model import Plan
+from mlflowkit.runtime.locations import embedded_api, state_dir, store_root
+from mlflowkit.runtime.record import RunSession
+from mlflowkit.runtime.runner import Progress, Runner
+from mlflowkit.spec.models import SpecBase
+
+__all__ = ["flow_tags", "prefect_settings", "run_as_flow", "run_in_flow"]
+
+log = logging.getLogger("mlflowkit.runtime")
+
+
+@contextmanager
+def prefect_settings(state: Path) -> Iterator[None]:
+    """Settings for a run: no analytics, no result persistence; for the embedded API, PREFECT_HOME in the state dir."""
+    wanted = {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+    }
+    ephemeral = embedded_api()
+    if ephemeral:  # a configured server keeps the user's own PREFECT_HOME (and profile)
+        wanted["PREFECT_HOME"] = str(state / "prefect")
+        # With the store elsewhere (s3://...), nothing else creates the state dir, and the embedded
+        # API cannot start without its home: it times out instead of saying so.
+        (state / "prefect").mkdir(parents=True, exist_ok=True)
+    updates = {k: v for k, v in wanted.items() if k not in os.environ}
+    saved = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)  # before `import prefect`, so its settings see them
+    try:
+        import prefect.settings
+
+        names = {k: getattr(prefect.settings, k) for k in updates if hasattr(prefect.settings, k)}
+        settings: dict[Any, Any] = {names[k]: v for k, v in updates.items() if k in names}
+        if ephemeral and "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" not in os.environ:
+            # The heartbeat thread sleeps in 1 s steps and is joined at the end, so every local flow
+            # would take a whole extra second; nothing watches heartbeats on the embedded API.
+            settings[prefect.settings.PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
+        with prefect.settings.temporary_settings(updates=settings):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def flow_tags(plan: Plan) -> list[str]:
+    """Tags of a spec's flow runs: ``mlflowkit``, ``spec:NAME``, ``model:NAME`` (``version:N`` joins after register)."""
+    return ["mlflowkit", f"spec:{plan.name}", f"model:{plan.model}"]
+
+
+def _artifact_key(*parts: str) -> str:
+    """Prefect artifact keys take lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())
+
+
+def _show_in_ui(plan: Plan) -> Any:
+    """A report sink that makes each step report a Prefect artifact of the task run publishing it."""
+
+    def show(report: Report) -> None:
+        from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+        key = _artifact_key(plan.name, report.step, report.key)
+        if report.rows is not None:
+            create_table_artifact(report.rows, key=key, description=report.title)
+        else:
+            create_markdown_artifact(report.markdown or "", key=key, description=report.title)
+
+    return show
+
+
+def _make_tasks(runner: Runner) -> dict[str, Any]:
+    """One Prefect task per step of the runner's plan."""
+    from prefect import get_run_logger, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.states import Failed
+
+    show = _show_in_ui(runner.plan)
+    tasks = {}
+
+    def should_retry(task: Any, task_run: Any, state: Any) -> bool:
+        # Retry only failures that may pass: a step that refused its input would refuse it again.
+        return runner.retryable(task.name)
+
+    for step in runner.plan.steps:
+
+        def body(upstream: dict[str, dict[str, Ref]], _name: str = step.name) -> Any:
+            try:
+                return runner.execute(_name, upstream, get_run_logger(), on_report=show)
+            except MlflowkitError as exc:
+                if runner.retryable(_name):
+                    raise  # unexpected: Prefect logs the traceback and retries within the step's budget
+                return Failed(message=str(exc))  # expected (bad data, a failed gate): the message says it all
+
+        tasks[step.name] = task(
+            name=step.name,
+            retries=step.retries,
+            retry_delay_seconds=step.retry_delay,
+            timeout_seconds=step.timeout,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retry_condition_fn=should_retry,
+            task_run_name=step.name,
+        )(body)
+    return tasks
+
+
+def _run_steps(runner: Runner, session: RunSession) -> Any:
+    """Inside a flow run: submit every step, wait, finish the run record, and show it in the UI."""
+    from prefect.runtime import flow_run
+    from prefect.states import Failed
+
+    tasks = _make_tasks(runner)
+    futures: dict[str, Any] = {}
+    for step in runner.plan.steps:
+        futures[step.name] = tasks[step.name].submit({n: futures[n] for n in step.needs})
+    for future in futures.values():
+        future.wait()
+    result = session.finish(flow_run_id=str(flow_run.id) if flow_run.id else None)
+    try:
+        _publish_summary(runner, result)
+    except Exception as exc:  # the UI's view is a courtesy; the run's outcome is already recorded
+        log.warning("run %s: no summary artifact (%s: %s)", runner.run_id, type(exc).__name__, exc)
+    if not result.ok:  # the first failure in plan order is the cause; the steps after it did not run
+        return Failed(message=result.error or "the run failed")
+    return {"run_id": result.run_id, "model": result.model, "version": result.version}
+
+
+def run_as_flow(runner: Runner, session: RunSession) -> RunResult:
+    """Run the runner's plan as a new Prefect flow run (the embedded API, or the configured server).
+
+    Returns:
+        The finished run; if the flow ended before it could finish the record, it is finished here.
+    """
+    plan = runner.plan
+    session.orchestrated = True
+    with prefect_settings(state_dir(runner.spec)):
+        from prefect import Flow, tags
+
+        def lifecycle(**params: Any) -> Any:
+            return _run_steps(runner, session)
+
+        # Prefect reads flow parameters from the signature: expose the spec's params with their values.
+        lifecycle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in plan.params.items()]
+        )
+        flow = Flow(
+            lifecycle,
+            name=plan.name,
+            description=f"mlflowkit: {plan.name} (recipe {plan.recipe})",
+            log_prints=True,
+            validate_parameters=False,
+            persist_result=False,
+        )
+        with tags(*flow_tags(plan)):
+            state: Any = flow(**plan.params, return_state=True)
+    if session.result is not None:
+        return session.result
+    # The flow crashed before the record was finished (the steps left show how far it got).
+    return session.finish(flow_run_id=str(state.state_details.flow_run_id) if state.state_details else None)
+
+
+def run_in_flow(spec: SpecBase, plan: Plan, *, store: str | None = None, progress: Progress | None = None) -> RunResult:
+    """Run a compiled spec's steps as tasks of the flow run in progress (a run a Prefect deployment started).
+
+    Args:
+        spec: the loaded spec, with the run's params applied.
+        plan: its plan.
+        store: artifact store root; default from :func:`~mlflowkit.runtime.locations.store_root`.
+        progress: receives step events.
+
+    Returns:
+        The run's result, with ``trigger`` naming the deployment (and whether a schedule started it).
+    """
+    from prefect.runtime import deployment, flow_run
+
+    from mlflowkit.policy import enforce
+
+    policy = enforce(spec)  # normally the one the spec was just loaded with, so not checked again
+    flow_run_id = str(flow_run.id) if flow_run.id else None
+    trigger = None
+    if deployment.id:
+        drift = [t.split(":", 1)[1] for t in (flow_run.tags or []) if t.startswith("drift-check:")]
+        trigger = Trigger(
+            by="monitor" if drift else "deployment",  # `mlflowkit monitor` tags the runs it starts
+            deployment=f"{flow_run.flow_name}/{deployment.name}",
+            deployment_id=str(deployment.id),
+            scheduled=_auto_scheduled(flow_run_id),
+            check_id=drift[0] if drift else None,
+        )
+    runner = Runner(spec, plan, store_root(spec, store), progress=progress, trigger=trigger, policy=policy)
+    session = RunSession(runner, flow_run_id=flow_run_id)
+    session.orchestrated = True
+    _run_steps(runner, session)
+    assert session.result is not None  # _run_steps finishes it
+    return session.result
+
+
+def _auto_scheduled(flow_run_id: str | None) -> bool:
+    """Whether Prefect's scheduler (not a person or the API) created the flow run."""
+    if not flow_run_id:
+        return False
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            return bool(client.read_flow_run(uuid.UUID(flow_run_id)).auto_scheduled)
+    except Exception:  # the record says "unknown" rather than fail the run over it
+        return False
+
+
+def _publish_summary(runner: Runner, result: RunResult) -> None:
+    """In the flow run: tag it with the registered version, and publish a summary artifact.
+
+    The version is known only after register, so its tag is added to the running flow run
+    (``spec:`` and ``model:`` tags are set when the run is created).
+    """
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.client.orchestration import get_client
+
+    version = result.version
+    if version and result.flow_run_id:
+        tag = f"version:{version.version}"
+        try:
+            with get_client(sync_client=True) as client:
+                flow_run_id = uuid.UUID(result.flow_run_id)
+                tags = list(client.read_flow_run(flow_run_id).tags)
+                if tag not in tags:
+                    client.update_flow_run(flow_run_id, tags=[*tags, tag])
+        except Exception as exc:  # a missing tag is a cosmetic loss; the record and the artifact carry it too
+            log.warning("could not tag flow run %s with %s: %s", result.flow_run_id, tag, exc)
+    lines = [
+        f"# {result.spec_name}: {result.status}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| run | `{result.run_id}` |",
+        f"| model | {version.label() if version else result.model + ' (no version registered)'} |",
+        f"| spec | `{result.spec_path}` (sha256 {result.spec_hash[:12]}) |",
+        f"| params | `{json.dumps(result.params, sort_keys=True)}` |",
+        f"| steps | {', '.join(f'{s.name} {s.status}' for s in result.steps)} |",
+        f"| report | `{runner.store.root}/{result.report}` (`mlflowkit report {result.run_id}`) |"
+        if result.report
+        else "| report | - |",
+    ]
+    if result.error:
+        lines.append(f"| error | {result.error.replace('|', '/')} |")
+    create_markdown_artifact(
+        "\n".join(lines), key=_artifact_key(runner.plan.name, "run-summary"), description=f"run {result.run_id}: {result.status}"
+    )

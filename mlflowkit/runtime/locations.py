@@ -1,0 +1,56 @@
+"""Where a run keeps things: the state folder next to the spec, the artifact store, and the Prefect API it talks to.
+
+Read without importing Prefect (it costs about a second), so that a run that needs no orchestrator
+never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflowkit.spec.models import SpecBase
+
+__all__ = ["configured_api_url", "embedded_api", "state_dir", "store_root"]
+
+
+def state_dir(spec: SpecBase) -> Path:
+    """The local state folder next to the spec (``.mlflowkit/``): Prefect home, and the default store."""
+    return Path(spec.spec_dir) / ".mlflowkit"
+
+
+def store_root(spec: SpecBase, override: str | None = None) -> str:
+    """Where artifacts and the registry live: ``--store``, else ``MLFLOWKIT_STORE``, else ``spec.store``, else state dir."""
+    root = override or os.environ.get("MLFLOWKIT_STORE") or spec.store
+    if root is None:
+        return str(state_dir(spec))
+    if "://" not in root and not os.path.isabs(root):
+        return os.path.join(spec.spec_dir, root)
+    return root
+
+
+def configured_api_url() -> str | None:
+    """The Prefect server the user points at: ``PREFECT_API_URL``, else their active Prefect profile's.
+
+    Read from the same places Prefect reads.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    import tomllib
+
+    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+    profiles = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        data = tomllib.loads(profiles.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
+    url = data.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
+
+
+def embedded_api() -> bool:
+    """Whether a flow would run on Prefect's embedded (ephemeral) API: no server is configured."""
+    return configured_api_url() is None

@@ -1,0 +1,279 @@
+"""Execute the steps of a Plan in this process: content-addressed caching, step records, progress; no Prefect.
+
+The :class:`Runner` is the one place a step is run. The Prefect flow (:mod:`mlflowkit.runtime.flow`)
+calls :meth:`Runner.execute` from its tasks; tests, debugging and a fully cached rerun call it
+directly. It imports neither Prefect nor any library a kind needs (kinds import theirs when they run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from mlflowkit.errors import MlflowkitError, StepFailed
+from mlflowkit.handoff import Ref, StepRecord, StepStatus, Trigger
+from mlflowkit.kinds.base import Inputs, Report, StepContext
+from mlflowkit.plan.model import Plan, PlanStep
+from mlflowkit.spec.models import SpecBase
+from mlflowkit.store import ArtifactStore, registry_at
+
+if TYPE_CHECKING:
+    from mlflowkit.policy.model import Policy
+
+__all__ = ["Progress", "ReportSink", "Runner", "new_run_id"]
+
+ReportSink = Callable[[Report], None]
+"""Receives a step's report as it is published (the flow shows it in the Prefect UI)."""
+
+
+class Progress(Protocol):
+    """Receives step events and reports as they happen (from worker threads)."""
+
+    def step_started(self, step: PlanStep) -> None: ...
+    def step_finished(self, record: StepRecord) -> None: ...
+    def report(self, report: Report) -> None: ...
+
+
+class _Silent:
+    def step_started(self, step: PlanStep) -> None:
+        pass
+
+    def step_finished(self, record: StepRecord) -> None:
+        pass
+
+    def report(self, report: Report) -> None:
+        pass
+
+
+def new_run_id() -> str:
+    """A run id: the UTC time, sortable, and a random suffix (``20260101-120000-ab12cd``)."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _git_commit(folder: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", folder, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+class Runner:
+    """Executes the steps of a plan against a store, one at a time or from concurrent tasks.
+
+    Args:
+        spec: the loaded spec.
+        plan: its compiled plan.
+        store: artifact store root (see :func:`mlflowkit.runtime.locations.store_root`).
+        from_step: rerun this step and everything after it, ignoring their cached outputs.
+        progress: receives step events.
+        trigger: what started the run, when a person did not (steps see it; register keeps it in the lineage).
+        policy: the operations policy the run was checked against when it started (None: none governs), so
+            that every step is governed by the same one; ``"find"``: each step looks it up when it needs it.
+
+    Attributes:
+        records: the :class:`~mlflowkit.handoff.StepRecord` of each step, by name, in plan order.
+        outputs: the outputs of each step that ran or was cached, by name.
+        errors: the error of each step that failed, by name.
+    """
+
+    def __init__(
+        self,
+        spec: SpecBase,
+        plan: Plan,
+        store: str,
+        *,
+        from_step: str | None = None,
+        progress: Progress | None = None,
+        trigger: Trigger | None = None,
+        policy: Policy | Literal["find"] | None = "find",
+    ) -> None:
+        from mlflowkit.plugins import kinds
+
+        self.spec, self.plan, self.trigger, self.policy = spec, plan, trigger, policy
+        self.store = ArtifactStore(store)
+        self.registry = registry_at(store)
+        self.forced = set(plan.downstream(from_step)) if from_step else set()
+        self.progress: Progress = progress or _Silent()
+        self.kinds = {s.name: kinds().get(s.kind)() for s in plan.steps}
+        self.records = {s.name: StepRecord(name=s.name, kind=s.kind, key=s.key) for s in plan.steps}
+        self._position = {s.name: i for i, s in enumerate(plan.steps)}
+        self.outputs: dict[str, dict[str, Ref]] = {}
+        self.run_id = new_run_id()
+        self.git_commit = _git_commit(spec.spec_dir)
+        self._fingerprints: dict[str, str | None] = {}
+        self._retryable: set[str] = set()
+        self.errors: dict[str, MlflowkitError] = {}
+        self.reports: list[Report] = []
+        self._lock = threading.Lock()
+
+    def context(
+        self,
+        step: PlanStep,
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        on_report: ReportSink | None = None,
+    ) -> StepContext:
+        """The StepContext a step runs with; ``on_report`` also receives what it publishes."""
+        return StepContext(
+            step=step.name,
+            run_id=self.run_id,
+            spec_name=self.spec.name,
+            spec_hash=self.spec.spec_hash,
+            spec_dir=self.spec.spec_dir,
+            store=self.store,
+            registry=self.registry,
+            model_name=self.plan.model,
+            git_commit=self.git_commit,
+            params=dict(self.spec.params),
+            trigger=self.trigger,
+            policy=self.policy,
+            logger=logger or logging.getLogger(f"mlflowkit.step.{step.name}"),  # type: ignore[arg-type]
+            publish=lambda report: self._publish(report, on_report),
+        )
+
+    def _publish(self, report: Report, on_report: ReportSink | None) -> None:
+        """Keep a step's report with the run and hand it to the progress display (and to ``on_report``)."""
+        self.store.write_json(f"reports/{self.run_id}/{report.step}-{report.key}.json", report.__dict__)
+        with self._lock:
+            self.reports.append(report)
+        self.progress.report(report)
+        if on_report is not None:
+            on_report(report)
+
+    def runtime_key(self, step: PlanStep, upstream: Mapping[str, Mapping[str, Ref]]) -> str:
+        """The static key plus what the step reads: upstream content hashes and outside inputs."""
+        if step.name not in self._fingerprints:
+            kind = self.kinds[step.name]
+            self._fingerprints[step.name] = kind.fingerprint(self.context(step), kind.Params.model_validate(step.params))
+        inputs = {n: {o: r.sha256 for o, r in sorted(upstream.get(n, {}).items())} for n in step.needs}
+        return _key(step.key, inputs, self._fingerprints[step.name])
+
+    def cached(self, step: PlanStep, key: str) -> dict[str, Ref] | None:
+        """The step's stored outputs for ``key``, if every one still exists in the store."""
+        if not step.cache or step.name in self.forced:
+            return None
+        try:
+            entry = self.store.read_json(f"cache/{key}.json")
+            refs = {name: Ref.model_validate(raw) for name, raw in entry["outputs"].items()}
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None  # absent, or unreadable after a power cut (entries are not fsynced): a miss
+        return refs if all(self.store.exists(r) for r in refs.values()) else None
+
+    def all_cached(self) -> bool:
+        """Resolve every step from the cache, in order; True (and every step recorded as cached) if all hit."""
+        found: dict[str, dict[str, Ref]] = {}
+        for step in self.plan.steps:
+            try:
+                hit = self.cached(step, self.runtime_key(step, found))
+            except StepFailed:
+                return False  # e.g. the data source is missing: let the real run report it
+            if hit is None:
+                return False
+            found[step.name] = hit
+        for step in self.plan.steps:
+            self._finish(step, "cached", 0.0, found[step.name])
+        return True
+
+    def execute(
+        self,
+        name: str,
+        upstream: Mapping[str, Mapping[str, Ref]],
+        logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+        *,
+        on_report: ReportSink | None = None,
+    ) -> dict[str, Ref]:
+        """Run one step (or take it from the cache); record and report what happened.
+
+        Raises:
+            MlflowkitError: the step failed; :meth:`retryable` says whether a retry may help.
+        """
+        step = self.plan.step(name)
+        self.progress.step_started(step)
+        start = time.perf_counter()
+        try:
+            key = self.runtime_key(step, upstream)
+            hit = self.cached(step, key)
+            if hit is not None:
+                self._finish(step, "cached", time.perf_counter() - start, hit)
+                return hit
+            kind = self.kinds[name]
+            params = kind.Params.model_validate(step.params)
+            # Plan order: when two upstream steps emit the same name, the later (nearer) one wins.
+            order = tuple(sorted(step.needs, key=self._position.__getitem__))
+            inputs = Inputs({n: upstream[n] for n in step.needs if n in upstream}, order)
+            outputs: dict[str, Ref] = kind.run(self.context(step, logger, on_report), params, inputs)
+            if step.cache:
+                self.store.write_json(
+                    f"cache/{key}.json",
+                    {
+                        "step": name,
+                        "kind": step.kind,
+                        "run_id": self.run_id,
+                        "outputs": {k: r.model_dump(mode="json") for k, r in outputs.items()},
+                    },
+                    durable=False,  # a lost cache entry is only a miss
+                )
+        except MlflowkitError as exc:  # an expected failure: the kind said what is wrong
+            self._finish(step, "failed", time.perf_counter() - start, {}, exc)
+            raise
+        except Exception as exc:  # anything else may be passing (a network blip): worth a retry
+            error = StepFailed(name, f"{type(exc).__name__}: {exc}")
+            self._finish(step, "failed", time.perf_counter() - start, {}, error, retryable=True)
+            raise error from exc
+        self._finish(step, "ran", time.perf_counter() - start, outputs)
+        return outputs
+
+    def retryable(self, name: str) -> bool:
+        """Whether the step's last failure may pass on a retry (an unexpected error, not a refusal)."""
+        return name in self._retryable
+
+    def _finish(
+        self,
+        step: PlanStep,
+        status: StepStatus,
+        seconds: float,
+        outputs: dict[str, Ref],
+        error: MlflowkitError | None = None,
+        *,
+        retryable: bool = False,
+    ) -> None:
+        record = StepRecord(
+            name=step.name,
+            kind=step.kind,
+            status=status,
+            seconds=round(seconds, 4),
+            key=step.key,
+            outputs=outputs,
+            error=str(error) if error else None,
+        )
+        with self._lock:
+            self.records[step.name] = record
+            if status in {"ran", "cached"}:
+                self.outputs[step.name] = outputs
+            if error is not None:
+                self.errors[step.name] = error
+            (self._retryable.add if retryable else self._retryable.discard)(step.name)
+        self.progress.step_finished(record)
+
+    def run_inline(self) -> None:
+        """Execute every step in plan order in this thread; the first failure raises (and is recorded)."""
+        for step in self.plan.steps:
+            self.execute(step.name, {n: self.outputs[n] for n in step.needs})
+
+    def run_inline_safely(self) -> None:
+        """Like :meth:`run_inline`, but a failure stops the run and stays in the records instead of raising."""
+        with contextlib.suppress(MlflowkitError):  # recorded by execute(); the session reads it from the records
+            self.run_inline()
