@@ -19,6 +19,7 @@ from rich.table import Table
 from mlflowkit.errors import MlflowkitError, SpecError
 
 if TYPE_CHECKING:
+    from mlflowkit.handoff import Verdict
     from mlflowkit.policy import Policy
     from mlflowkit.spec.models import SpecBase
 
@@ -77,7 +78,7 @@ def store_uri(store: str | None, spec_path: Path | None) -> str:
     if store:
         return store
     if spec_path is not None:
-        from mlflowkit.runtime.engine import store_root
+        from mlflowkit.runtime.locations import store_root
 
         return store_root(load_spec_file(spec_path, None, policy=False))  # finding a store is not running the spec
     return os.environ.get("MLFLOWKIT_STORE") or str(Path(".mlflowkit").resolve())
@@ -100,21 +101,17 @@ def governing_policy(spec_path: Path | None) -> Policy | None:
         fail(exc)
 
 
-def verdict_table(verdict: dict[str, Any]) -> None:
+def verdict_table(verdict: Verdict) -> None:
     """Print a gate verdict: one row per rule with its value, threshold and result."""
-    table = Table(title="gate verdict: " + ("[green]PASS[/]" if verdict.get("passed") else "[red]FAIL[/]"), title_justify="left")
+    table = Table(title="gate verdict: " + ("[green]PASS[/]" if verdict.passed else "[red]FAIL[/]"), title_justify="left")
     for col in ("rule", "value", "threshold", "result", "note"):
         table.add_column(col)
 
     def fmt(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.4f}"
 
-    for rule in verdict.get("rules", []):
+    for rule in verdict.rules:
         table.add_row(
-            rule["rule"],
-            fmt(rule["value"]),
-            fmt(rule["threshold"]),
-            "[green]pass[/]" if rule["passed"] else "[red]fail[/]",
-            rule.get("note") or "",
+            rule.rule, fmt(rule.value), fmt(rule.threshold), "[green]pass[/]" if rule.passed else "[red]fail[/]", rule.note
         )
     out.print(table)

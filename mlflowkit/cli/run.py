@@ -18,9 +18,9 @@ from mlflowkit.cli.common import SetOpt, SpecArg, StoreOpt, err, fail, load_spec
 from mlflowkit.errors import MlflowkitError
 
 if TYPE_CHECKING:
+    from mlflowkit.handoff import RunResult, StepRecord
     from mlflowkit.kinds.base import Report
     from mlflowkit.plan.model import Plan, PlanStep
-    from mlflowkit.runtime.engine import RunResult, StepRecord
 
 __all__ = ["plan", "run", "schema", "validate"]
 
@@ -125,6 +125,7 @@ def run(
         raise typer.Exit(2)
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from mlflowkit.handoff import VERDICT, find_output
     from mlflowkit.runtime.engine import run_spec
 
     out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
@@ -133,8 +134,8 @@ def run(
     except MlflowkitError as exc:  # the policy changed since loading, the store cannot be opened: nothing ran
         fail(exc)
     _summary(result)
-    if result.verdict and not any(s.name == "gates" and s.status in {"ran", "failed"} for s in result.steps):
-        verdict_table(result.verdict)  # the gates step was cached: its live report was not printed
+    if result.verdict and any(s.status == "cached" and find_output(s.outputs, VERDICT) for s in result.steps):
+        verdict_table(result.verdict)  # the step that decided was cached: its live report was not printed
     where = "Prefect flow run " + str(result.flow_run_id) if result.orchestrated else "all steps cached; no flow run needed"
     if result.ok:
         out.print(f"[green]done[/] in {result.seconds:.2f}s ({where})")

@@ -79,13 +79,15 @@ def runs_list(
 def runs_show(run_id: str, store: StoreOpt = None, spec: SpecOpt = None) -> None:
     """One run: its steps with timings and outputs, its verdict, its error, and Prefect's view of it."""
     from mlflowkit.flows.history import trigger
+    from mlflowkit.handoff import RunRecord
 
     st, records = _runs(store, spec)
     found = _history([_one_run(records, run_id)], store, spec)
     r = found.records[0]
-    out.print(f"[bold]{r['run_id']}[/] {r['spec_name']} ({r['spec_path']}): [bold]{r['status']}[/] in {r.get('seconds', 0):.2f}s")
-    git, flow_run = r.get("git_commit") or "-", r.get("flow_run_id") or "-"
-    out.print(f"spec {r['spec_hash'][:12]}  params {json.dumps(r['params'])}  git {git}  flow run {flow_run}")
+    run = RunRecord.model_validate(r)  # records written by older versions read as the same type
+    out.print(f"[bold]{run.run_id}[/] {run.spec_name} ({run.spec_path}): [bold]{run.status}[/] in {run.seconds:.2f}s")
+    git, flow_run = run.git_commit or "-", run.flow_run_id or "-"
+    out.print(f"spec {run.spec_hash[:12]}  params {json.dumps(run.params)}  git {git}  flow run {flow_run}")
     out.print(f"registered {r.get('registered') or '-'}  triggered by {trigger(r)}")
     prefect = r.get("prefect")
     if prefect:
@@ -97,15 +99,15 @@ def runs_show(run_id: str, store: StoreOpt = None, spec: SpecOpt = None) -> None
     table = Table()
     for col in ("step", "kind", "status", "seconds", "outputs"):
         table.add_column(col)
-    for s in r["steps"]:
-        table.add_row(s["name"], s["kind"], s["status"], f"{s['seconds']:.2f}", ", ".join(s["outputs"]))
+    for s in run.steps:
+        table.add_row(s.name, s.kind, s.status, f"{s.seconds:.2f}", ", ".join(s.outputs))
     out.print(table)
-    if r.get("verdict"):
-        verdict_table(r["verdict"])
-    if r.get("report"):
-        out.print(f"report: {st.root}/{r['report']} (mlflowkit report {r['run_id']} --open)", markup=False)
-    if r.get("error"):
-        out.print(f"[red]error[/]: {r['error']}", markup=True)
+    if run.verdict is not None:
+        verdict_table(run.verdict)
+    if run.report:
+        out.print(f"report: {st.root}/{run.report} (mlflowkit report {run.run_id} --open)", markup=False)
+    if run.error:
+        out.print(f"[red]error[/]: {run.error}", markup=True)
     if found.note:
         out.print(f"[dim]note: {found.note}[/]")
 

@@ -79,21 +79,21 @@ def _figure(uri: str, caption: str, plot_id: str) -> str:
 
 def _lineage(data: ReportData) -> str:
     run = data.run
-    trigger = run.get("trigger") or {}
+    trigger = run.trigger
     how = "by hand (mlflowkit run / API)"
-    if trigger:
-        how = f"deployment {trigger.get('deployment')}" + (
-            " (schedule)" if trigger.get("scheduled") else " (started by hand or API)"
-        )
+    if trigger is not None and trigger.deployment:
+        how = f"deployment {trigger.deployment}" + (" (schedule)" if trigger.scheduled else " (started by hand or API)")
+    elif trigger is not None and trigger.by == "monitor":
+        how = f"drift check {trigger.check_id}"
     pairs: list[tuple[str, Any]] = [
-        ("run", run.get("run_id")),
-        ("spec", f"{run.get('spec_name')} ({run.get('spec_path')})"),
-        ("spec sha256", run.get("spec_hash")),
-        ("git commit", run.get("git_commit")),
-        ("params", json.dumps(run.get("params") or {}, sort_keys=True)),
-        ("started / finished", f"{run.get('started_at')} / {run.get('finished_at') or '-'}"),
-        ("duration", f"{run.get('seconds', 0):.2f} s"),
-        ("Prefect flow run", run.get("flow_run_id")),
+        ("run", run.run_id),
+        ("spec", f"{run.spec_name} ({run.spec_path})"),
+        ("spec sha256", run.spec_hash),
+        ("git commit", run.git_commit),
+        ("params", json.dumps(run.params, sort_keys=True)),
+        ("started / finished", f"{run.started_at} / {run.finished_at or '-'}"),
+        ("duration", f"{run.seconds:.2f} s"),
+        ("Prefect flow run", run.flow_run_id),
         ("triggered", how),
     ]
     if data.dataset:
@@ -108,14 +108,10 @@ def _lineage(data: ReportData) -> str:
                 )
             )
     version = data.version
-    if version:
-        lineage = version.get("lineage") or {}
-        pairs.append(
-            (
-                "registered",
-                f"{version.get('model')} v{version.get('version')} ({', '.join(version.get('aliases') or []) or 'no alias'})",
-            )
-        )
+    if version is not None:
+        lineage = data.registered.lineage if data.registered else {}
+        aliases = data.registered.aliases if data.registered else ((version.alias,) if version.alias else ())
+        pairs.append(("registered", f"{version.label()} ({', '.join(aliases) or 'no alias'})"))
         if lineage.get("estimator"):
             pairs.append(("estimator", lineage.get("estimator")))
         if lineage.get("params"):
@@ -123,8 +119,8 @@ def _lineage(data: ReportData) -> str:
     else:
         pairs.append(("registered", "no version was registered in this run"))
     steps = [
-        {"step": s["name"], "kind": s["kind"], "status": s["status"], "seconds": s.get("seconds"), "error": s.get("error") or ""}
-        for s in run.get("steps", [])
+        {"step": s.name, "kind": s.kind, "status": s.status, "seconds": s.seconds, "error": s.error or ""}
+        for s in run.steps
     ]
     return _kv(pairs) + "<h3>Steps</h3>" + _table(steps)
 
@@ -210,22 +206,21 @@ def _metrics(data: ReportData, plots: Any) -> str:
 
 def _gates(data: ReportData) -> str:
     v = data.verdict
-    if not v:
+    if v is None:
         return '<p class="note">no gates ran in this run</p>'
-    passed = bool(v.get("passed"))
     rows = [
         {
-            "rule": r.get("rule"),
-            "value": r.get("value"),
-            "threshold": r.get("threshold"),
-            "baseline": f"v{r['baseline']}" if r.get("baseline") else "",
-            "result": "pass" if r.get("passed") else "FAIL",
-            "note": r.get("note") or r.get("description") or "",
+            "rule": r.rule,
+            "value": r.value,
+            "threshold": r.threshold,
+            "baseline": f"v{r.baseline}" if r.baseline else "",
+            "result": "pass" if r.passed else "FAIL",
+            "note": r.note or r.description,
         }
-        for r in v.get("rules", [])
+        for r in v.rules
     ]
-    verdict = _badge("PASS" if passed else "FAIL", "pass" if passed else "fail")
-    extra = f" (rejected candidate kept as v{v['rejected_version']})" if v.get("rejected_version") else ""
+    verdict = _badge("PASS" if v.passed else "FAIL", "pass" if v.passed else "fail")
+    extra = f" (rejected candidate kept as v{v.rejected_version})" if v.rejected_version else ""
     return f"<p>verdict: {verdict}{escape(extra)}</p>" + _table(rows)
 
 
@@ -276,12 +271,11 @@ def _deployments(data: ReportData) -> str:
 
 def _model_card(data: ReportData) -> str:
     c = data.contract
-    version = data.version or {}
     if not c:
         return '<p class="note">no exported model in this run (no <code>export</code> step): no contract to integrate against</p>'
-    name = version.get("model") or data.run.get("model")
-    number = version.get("version")
-    lineage = version.get("lineage") or {}
+    name = data.version.model if data.version else data.run.model
+    number = data.version.version if data.version else None
+    lineage = data.registered.lineage if data.registered else {}
     out = [
         _kv(
             [
@@ -355,13 +349,12 @@ def render(data: ReportData) -> str:
 
     plots = plot_module if plot_module.available() else None
     run = data.run
-    status = str(run.get("status", "unknown"))
-    version = data.version or run.get("version") or {}
-    title = f"{run.get('spec_name')} · run {run.get('run_id')}"
-    sub = f"model {run.get('model')}" + (f" v{version.get('version')}" if version.get("version") else "")
+    status = run.status
+    title = f"{run.spec_name} · run {run.run_id}"
+    sub = f"model {run.model}" + (f" v{data.version.version}" if data.version else "")
     header = (
         f"<header><h1>{escape(title)} {_badge(status, status)}</h1>"
-        f'<div class="sub">{escape(sub)} · started {escape(str(run.get("started_at")))}</div></header>'
+        f'<div class="sub">{escape(sub)} · started {escape(run.started_at)}</div></header>'
     )
     nav = "<nav>" + "".join(f'<a href="#{k}">{escape(t)}</a>' for k, t in SECTIONS) + "</nav>"
     builders: dict[str, Callable[[], str]] = {
@@ -375,8 +368,8 @@ def render(data: ReportData) -> str:
     sections = []
     for key, heading in SECTIONS:
         sections.append(f'<section id="{key}"><h2>{escape(heading)}</h2>{builders[key]()}</section>')
-    if run.get("error"):
-        sections.insert(0, f'<section id="error"><h2>Error</h2><pre>{escape(str(run["error"]))}</pre></section>')
+    if run.error:
+        sections.insert(0, f'<section id="error"><h2>Error</h2><pre>{escape(run.error)}</pre></section>')
     if data.notes:
         sections.append(
             '<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{escape(n)}</li>" for n in data.notes) + "</ul></section>"

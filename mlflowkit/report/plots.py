@@ -20,12 +20,10 @@ _PALETTE = ["#2b6cb0", "#dd6b20", "#2f855a", "#c53030", "#6b46c1", "#b7791f", "#
 
 
 def available() -> bool:
-    """Whether matplotlib can be imported (the ``report`` extra)."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether matplotlib is installed (the ``report`` extra); found without importing it, which takes a while."""
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _figure(width: float = 5.0, height: float = 4.0) -> Figure:
