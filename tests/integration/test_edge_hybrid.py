@@ -81,7 +81,7 @@ def test_one_run_deploys_to_triton_and_the_edge_and_rollback_moves_both(
     from mlflowkit.store import ArtifactStore
 
     step = next(s for s in first.steps if s.name == "deploy")
-    deployment = json.loads(ArtifactStore(churn_project / ".mlflowkit").get_bytes(step.outputs["deployment"]["key"]))
+    deployment = json.loads(ArtifactStore(churn_project / ".mlflowkit").get_bytes(step.outputs["deployment"]))
     assert [t["target"] for t in deployment["targets"]] == ["triton", "onnxruntime"]
     assert triton_version(triton, "churn-hybrid", rows) == "1"
     edge("pull", *source, check=True)

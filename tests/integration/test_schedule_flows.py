@@ -188,7 +188,7 @@ def test_a_run_started_through_the_api_with_a_param_completes_with_artifacts(
     assert record["params"]["n_estimators"] == 40
     assert record["flow_run_id"] == flow_run["id"]
     assert record["trigger"]["deployment"] == "churn-classifier/lifecycle" and record["trigger"]["scheduled"] is False
-    assert record["version"] == {"model": "churn", "version": 1}
+    assert (record["version"]["model"], record["version"]["version"], record["version"]["alias"]) == ("churn", 1, "champion")
     assert (store / record["report"]).is_file()
 
     # Run history reads the Prefect API: state and the deployment that started the run.

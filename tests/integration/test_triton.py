@@ -428,7 +428,7 @@ def test_flow_registers_onnx_and_deploys_the_champion(triton: triton_local.Local
     contract = Contract.model_validate_json(registry.read_file("churn", 1, "contract.json"))
     assert contract.target == "churned" and "charges_per_tenure" in contract.features
     assert version.lineage["onnx"]["parity"]["disagreeing_rows"] == 0
-    deployment = first.steps[-1].outputs["deployment"]["meta"]
+    deployment = first.steps[-1].outputs["deployment"].meta
     assert deployment == {"model": "churn", "version": 1}
 
     test = add_features(pd.read_csv(churn_project / "data" / "churn.csv")).head(16)

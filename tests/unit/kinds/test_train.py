@@ -1,0 +1,47 @@
+"""The sklearn kind, driven directly: the fitted pipeline and its typed model meta, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+from kind_harness import Harness, Trained
+
+from mlflowkit.errors import StepFailed
+from mlflowkit.handoff import JOBLIB, ModelMeta, TableMeta
+from mlflowkit.kinds._frames import load_frame, load_model
+from mlflowkit.kinds.train import SklearnTrain
+
+
+def test_the_model_output_carries_what_later_steps_read(trained: Trained, on_trained: Harness) -> None:
+    assert trained.model.media_type == JOBLIB
+    meta = ModelMeta.model_validate(trained.model.meta)
+    assert meta.estimator == "sklearn.ensemble.RandomForestClassifier" and meta.framework == "sklearn"
+    assert meta.task == "classification" and meta.classes == ("no", "yes") and meta.target == "churned"
+    assert meta.features == ("customer_id", "tenure_months", "monthly_charges", "contract", "gender")
+    assert meta.params["n_estimators"] == 20 and meta.params["random_state"] == 42  # the seed reaches the estimator
+    assert meta.data_fingerprint == TableMeta.model_validate(trained.dataset.meta).data_fingerprint
+    model = load_model(on_trained.store, trained.model)
+    test = load_frame(on_trained.store, trained.test)
+    # Preprocessing is inside the model: raw columns with missing values and text go in.
+    assert set(model.predict(test.drop(columns=["churned"]))) <= {"no", "yes"}
+
+
+def test_a_regressor_is_a_regression_model(trained: Trained, on_trained: Harness) -> None:
+    from mlflowkit.handoff import Ref
+
+    numeric = Ref.model_validate({**trained.train.model_dump(), "meta": {**trained.train.meta, "target": "tenure_months"}})
+    model = on_trained.run(SklearnTrain, {"estimator": "sklearn.linear_model.Ridge"}, {"train": numeric})["model"]
+    meta = ModelMeta.model_validate(model.meta)
+    assert meta.task == "regression" and meta.classes == () and meta.target == "tenure_months"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"estimator": "sklearn.ensemble.NoSuchForest"}, "cannot import sklearn.ensemble.NoSuchForest"),
+        ({"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"trees": 3}}, "cannot create sklearn.ensemble.RandomForestClassifier"),
+        ({"estimator": "sklearn.linear_model.LinearRegression", "preprocess": "none"}, "LinearRegression.fit failed"),
+    ],
+)
+def test_bad_estimators_fail_the_step_naming_it(trained: Trained, on_trained: Harness, params: dict[str, object], message: str) -> None:
+    with pytest.raises(StepFailed, match=message):
+        on_trained.run(SklearnTrain, params, {"train": trained.train}, step="train")
