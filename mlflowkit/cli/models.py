@@ -70,7 +70,9 @@ def models_show(
     if metrics:
         out.print(_metrics_table(metrics, lineage.get("champion_at_evaluation") or {}))
     if isinstance(lineage.get("verdict"), dict):
-        verdict_table(lineage["verdict"])
+        from mlflowkit.handoff import Verdict
+
+        verdict_table(Verdict.model_validate(lineage["verdict"]))
     files = Table(title="files", title_justify="left")
     for col in ("file", "sha256"):
         files.add_column(col)
