@@ -36,10 +36,13 @@ def test_a_metric_that_cannot_be_computed_is_nan_not_a_crash(trained: Trained, o
     from mlflowkit.kinds.train import SklearnTrain
 
     svc = on_trained.run(SklearnTrain, {"estimator": "sklearn.svm.LinearSVC"}, {"train": trained.train})["model"]
-    out = on_trained.run(Evaluate, {"metrics": ["accuracy", "roc_auc"], "champion": False}, {"model": svc, "test": trained.test})
+    params = {"metrics": ["accuracy", "roc_auc"], "champion": False, "bootstrap": {"n": 10}}
+    out = on_trained.run(Evaluate, params, {"model": svc, "test": trained.test})
     meta = MetricsMeta.model_validate(out["metrics"].meta)
     assert meta.metrics["roc_auc"] is None or math.isnan(meta.metrics["roc_auc"])  # no predict_proba: gates fail closed
     assert meta.champion is None
+    interval = on_trained.store.read_json(out["metrics"].key)["ci"]
+    assert interval["accuracy"][0] <= interval["accuracy"][1] and all(math.isnan(v) for v in interval["roc_auc"])
 
 
 def test_regression_metrics_on_a_classifier_are_refused(trained: Trained, on_trained: Harness) -> None:

@@ -36,7 +36,7 @@ def _run(store: ArtifactStore, *, task: str = "classification") -> str:
             "roc_curves": [{"label": "yes", "fpr": [0, 0.2, 1], "tpr": [0, 0.7, 1], "auc": 0.8}],
             "fairness": {"metrics": {"demographic_parity_difference": 0.05}, "positive_label": "yes", "min_group_size": 1,
                          "groups": [{"feature": "gender", "group": "f", "rows": 5, "selection_rate": 0.4, "note": ""},
-                                    {"feature": "gender", "group": "m", "rows": 5, "selection_rate": 0.45, "note": ""}]},
+                                    {"feature": "gender", "group": "m", "rows": 5, "selection_rate": 0.45, "note": "fewer than 30 rows: left out of disparity"}]},
         }  # fmt: skip
     else:
         metrics |= {"residuals": {"predicted": [1.0, 2.0, 3.0], "residual": [0.1, -0.2, 0.05], "rows": 3}}
