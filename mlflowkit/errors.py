@@ -4,6 +4,7 @@
     ├── SpecError          a spec (or recipe, or --set) is invalid; carries every SpecIssue at once
     ├── PluginError        a plug-in (kind, target, recipe) failed to load or failed its checks
     ├── RegistryError      a model, version or alias is missing, or the registry is inconsistent
+    ├── IntegrityError     stored bytes no longer match the hash that vouches for them
     └── StepFailed         a step raised while running; names the step and the cause
         └── GateFailed     a promotion gate said "no"; carries the verdict
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel
 
 __all__ = [
     "GateFailed",
+    "IntegrityError",
     "MlflowkitError",
     "PluginError",
     "RegistryError",
@@ -130,6 +132,23 @@ class PluginError(MlflowkitError):
 
 class RegistryError(MlflowkitError):
     """A model, version or alias does not exist, or a registry operation cannot be done."""
+
+
+class IntegrityError(MlflowkitError):
+    """Stored bytes no longer match the hash that vouches for them (damage, or someone rewrote them).
+
+    Args:
+        where: the file or object (a path or URI).
+        expected: the SHA-256 that vouches for it.
+        found: what its bytes hash to now, or ``"missing"``.
+    """
+
+    def __init__(self, where: str, expected: str, found: str) -> None:
+        self.where, self.expected, self.found = where, expected, found
+        super().__init__(f"{where} is damaged or was replaced: expected SHA-256 {expected}, found {found}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.where, self.expected, self.found))
 
 
 class StepFailed(MlflowkitError):

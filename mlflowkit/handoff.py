@@ -54,6 +54,7 @@ __all__ = [
     "ONNX",
     "PARQUET",
     "PROFILE",
+    "SKOPS",
     "TRIALS",
     "VALIDATION",
     "VERDICT",
@@ -83,8 +84,10 @@ JSON = "application/json"
 """Plain JSON (a ``@step``'s JSON output, and documents written before the types below existed)."""
 PARQUET = "application/vnd.apache.parquet"
 """A table (``dataset``, ``train``, ``test``)."""
+SKOPS = "application/vnd.skops"
+"""A fitted model kept inside the store (never deployed), written with skops: no pickle."""
 JOBLIB = "application/x-joblib"
-"""A fitted model kept inside the store (never deployed)."""
+"""A pickled model written by older versions; never loaded from the store."""
 ONNX = "application/onnx"
 """The exported model, what deploy targets serve."""
 VERDICT = "application/vnd.mlflowkit.verdict+json"

@@ -85,10 +85,14 @@ def store_uri(store: str | None, spec_path: Path | None) -> str:
 
 
 def open_registry(store: str | None, spec_path: Path | None) -> Any:
-    """The model registry in the store :func:`store_uri` picks."""
+    """The model registry in the store :func:`store_uri` picks, with the keys the environment and the policy trust."""
+    from mlflowkit.policy import registry_trust
     from mlflowkit.store import registry_at
 
-    return registry_at(store_uri(store, spec_path))
+    try:
+        return registry_at(store_uri(store, spec_path), trust=registry_trust(governing_policy(spec_path)))
+    except MlflowkitError as exc:  # a configured key that cannot be read
+        fail(exc)
 
 
 def governing_policy(spec_path: Path | None) -> Policy | None:

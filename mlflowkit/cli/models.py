@@ -1,4 +1,4 @@
-"""``mlflowkit models list|show|promote|rollback|approve|audit|history``: registered models, their aliases and audit trail."""
+"""``mlflowkit models list|show|promote|rollback|approve|audit|history|sign``: registered models, aliases, audit trail."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def models_show(
     """One model version: aliases, where it came from, metrics, gate verdict, files and alias moves."""
     registry = open_registry(store, spec)
     try:
-        mv = registry.get(model, version)
+        mv = registry.get(model, version)  # refused here when the registry trusts keys and the version does not verify
+        signature = registry.signature(model, mv.version)
         history = [e for e in registry.history(model) if mv.version in (e.version, e.previous)]
     except MlflowkitError as exc:
         fail(exc)
@@ -66,6 +67,8 @@ def models_show(
         return
     lineage = mv.lineage
     out.print(_about(mv.model, mv.version, mv.aliases, mv.created_at, lineage))
+    mark = {"verified": "[green]✓[/]", "unchecked": "[yellow]?[/]"}.get(signature.state, "[yellow]![/]")
+    out.print(f"{mark} {signature.describe()}")
     metrics = lineage.get("metrics") or {}
     if metrics:
         out.print(_metrics_table(metrics, lineage.get("champion_at_evaluation") or {}))
@@ -311,3 +314,29 @@ def models_history(model: str, store: StoreOpt = None, spec: SpecOpt = None) -> 
     out.print(table)
     for problem in problems:  # the log was edited by hand: say so wherever it is read
         err.print(f"[bold red]audit log tampered[/]: {problem} (see `mlflowkit models audit {model}`)")
+
+
+@app.command("sign")
+def models_sign(
+    model: str,
+    versions: Annotated[list[int] | None, typer.Argument(help="The versions to sign (default: with --all, every one).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Sign every version of the model.")] = False,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+) -> None:
+    """Sign versions with MLFLOWKIT_SIGNING_KEY after checking their files: for versions older than signing, or a new key.
+
+    Signing vouches for a version: review it first (`mlflowkit models show`). Each file is checked against
+    its recorded digest before the version is signed.
+    """
+    registry = open_registry(store, spec)
+    try:
+        numbers = [v.version for v in registry.versions(model)] if every else list(versions or [])
+        if not numbers:
+            err.print("[bold red]error[/]: name the versions to sign, or pass --all")
+            raise typer.Exit(2)
+        for number in numbers:
+            signature = registry.sign(model, number)
+            out.print(f"[green]✓[/] {model} v{number}: {signature.describe()}")
+    except MlflowkitError as exc:
+        fail(exc)

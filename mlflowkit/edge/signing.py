@@ -9,13 +9,11 @@ not match" are told apart.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mlflowkit._ed25519 import KeyFileError, canonical_json, key_id, private_key_from, public_key_from, read_signature, sign
 from mlflowkit.edge.errors import BundleRefused, EdgeError
 
 if TYPE_CHECKING:
@@ -34,11 +32,6 @@ __all__ = [
 
 PUBLIC_KEY_ENV = "MLFLOWKIT_EDGE_PUBLIC_KEY"
 """The device's trusted public key when ``--public-key`` is not given: a PEM file's path or the PEM text."""
-
-
-def canonical_json(obj: Any) -> bytes:
-    """The one byte form of ``obj`` that is signed: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool = False) -> str:
@@ -68,34 +61,16 @@ def generate_keypair(private_path: Path, public_path: Path, *, overwrite: bool =
     return key_id(key.public_key())
 
 
-def _pem(source: str) -> tuple[bytes, str]:
-    """PEM bytes from a path or from PEM text; and how to name the source in messages."""
-    if "-----BEGIN" in source:
-        return source.encode(), "the PEM text given"
-    path = Path(source).expanduser()
-    try:
-        return path.read_bytes(), str(path)
-    except OSError as exc:
-        raise EdgeError(f"cannot read key file {path}: {exc.strerror or exc}") from None
-
-
 def load_private_key(source: str) -> Ed25519PrivateKey:
     """An ed25519 private key from a PEM file's path or PEM text.
 
     Raises:
         EdgeError: unreadable, not PEM, encrypted, or not an ed25519 key.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    data, where = _pem(source)
     try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise EdgeError(f"{where} is not an unencrypted PEM private key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise EdgeError(f"{where} holds a {type(key).__name__}; edge bundles are signed with ed25519 (mlflowkit edge keygen)")
-    return key
+        return private_key_from(source)
+    except KeyFileError as exc:
+        raise EdgeError(str(exc)) from None
 
 
 def load_public_key(source: str | None) -> Ed25519PublicKey:
@@ -104,34 +79,13 @@ def load_public_key(source: str | None) -> Ed25519PublicKey:
     Raises:
         EdgeError: no key given, unreadable, or not an ed25519 public key.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     source = source or os.environ.get(PUBLIC_KEY_ENV)
     if not source:
         raise EdgeError(f"no public key: pass --public-key FILE or set {PUBLIC_KEY_ENV}")
-    data, where = _pem(source)
     try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        raise EdgeError(f"{where} is not a PEM public key: {exc}") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise EdgeError(f"{where} holds a {type(key).__name__}, not an ed25519 public key")
-    return key
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """A short, stable name for a public key: 16 hex digits of the SHA-256 of its raw bytes."""
-    from cryptography.hazmat.primitives import serialization
-
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def sign(private_key: Ed25519PrivateKey, message: bytes) -> bytes:
-    """The detached signature file's bytes: a small JSON naming the algorithm, the key id and the base64 signature."""
-    signature = base64.b64encode(private_key.sign(message)).decode()
-    return canonical_json({"algorithm": "ed25519", "key_id": key_id(private_key.public_key()), "signature": signature})
+        return public_key_from(source)
+    except KeyFileError as exc:
+        raise EdgeError(str(exc)) from None
 
 
 def verify_signature(public_key: Ed25519PublicKey, message: bytes, signature_file: bytes | None, *, signed_by: str) -> None:
@@ -152,10 +106,8 @@ def verify_signature(public_key: Ed25519PublicKey, message: bytes, signature_fil
         raise BundleRefused("unsigned", "manifest.sig is missing; an unsigned bundle is never installed")
     trusted = key_id(public_key)
     try:
-        doc = json.loads(signature_file)
-        raw = base64.b64decode(doc["signature"], validate=True)
-        sig_key = str(doc["key_id"])
-    except (ValueError, KeyError, TypeError) as exc:
+        sig_key, raw = read_signature(signature_file)
+    except ValueError as exc:
         raise BundleRefused("bad-signature", f"manifest.sig cannot be read: {exc}") from None
     if sig_key != trusted:
         raise BundleRefused("wrong-key", f"the bundle is signed by key {sig_key}; this device trusts key {trusted}")

@@ -1,14 +1,11 @@
-"""Tables and fitted models in the artifact store: Parquet and joblib, read back by reference.
-
-The joblib files stay inside the store; only ONNX crosses to a deploy target.
-"""
+"""Tables in the artifact store: Parquet, read back by reference (fitted models: `mlflowkit.kinds.model_files`)."""
 
 from __future__ import annotations
 
 import io
 from typing import TYPE_CHECKING, Any
 
-from mlflowkit.handoff import JOBLIB, PARQUET
+from mlflowkit.handoff import PARQUET
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -16,7 +13,7 @@ if TYPE_CHECKING:
     from mlflowkit.store import ArtifactStore, Ref
 
 
-__all__ = ["JOBLIB", "PARQUET", "load_frame", "load_model", "save_frame", "save_model"]
+__all__ = ["PARQUET", "load_frame", "save_frame"]
 
 
 def save_frame(store: ArtifactStore, frame: pd.DataFrame, **meta: Any) -> Ref:
@@ -28,24 +25,7 @@ def save_frame(store: ArtifactStore, frame: pd.DataFrame, **meta: Any) -> Ref:
 
 
 def load_frame(store: ArtifactStore, ref: Ref) -> pd.DataFrame:
-    """Read a stored table back."""
+    """Read a stored table back: the very bytes checked against the reference's hash are parsed."""
     import pandas as pd
 
-    path = store.local_path(ref)
-    return pd.read_parquet(path if path else io.BytesIO(store.get_bytes(ref)))
-
-
-def save_model(store: ArtifactStore, model: Any, **meta: Any) -> Ref:
-    """Store a fitted model with joblib; ``meta`` travels with the reference."""
-    import joblib
-
-    buf = io.BytesIO()
-    joblib.dump(model, buf)
-    return store.put_bytes(buf.getvalue(), JOBLIB, meta)
-
-
-def load_model(store: ArtifactStore, ref: Ref) -> Any:
-    """Read a fitted model back from the store."""
-    import joblib
-
-    return joblib.load(io.BytesIO(store.get_bytes(ref)))
+    return pd.read_parquet(io.BytesIO(store.get_bytes(ref)))

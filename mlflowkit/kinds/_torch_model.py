@@ -40,6 +40,9 @@ def build_network(
         layers.append(nn.Linear(width, out_features))
         return nn.Sequential(*layers)
     cls = import_model(model, search_dir)
+    # Checked before it is called: a stored model names its network, and only a Module may be built from it.
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise TypeError(f"{model} is not a torch.nn.Module class")
     accepted = inspect.signature(cls).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     sizes = {"in_features": in_features, "out_features": out_features}

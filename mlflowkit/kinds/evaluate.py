@@ -17,8 +17,10 @@ from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import RegistryError, StepFailed
 from mlflowkit.handoff import METRICS, MetricsMeta, ModelMeta, meta_of
-from mlflowkit.kinds._frames import load_frame, load_model
+from mlflowkit.kinds._frames import load_frame
+from mlflowkit.kinds._policy import governing_policy
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
+from mlflowkit.kinds.model_files import load_model, registered_model
 from mlflowkit.metrics import CLASSIFICATION_METRICS, FAIRNESS_METRICS, GROUP_METRICS, REGRESSION_METRICS
 
 if TYPE_CHECKING:
@@ -162,7 +164,8 @@ class Evaluate(StepKind):
             )
         x, y = test.drop(columns=[target]), test[target]
 
-        candidate = _Scorer(load_model(ctx.store, model_ref), x, y, params, task)
+        model = load_model(ctx.store, model_ref, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
+        candidate = _Scorer(model, x, y, params, task)
         body: dict[str, Any] = {"n_test": len(test), **candidate.everything(test)}
         values = dict(body["metrics"])
         if params.fairness:
@@ -199,24 +202,24 @@ class Evaluate(StepKind):
     ) -> dict[str, Any]:
         """The champion's metrics on the same rows, or a note saying why there are none."""
         try:
-            version = ctx.registry.get(ctx.model_name, "champion")
-        except RegistryError:
+            number = ctx.registry.aliases(ctx.model_name).get("champion")
+        except RegistryError:  # no such model yet
+            number = None
+        if number is None:
             return {"version": None, "metrics": None, "note": "no champion yet"}
-        import io
-
-        import joblib
-
-        try:
-            model = joblib.load(io.BytesIO(ctx.registry.read_file(version.model, version.version, "model.joblib")))
+        try:  # a champion that does not verify (forged, unsigned) is refused here: its gates fail closed
+            version = ctx.registry.get(ctx.model_name, number)
+            # Its ONNX graph when it has one: no pickle.
+            model = registered_model(ctx.registry, version, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
             scored = _Scorer(model, x, y, params.model_copy(update={"bootstrap": None, "slices": []}), task).everything(test)
         except Exception as exc:  # an old champion may not fit today's columns: record it, gates fail closed
-            note = f"champion v{version.version} could not score this data: {type(exc).__name__}: {exc}"
+            note = f"champion v{number} could not score this data: {type(exc).__name__}: {exc}"
             ctx.logger.warning(note)
-            return {"version": version.version, "metrics": None, "note": note}
+            return {"version": number, "metrics": None, "note": note}
         metrics = dict(scored["metrics"])
         if params.fairness:
             metrics.update(scored["fairness"]["metrics"])
-        return {"version": version.version, "metrics": metrics, "note": ""}
+        return {"version": number, "metrics": metrics, "note": ""}
 
 
 class _Scorer:

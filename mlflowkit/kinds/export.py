@@ -15,8 +15,10 @@ from pydantic import Field
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.handoff import CONTRACT, ONNX, ModelMeta, meta_of
-from mlflowkit.kinds._frames import load_frame, load_model
+from mlflowkit.kinds._frames import load_frame
+from mlflowkit.kinds._policy import governing_policy
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
+from mlflowkit.kinds.model_files import load_model
 
 if TYPE_CHECKING:
     import onnx
@@ -88,7 +90,7 @@ class OnnxExport(StepKind):
 
     def run(self, ctx: StepContext, params: OnnxParams, inputs: Inputs) -> dict[str, Ref]:
         model_ref, test_ref = inputs["model"], inputs["test"]
-        model = load_model(ctx.store, model_ref)
+        model = load_model(ctx.store, model_ref, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
         test = load_frame(ctx.store, test_ref)
         if params.max_rows is not None:
             test = test.iloc[: params.max_rows]

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from mlflowkit._jsonsafe import finite
 from mlflowkit.handoff import VERDICT, VERSION, MetricsMeta, ModelMeta, RegisteredVersion, Verdict, find_output, meta_of
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
+from mlflowkit.kinds.model_files import model_file_name
 
 if TYPE_CHECKING:
     from mlflowkit.store import ModelVersion, Ref
@@ -73,7 +74,7 @@ def register_version(
         "verdict": verdict.model_dump(mode="json") if verdict is not None else None,
         "artifacts": {"model": model_ref.key, "metrics": metrics_ref.key},
     }
-    files = {"model.joblib": ctx.store.get_bytes(model_ref), "metrics.json": ctx.store.get_bytes(metrics_ref)}
+    files = {model_file_name(model_ref): ctx.store.get_bytes(model_ref), "metrics.json": ctx.store.get_bytes(metrics_ref)}
     # The deployable form, when an export step ran: the ONNX model and its contract go with the version.
     if "onnx" in inputs and "contract" in inputs:
         files["model.onnx"] = ctx.store.get_bytes(inputs["onnx"])

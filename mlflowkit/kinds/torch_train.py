@@ -21,9 +21,10 @@ from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.handoff import ModelMeta
-from mlflowkit.kinds._frames import load_frame, save_model
+from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds._hpo import _address
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
+from mlflowkit.kinds.model_files import save_model
 
 if TYPE_CHECKING:
     from mlflowkit.store import Ref

@@ -17,9 +17,10 @@ from pydantic import Field
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.handoff import TRIALS, ModelMeta
-from mlflowkit.kinds._frames import load_frame, save_model
+from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds._hpo import RaySettings, SearchParams, candidates, check_search, run_search
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
+from mlflowkit.kinds.model_files import save_model
 
 if TYPE_CHECKING:
     from mlflowkit.store import Ref

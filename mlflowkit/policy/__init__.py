@@ -18,6 +18,7 @@ from mlflowkit.errors import SpecError, SpecIssue
 from mlflowkit.policy.access import authorize, current_actor, governance, may
 from mlflowkit.policy.load import POLICY_ENV, POLICY_FILE, find_policy, load_policy, policy_path
 from mlflowkit.policy.model import Policy
+from mlflowkit.policy.registry import registry_trust
 from mlflowkit.policy.rules import RULES, PolicyIssue, check_spec, module_allowed
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ __all__ = [
     "module_allowed",
     "policy_of",
     "policy_path",
+    "registry_trust",
 ]
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "NormalRule",
     "Policy",
     "PromotionRules",
+    "RegistryRules",
     "RequiredGate",
     "ResourceLimits",
     "When",
@@ -161,6 +162,25 @@ class PromotionRules(_Frozen):
     distinct_approver: bool = Field(False, description="The approver may not be the identity whose run registered the version.")
 
 
+class RegistryRules(_Frozen):
+    """Which model versions the registry accepts: signed ones, by which keys."""
+
+    require_signing: bool = Field(
+        False,
+        description=(
+            "Every version is signed when registered (the key in MLFLOWKIT_SIGNING_KEY) and verified before it is"
+            " loaded, shown or promoted; unsigned or forged versions are refused."
+        ),
+    )
+    trusted_keys: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Public keys (PEM files, relative to this policy file) whose signatures the registry accepts, besides"
+            " MLFLOWKIT_TRUSTED_KEYS; list the old and the new key while rotating."
+        ),
+    )
+
+
 class Policy(_Frozen):
     """An operations policy: what specs may use, where they may deploy, what they must check, who may promote."""
 
@@ -173,6 +193,7 @@ class Policy(_Frozen):
     checks: CheckRules = Field(default_factory=CheckRules, description=CheckRules.__doc__ or "")
     resources: ResourceLimits = Field(default_factory=ResourceLimits, description=ResourceLimits.__doc__ or "")
     promotion: PromotionRules = Field(default_factory=PromotionRules, description=PromotionRules.__doc__ or "")
+    registry: RegistryRules = Field(default_factory=RegistryRules, description=RegistryRules.__doc__ or "")
 
     _meta: dict[str, Any] = PrivateAttr(default_factory=dict)
 

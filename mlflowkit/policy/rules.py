@@ -469,3 +469,21 @@ def resource_limits(subject: Subject, policy: Policy) -> Iterator[PolicyIssue]:
             per = "" if scope == "step" else f" per {scope}"
             message = f"asks for {amount:g} {kind}{per}; the policy allows at most {limit:g}"
             yield _violation(subject, policy, path, message, ("resources", field))
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+@rule
+def signed_registry(subject: Subject, policy: Policy) -> Iterator[PolicyIssue]:
+    """Under ``registry.require_signing``, a spec that registers versions runs only where a signing key is set."""
+    import os
+
+    from mlflowkit.store.trust import SIGNING_KEY_ENV
+
+    if not policy.registry.require_signing or os.environ.get(SIGNING_KEY_ENV, "").strip():
+        return
+    for path, _ in subject.sections_of("register"):
+        message = f"the policy requires signed model versions, and {SIGNING_KEY_ENV} is not set here"
+        hint = f"set {SIGNING_KEY_ENV} to the registry's private key (a PEM file or its text); see docs/threat-model.md"
+        yield _violation(subject, policy, path, message, ("registry", "require_signing"), hint=hint, at_key=True)

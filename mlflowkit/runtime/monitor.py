@@ -130,11 +130,12 @@ def _check(
     from mlflowkit.monitor.profile import predicted_labels, prediction_column
     from mlflowkit.monitor.report import render_html
     from mlflowkit.monitor.settings import MonitorSpec
+    from mlflowkit.policy import policy_of, registry_trust
     from mlflowkit.store import ArtifactStore, registry_at
     from mlflowkit.targets.contract import Contract, feeds, run_onnx
 
     settings = spec.monitor or MonitorSpec()
-    registry = registry_at(store)
+    registry = registry_at(store, trust=registry_trust(policy_of(spec)))
     try:
         version = registry.get(model, "champion")
     except RegistryError as exc:

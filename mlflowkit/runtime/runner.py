@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Progress", "ReportSink", "Runner", "new_run_id"]
 
+log = logging.getLogger("mlflowkit.runtime")
+
 ReportSink = Callable[[Report], None]
 """Receives a step's report as it is published (the flow shows it in the Prefect UI)."""
 
@@ -102,10 +104,13 @@ class Runner:
         policy: Policy | Literal["find"] | None = "find",
     ) -> None:
         from mlflowkit.plugins import kinds
+        from mlflowkit.policy import policy_of, registry_trust
 
         self.spec, self.plan, self.trigger, self.policy = spec, plan, trigger, policy
         self.store = ArtifactStore(store)
-        self.registry = registry_at(store)
+        # The registry's trusted keys: the environment's, plus those of the policy governing the run.
+        self.registry = registry_at(store, trust=registry_trust(policy_of(spec) if isinstance(policy, str) else policy))
+        self._damage_told: set[str] = set()  # damaged cache outputs already logged (the cache is consulted twice)
         self.forced = set(plan.downstream(from_step)) if from_step else set()
         self.progress: Progress = progress or _Silent()
         self.kinds = {s.name: kinds().get(s.kind)() for s in plan.steps}
@@ -162,7 +167,10 @@ class Runner:
         return _key(step.key, inputs, self._fingerprints[step.name])
 
     def cached(self, step: PlanStep, key: str) -> dict[str, Ref] | None:
-        """The step's stored outputs for ``key``, if every one still exists in the store."""
+        """The step's stored outputs for ``key``, if every one is still there and hashes as its ref says.
+
+        A damaged or replaced output is a miss that is logged: the step runs again and rewrites it.
+        """
         if not step.cache or step.name in self.forced:
             return None
         try:
@@ -170,7 +178,18 @@ class Runner:
             refs = {name: Ref.model_validate(raw) for name, raw in entry["outputs"].items()}
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None  # absent, or unreadable after a power cut (entries are not fsynced): a miss
-        return refs if all(self.store.exists(r) for r in refs.values()) else None
+        hit = True
+        for name, ref in refs.items():
+            problem = self.store.problem(ref)
+            if problem is not None and problem != "missing" and ref.key not in self._damage_told:
+                self._damage_told.add(ref.key)
+                log.warning(
+                    "step %s: its cached output %r (%s) is damaged or was replaced (expected sha256 %s, found %s); "
+                    "running the step again",
+                    step.name, name, ref.key, ref.sha256, problem,
+                )  # fmt: skip
+            hit = hit and problem is None
+        return refs if hit else None
 
     def all_cached(self) -> bool:
         """Resolve every step from the cache, in order; True (and every step recorded as cached) if all hit."""

@@ -6,12 +6,17 @@ import os
 
 from mlflowkit.store.artifacts import ArtifactStore, Ref
 from mlflowkit.store.registry import AliasEvent, ModelRegistry, ModelVersion
+from mlflowkit.store.trust import Trust
 
-__all__ = ["AliasEvent", "ArtifactStore", "ModelRegistry", "ModelVersion", "Ref", "registry_at"]
+__all__ = ["AliasEvent", "ArtifactStore", "ModelRegistry", "ModelVersion", "Ref", "Trust", "registry_at"]
 
 
-def registry_at(store_root: str) -> ModelRegistry:
-    """The model registry kept inside an artifact store root, at ``<root>/registry``."""
+def registry_at(store_root: str, *, trust: Trust | None = None) -> ModelRegistry:
+    """The model registry kept inside an artifact store root, at ``<root>/registry``.
+
+    ``trust``: its keys; by default the environment's (`Trust.load`); `mlflowkit.policy.registry_trust`
+    adds the governing policy's.
+    """
     if "://" in store_root:
-        return ModelRegistry(store_root.rstrip("/") + "/registry")
-    return ModelRegistry(os.path.join(store_root, "registry"))
+        return ModelRegistry(store_root.rstrip("/") + "/registry", trust=trust)
+    return ModelRegistry(os.path.join(store_root, "registry"), trust=trust)

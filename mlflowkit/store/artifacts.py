@@ -1,6 +1,8 @@
 """Content-addressed artifact store on any fsspec URI (a local folder by default).
 
-Steps exchange `Ref`s to what this store holds, never live objects; every write is atomic.
+Steps exchange `Ref`s to what this store holds, never live objects; every write is atomic, and every
+read of an object checks its bytes against their SHA-256 (a store may be shared: its bytes are not
+trusted until they are checked).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import fsspec
 from filelock import FileLock
 from fsspec.implementations.local import LocalFileSystem
 
-from mlflowkit.errors import MlflowkitError
+from mlflowkit.errors import IntegrityError, MlflowkitError
 from mlflowkit.handoff import Ref  # what steps pass to each other: defined with the other hand-off types
 from mlflowkit.store._s3 import atomic_create_supported, lease, open_fs
 from mlflowkit.store.files import TMP_PREFIX, atomic_write_local, copy_hashing, fsync_dir
 
-__all__ = ["ArtifactStore", "Ref"]
+__all__ = ["ArtifactStore", "Ref", "object_sha"]
 
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -38,6 +40,15 @@ def _check_key(key: str) -> str:
 
 def _object_key(sha256: str) -> str:
     return f"objects/{sha256[:2]}/{sha256}"
+
+
+_OBJECT_KEY = re.compile(r"^objects/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+
+
+def object_sha(key: str) -> str | None:
+    """The SHA-256 an object's key names (``objects/ab/ab...``), or None for a key that is not an object's."""
+    m = _OBJECT_KEY.match(key)
+    return m.group(2) if m else None
 
 
 class ArtifactStore:
@@ -84,13 +95,38 @@ class ArtifactStore:
         return _check_key(ref.key if isinstance(ref, Ref) else ref)
 
     def _object_present(self, key: str, size: int) -> bool:
-        # An object of the right size is taken as written: writes are atomic, and `verify` is the
-        # tool for checking contents. A wrong size (e.g. disk damage) is rewritten.
+        # Present means whole and unchanged: a damaged or replaced object is rewritten.
         path = self._path(key)
         try:
-            return bool(self.fs.size(path) == size)
+            if self.fs.size(path) != size:
+                return False
         except FileNotFoundError:
             return False
+        return self.problem(key) is None
+
+    def _expected(self, ref: Ref | str) -> str | None:
+        """The SHA-256 the bytes under ``ref`` must have: the ref's, or the one an object key names."""
+        return ref.sha256 if isinstance(ref, Ref) else object_sha(self._key_of(ref))
+
+    def problem(self, ref: Ref | str) -> str | None:
+        """What is wrong with the stored object: None when it is there and hashes as ``ref`` says.
+
+        Returns:
+            None, ``"missing"``, or what was found instead: the SHA-256 the bytes hash to (or their size,
+            when only that differs from the ref's). A key that is not an object's
+            (a JSON document) has no hash to check: only its presence is.
+        """
+        try:
+            with self.fs.open(self._path(self._key_of(ref)), "rb") as fh:
+                sha, size = copy_hashing(fh, None)
+        except FileNotFoundError:
+            return "missing"
+        expected = self._expected(ref)
+        if expected is not None and sha != expected:
+            return sha
+        if isinstance(ref, Ref) and size != ref.size:
+            return f"{size} bytes"
+        return None
 
     def put_bytes(self, data: bytes, media_type: str, meta: Mapping[str, Any] | None = None) -> Ref:
         """Store bytes under their content address.
@@ -164,35 +200,58 @@ class ArtifactStore:
             self.fs.pipe_file(path, data)
 
     def get_bytes(self, ref: Ref | str) -> bytes:
-        """Read an object's bytes.
+        """Read an object's bytes, checked against their SHA-256 (the ref's, or the one its key names).
 
         Args:
             ref: a `Ref` or a store-relative key.
 
         Raises:
             FileNotFoundError: nothing is stored under that key.
+            IntegrityError: the bytes do not hash as they must (damaged, or replaced by someone).
         """
-        return bytes(self.fs.cat_file(self._path(self._key_of(ref))))
+        key = self._key_of(ref)
+        data = bytes(self.fs.cat_file(self._path(key)))
+        expected = self._expected(ref)
+        if expected is not None and (found := hashlib.sha256(data).hexdigest()) != expected:
+            raise IntegrityError(self.where(key), expected, found)
+        return data
 
     def local_path(self, ref: Ref | str) -> str | None:
-        """A path readers (pandas, onnxruntime, ...) can open directly, or None if the store is not local.
+        """A path readers (pandas, onnxruntime, ...) can open directly, checked first; None if the store is not local.
 
-        The path is computed, not checked: use `exists` to know whether the object is there.
+        The file is hashed when handed out; prefer `get_bytes`, whose bytes are the very ones checked.
+
+        Raises:
+            FileNotFoundError: nothing is stored under that key.
+            IntegrityError: the file does not hash as it must.
         """
-        return self._path(self._key_of(ref)) if self.is_local else None
+        if not self.is_local:
+            return None
+        path = self._path(self._key_of(ref))
+        problem = self.problem(ref)
+        if problem == "missing":
+            raise FileNotFoundError(path)
+        if problem is not None:
+            raise IntegrityError(path, self._expected(ref) or f"{ref.size if isinstance(ref, Ref) else '?'} bytes", problem)
+        return path
+
+    def where(self, ref: Ref | str) -> str:
+        """Where the ref's key is: a local path, or a URI (``s3://...``); for messages."""
+        path = self._path(self._key_of(ref))
+        return path if self.is_local else str(self.fs.unstrip_protocol(path))
+
+    def delete(self, ref: Ref | str) -> None:
+        """Remove what is stored under the ref's key (nothing happens when nothing is there)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(self._key_of(ref)))
 
     def exists(self, ref: Ref | str) -> bool:
         """Whether something is stored under the ref's key."""
         return bool(self.fs.exists(self._path(self._key_of(ref))))
 
-    def verify(self, ref: Ref) -> bool:
-        """Re-hash the stored bytes and compare them with the ref; False if missing or different."""
-        try:
-            with self.fs.open(self._path(ref.key), "rb") as fh:
-                sha, size = copy_hashing(fh, None)
-        except FileNotFoundError:
-            return False
-        return sha == ref.sha256 and size == ref.size
+    def verify(self, ref: Ref | str) -> bool:
+        """Re-hash the stored bytes and compare them with the ref; False if missing or different (see `problem`)."""
+        return self.problem(ref) is None
 
     def write_json(self, key: str, obj: Any, *, durable: bool = True) -> None:
         """Write a JSON document under ``key``, replacing any previous one atomically.

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlflowkit.errors import RegistryError
 from mlflowkit.store.registry_storage import PAUSE_ENV, LogEntry, RegistryStorage, pause, utc_now
+from mlflowkit.store.trust import SIGNATURE_FILE, SIGNING_KEY_ENV, Signature, Trust
 
 __all__ = [
     "PAUSE_ENV",
@@ -115,10 +116,11 @@ def _check_file_name(name: str) -> str:
         or name in (".", "..")
         or name.startswith(".")
         or any(c in name for c in "/\\\0")
-        or name == _VERSION_FILE
+        or name in (_VERSION_FILE, SIGNATURE_FILE)
     ):
         raise RegistryError(
-            f"invalid file name {name!r}: use a plain name without '/', '\\' or a leading '.', and not {_VERSION_FILE!r}"
+            f"invalid file name {name!r}: use a plain name without '/', '\\' or a leading '.', "
+            f"and not {_VERSION_FILE!r} or {SIGNATURE_FILE!r}"
         )
     return name
 
@@ -134,28 +136,37 @@ class ModelRegistry:
     store such as S3 (`ObjectStorage`: conditional creates), chosen by ``root``. What a model holds::
 
         <model>/versions/<N>/        the files, plus version.json (present in every committed version)
+                                     and version.sig (its signature, when the registry signs)
         <model>/events               every alias move, append-only and hash-chained
         <model>/approvals            every recorded approval, the same way
         <model>/aliases.json         the current aliases after some event (a cache; the events win)
 
+    With a signing key, each version's ``version.json`` is signed into ``version.sig`` when it is
+    registered; with trusted keys, a version is read (shown, loaded, promoted) only if its signature
+    verifies (see `mlflowkit.store.trust`).
+
     Attributes:
         root: the registry folder (absolute) or URI (``s3://bucket/prefix/registry``).
         storage: where the bytes are (`FolderStorage` or `ObjectStorage`).
+        trust: the keys that sign new versions and check the versions read.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 60.0, trust: Trust | None = None) -> None:
         """Open (and create) a registry.
 
         Args:
             root: a local folder, a ``file://`` URI, or an object store URI (``s3://bucket/prefix/registry``).
             lock_timeout: seconds to wait for a model's lock (or to retry a contended write) before giving up.
+            trust: the registry's keys; by default those of the environment (`Trust.load`).
 
         Raises:
             NotImplementedError: ``root`` is on a filesystem without a verified atomic create-if-absent.
+            RegistryError: a configured key cannot be read.
         """
         self.storage: RegistryStorage = open_storage(os.fspath(root), lock_timeout=lock_timeout)
         self.root: str = self.storage.root
         self.lock_timeout = lock_timeout
+        self.trust = trust if trust is not None else Trust.load()
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.root!r})"
@@ -184,15 +195,63 @@ class ModelRegistry:
     def _version_key(model: str, version: int, name: str = _VERSION_FILE) -> str:
         return f"{model}/versions/{version}/{name}"
 
-    def _read_version(self, model: str, version: int) -> ModelVersion:
-        key = self._version_key(self._check_model(model), version)
+    def _read_manifest(self, model: str, version: int) -> bytes:
         try:
-            raw = self.storage.read(key)
+            return self.storage.read(self._version_key(self._check_model(model), version))
         except FileNotFoundError:
             numbers = self._require_model(model)
             listed = _listing([f"v{n}" for n in numbers])
             raise RegistryError(f"model {model!r} has no version {version}; versions: {listed}") from None
-        return self._parse_version(key, raw)
+
+    def _read_version(self, model: str, version: int) -> ModelVersion:
+        """The version's record, its signature checked first when the registry trusts keys (refused if it fails)."""
+        raw = self._read_manifest(model, version)
+        if self.trust.enforcing:
+            self._check_signature(model, version, raw)
+        return self._parse_version(self._version_key(model, version), raw)
+
+    def _check_signature(self, model: str, version: int, manifest: bytes) -> Signature:
+        sig_key = self._version_key(model, version, SIGNATURE_FILE)
+        try:
+            signature: bytes | None = self.storage.read(sig_key)
+        except FileNotFoundError:
+            signature = None
+        return self.trust.check(
+            manifest,
+            signature,
+            what=f"{model} v{version}",
+            sig_where=self.storage.where(sig_key),
+            where=self.storage.where(self._version_key(model, version)),
+        )
+
+    def signature(self, model: str, version: int) -> Signature:
+        """What the version's signature says: verified by a trusted key, signed but not checked here, or unsigned.
+
+        Raises:
+            RegistryError: the version does not exist; or the registry trusts keys and the version is unsigned,
+                signed by another key, or was changed after it was signed.
+        """
+        return self._check_signature(model, version, self._read_manifest(model, version))
+
+    def sign(self, model: str, version: int) -> Signature:
+        """Sign an existing version with the registry's signing key, after checking every file against its digest.
+
+        For versions registered before signing was turned on, and for re-signing with a new key when
+        rotating. Whoever runs it vouches for the version: review it first (``models show``).
+
+        Raises:
+            RegistryError: no signing key, the version does not exist, or a file no longer matches its digest.
+        """
+        if self.trust.signer is None:
+            raise RegistryError(f"no signing key: set {SIGNING_KEY_ENV} to the private key (PEM file or text)")
+        raw = self._read_manifest(model, version)
+        record = self._parse_version(self._version_key(model, version), raw)
+        for name in record.files:
+            self._checked_bytes(record, name)
+        signature = self.trust.sign(raw)
+        assert signature is not None  # a signer is set
+        self.storage.write(self._version_key(model, version, SIGNATURE_FILE), signature)
+        return self._check_signature(model, version, raw)
 
     def _parse_version(self, key: str, raw: bytes) -> ModelVersion:
         try:
@@ -240,6 +299,11 @@ class ModelRegistry:
                 lineage that is not JSON, or the lock (or a number) could not be taken in time.
         """
         self._check_model(model)
+        if self.trust.required and self.trust.signer is None:
+            raise RegistryError(
+                f"register {model!r}: the policy requires signed versions ({self.trust.source or 'registry.require_signing'}) "
+                f"and no signing key is set: set {SIGNING_KEY_ENV} to the private key (PEM file or text)"
+            )
         if not files:
             raise RegistryError(f"register {model!r}: no files given; a version needs at least one")
         for name, src in files.items():
@@ -264,7 +328,9 @@ class ModelRegistry:
             )
             made.append(version)
             doc = version.model_dump(mode="json", exclude={"aliases"})
-            return {_VERSION_FILE: (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()}
+            manifest = (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+            signature = self.trust.sign(manifest)
+            return {_VERSION_FILE: manifest} | ({SIGNATURE_FILE: signature} if signature is not None else {})
 
         draft = self.storage.draft(model)
         try:
@@ -334,9 +400,15 @@ class ModelRegistry:
         """The bytes of one file of a version, checked against the digest recorded at registration.
 
         Raises:
-            RegistryError: the file does not exist, or its bytes no longer match its digest.
+            RegistryError: the file does not exist, or its bytes no longer match its digest (or, when the
+                registry trusts keys, the version's signature does not verify).
         """
-        record, key = self._file_key(model, version, name)
+        record, _ = self._file_key(model, version, name)
+        return self._checked_bytes(record, name)
+
+    def _checked_bytes(self, record: ModelVersion, name: str) -> bytes:
+        model, version = record.model, record.version
+        key = self._version_key(model, version, name)
         try:
             data = self.storage.read(key)
         except FileNotFoundError:

@@ -56,7 +56,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     assert len(lineage["data_fingerprint"]["content_hash"]) == 64
     assert lineage["metrics"]["accuracy"] > 0.7
     assert lineage["verdict"]["passed"] is True
-    assert {"model.joblib", "model.onnx", "contract.json"} <= set(version.files)
+    assert {"model.skops", "model.onnx", "contract.json"} <= set(version.files)
 
     record = json.loads((churn_project / ".mlflowkit" / "runs" / f"{result.run_id}.json").read_text())
     assert record["status"] == "completed"

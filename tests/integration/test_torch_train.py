@@ -19,8 +19,9 @@ import pytest
 
 import mlflowkit
 from mlflowkit.errors import RegistryError
-from mlflowkit.kinds._frames import load_frame, load_model
+from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds._torch_loop import KILL_ENV
+from mlflowkit.kinds.model_files import load_model
 from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.store import ArtifactStore, Ref, registry_at
 

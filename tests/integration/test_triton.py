@@ -424,7 +424,7 @@ def test_flow_registers_onnx_and_deploys_the_champion(triton: triton_local.Local
     assert statuses["export"] == statuses["register"] == statuses["deploy"] == "ran"
     registry = ModelRegistry(churn_project / ".mlflowkit" / "registry")
     version = registry.get("churn", "champion")
-    assert {"model.onnx", "contract.json", "model.joblib"} <= set(version.files)
+    assert {"model.onnx", "contract.json", "model.skops"} <= set(version.files)
     contract = Contract.model_validate_json(registry.read_file("churn", 1, "contract.json"))
     assert contract.target == "churned" and "charges_per_tenure" in contract.features
     assert version.lineage["onnx"]["parity"]["disagreeing_rows"] == 0

@@ -6,7 +6,16 @@ import pickle
 
 import pytest
 
-from mlflowkit.errors import GateFailed, MlflowkitError, PluginError, RegistryError, SpecError, SpecIssue, StepFailed
+from mlflowkit.errors import (
+    GateFailed,
+    IntegrityError,
+    MlflowkitError,
+    PluginError,
+    RegistryError,
+    SpecError,
+    SpecIssue,
+    StepFailed,
+)
 from mlflowkit.handoff import Verdict
 
 ISSUE = SpecIssue("unknown key 'estimater'", "train.estimater", "spec.yaml", 12, 3, "did you mean 'estimator'?", "  estimater: x")
@@ -18,6 +27,7 @@ ISSUE = SpecIssue("unknown key 'estimater'", "train.estimater", "spec.yaml", 12,
         SpecError([ISSUE, SpecIssue("missing required key 'target'", "data.target", "spec.yaml", 4, 1)]),
         PluginError("acme", "mlflowkit.kinds", "is broken"),
         RegistryError("model 'x' has no alias 'champion'"),
+        IntegrityError("objects/ab/abcd", "abcd", "ef01"),
         StepFailed("train", "fit failed"),
         GateFailed("gates", "accuracy >= 0.9 failed", Verdict(passed=False, rules=()), "objects/ab/abc"),
     ],

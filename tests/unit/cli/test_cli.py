@@ -46,7 +46,7 @@ def test_top_level_help_groups_commands_in_panels() -> None:
     expected = {
         "init": "Everyday", "validate": "Everyday", "plan": "Everyday", "run": "Everyday", "runs": "Everyday",
         "report": "Everyday", "recipes": "Everyday", "schema": "Everyday", "models": "Models",
-        "flows": "Operations", "monitor": "Operations", "policy": "Operations", "triton": "Operations",
+        "flows": "Operations", "monitor": "Operations", "policy": "Operations", "store": "Operations", "triton": "Operations",
         "plugins": "Operations", "edge": "Edge devices",
     }  # fmt: skip
     assert {command: panel_of(command) for command in expected} == expected

@@ -24,7 +24,7 @@ def test_metrics_and_no_champion_yet(trained: Trained, on_trained: Harness) -> N
 
 def test_the_champion_is_scored_on_the_same_rows(trained: Trained, on_trained: Harness) -> None:
     champion_bytes = on_trained.store.get_bytes(trained.model)
-    on_trained.registry.register("churn", {"model.joblib": champion_bytes}, {"run_id": "earlier"})
+    on_trained.registry.register("churn", {"model.skops": champion_bytes}, {"run_id": "earlier"})
     on_trained.registry.set_alias("churn", "champion", 1, reason="first")
     out = on_trained.run(Evaluate, {"metrics": ["accuracy"]}, {"model": trained.model, "test": trained.test})
     meta = MetricsMeta.model_validate(out["metrics"].meta)

@@ -7,8 +7,8 @@ from kind_harness import Harness
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.handoff import (
-    JOBLIB,
     METRICS,
+    SKOPS,
     VERDICT,
     VERSION,
     ChampionScores,
@@ -30,7 +30,7 @@ def candidate(harness: Harness) -> dict[str, object]:
     metrics = MetricsMeta(metrics={"accuracy": 0.8}, n_test=10, champion=ChampionScores(note="no champion yet"))
     verdict = Verdict(passed=True, metrics={"accuracy": 0.8}, run_id="run-1")
     return {
-        "model": harness.store.put_bytes(b"model bytes", JOBLIB, model.model_dump(mode="json")),
+        "model": harness.store.put_bytes(b"model bytes", SKOPS, model.model_dump(mode="json")),
         "metrics": harness.store.put_bytes(b'{"accuracy": 0.8}', METRICS, metrics.model_dump(mode="json")),
         # Found by its media type, whatever the output (and the stage that made it) is called.
         "decision": harness.store.put_bytes(verdict.model_dump_json().encode(), VERDICT, {"passed": True}),
@@ -56,8 +56,8 @@ def test_a_version_with_its_lineage_becomes_champion(harness: Harness, candidate
     assert lineage["metrics"] == {"accuracy": 0.8} and lineage["verdict"]["passed"] is True
     assert lineage["search"] == {"metric": "roc_auc"}  # the trials stay out of the lineage
     assert lineage["trigger"]["by"] == "monitor" and lineage["trigger"]["check_id"] == "c1"
-    assert set(mv.files) == {"model.joblib", "metrics.json", "verdict.json"}
-    assert harness.registry.read_file("churn", 1, "model.joblib") == b"model bytes"
+    assert set(mv.files) == {"model.skops", "metrics.json", "verdict.json"}
+    assert harness.registry.read_file("churn", 1, "model.skops") == b"model bytes"
 
     second = registered(harness, candidate, model="churn")
     assert second.version == 2 and harness.registry.aliases("churn") == {"champion": 2, "previous": 1}
@@ -77,6 +77,6 @@ def test_a_policy_that_requires_approval_holds_it_as_challenger(harness: Harness
 
 
 def test_a_model_without_its_meta_is_refused_naming_the_input(harness: Harness, candidate: dict[str, object]) -> None:
-    candidate["model"] = harness.store.put_bytes(b"x", JOBLIB, {"estimator": "x"})
+    candidate["model"] = harness.store.put_bytes(b"x", SKOPS, {"estimator": "x"})
     with pytest.raises(StepFailed, match=r"input 'model' does not carry the ModelMeta this step reads \(features: Field required"):
         harness.run(Register, {}, candidate, step="publish")  # type: ignore[arg-type]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import textwrap
@@ -49,18 +48,33 @@ def _trained(rows: int = 1500, seed: int = 0) -> tuple[Any, Any]:
     return model, test
 
 
-def test_the_stored_model_takes_raw_columns_and_pickles_without_its_network() -> None:
-    import joblib
+def test_the_stored_model_takes_raw_columns_and_is_stored_without_its_network_or_pickle(tmp_path: Path) -> None:
+    from mlflowkit.kinds.model_files import SKOPS, load_model, save_model
+    from mlflowkit.store import ArtifactStore
 
     model, test = _trained()
     proba = model.predict_proba(test)
     assert proba.shape == (len(test), 2) and abs(float(proba.sum(axis=1).max()) - 1) < 1e-6
-    buf = io.BytesIO()
-    joblib.dump(model, buf)
-    again = joblib.load(io.BytesIO(buf.getvalue()))
+    store = ArtifactStore(tmp_path / "store")
+    model.predict(test)  # builds the network: it must not be stored
+    ref = save_model(store, model)
+    assert ref.media_type == SKOPS and store.get_bytes(ref)[:2] == b"PK"  # a skops zip, not a pickle
+    again = load_model(store, ref, spec_dir=str(tmp_path))
     assert again._net is None
     assert (again.predict(test) == model.predict(test)).all()
     assert list(again.classes_) == ["no", "yes"]
+
+
+def test_a_stored_torch_model_cannot_name_any_callable_as_its_network(tmp_path: Path) -> None:
+    from mlflowkit.kinds.model_files import UntrustedModel, load_model, save_model
+    from mlflowkit.store import ArtifactStore
+
+    model, _ = _trained()
+    store = ArtifactStore(tmp_path / "store")
+    # As a store writer could make it: a network path outside the allowed modules, and a folder of theirs.
+    model.model, model.search_dir = "os:system", "/somewhere/theirs"
+    with pytest.raises(UntrustedModel, match="'os:system' is outside the allowed modules"):
+        load_model(store, save_model(store, model), spec_dir=str(tmp_path))
 
 
 def test_onnx_export_matches_torch_on_held_out_rows_with_the_sklearn_contract() -> None:

@@ -6,13 +6,14 @@ import pytest
 from kind_harness import Harness, Trained
 
 from mlflowkit.errors import StepFailed
-from mlflowkit.handoff import JOBLIB, ModelMeta, TableMeta
-from mlflowkit.kinds._frames import load_frame, load_model
+from mlflowkit.handoff import SKOPS, ModelMeta, TableMeta
+from mlflowkit.kinds._frames import load_frame
+from mlflowkit.kinds.model_files import load_model
 from mlflowkit.kinds.train import SklearnTrain
 
 
 def test_the_model_output_carries_what_later_steps_read(trained: Trained, on_trained: Harness) -> None:
-    assert trained.model.media_type == JOBLIB
+    assert trained.model.media_type == SKOPS
     meta = ModelMeta.model_validate(trained.model.meta)
     assert meta.estimator == "sklearn.ensemble.RandomForestClassifier" and meta.framework == "sklearn"
     assert meta.task == "classification" and meta.classes == ("no", "yes") and meta.target == "churned"

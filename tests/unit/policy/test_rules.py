@@ -60,7 +60,7 @@ def assert_located(issue: SpecIssue, spec_text: str, spec_needle: str, policy_te
 
 def test_every_rule_kind_is_registered() -> None:
     names = {fn.__name__ for fn in RULES}
-    assert names == {"allowed_modules", "deploy_targets", "required_gates", "required_checks", "resource_limits"}
+    assert names == {"allowed_modules", "deploy_targets", "required_gates", "required_checks", "resource_limits", "signed_registry"}
 
 
 def test_the_example_spec_complies_with_the_example_policy(tmp_path: Path) -> None:

@@ -1,0 +1,90 @@
+"""``mlflowkit store verify|keygen``: check (and repair) a store's bytes; make the registry's signing key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mlflowkit.cli.common import SpecOpt, StoreOpt, err, fail, governing_policy, out, store_uri
+from mlflowkit.cli.help import HelpGroup
+from mlflowkit.errors import MlflowkitError
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The store: verify every byte against its hash, repair what a rerun rebuilds; registry keys.",
+    no_args_is_help=True,
+    cls=HelpGroup,
+)
+
+
+@app.command("verify")
+def verify(
+    repair: Annotated[bool, typer.Option("--repair", help="Remove damaged objects and the cache entries that use them.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    store: StoreOpt = None,
+    spec: SpecOpt = None,
+) -> None:
+    """Walk objects, cache, registry and runs; report each damaged file with what was expected and found.
+
+    With --repair, damaged objects and the cache entries pointing at damaged or missing outputs are
+    removed, so the next run recomputes them. Registry damage and unreadable run records are reported
+    only: nothing rebuilds them. Exits 1 while damage remains.
+    """
+    from mlflowkit.policy import registry_trust
+    from mlflowkit.store import ArtifactStore, registry_at
+    from mlflowkit.store.verify import to_json, verify_store
+
+    root = store_uri(store, spec)
+    try:
+        st = ArtifactStore(root)
+        registry = registry_at(root, trust=registry_trust(governing_policy(spec)))
+        say = None if as_json else lambda area: err.print(f"[dim]checking {area}[/]")
+        report = verify_store(st, registry, repair=repair, progress=say)
+    except MlflowkitError as exc:
+        fail(exc)
+    if as_json:
+        out.print(to_json(report), markup=False)
+    else:
+        checked = ", ".join(f"{n} {area}" for area, n in report.checked.items())
+        out.print(f"checked {checked} in {st.uri}")
+        if report.findings:
+            table = Table()
+            for col in ("area", "file", "expected", "found", "action"):
+                table.add_column(col, overflow="fold")
+            for f in report.findings:
+                action = "removed: a rerun rebuilds it" if f.repaired else ("-" if not repair else "kept: cannot be rebuilt")
+                table.add_row(f.area, f.where, f.expected, f.found, action)
+            out.print(table)
+        if report.unsigned:
+            out.print(f"[yellow]unsigned versions[/]: {', '.join(report.unsigned)} (see docs/threat-model.md)")
+    if report.damage_remains:
+        hint = "" if repair else "; `mlflowkit store verify --repair` removes what a rerun rebuilds"
+        err.print(f"[bold red]damage found[/]{hint}")
+        raise typer.Exit(1)
+    if not as_json:
+        out.print("[green]✓[/] " + ("repaired: rerun to rebuild what was removed" if report.findings else "every byte verified"))
+
+
+@app.command("keygen")
+def keygen(
+    out_file: Annotated[Path, typer.Option("--out", help="The private key file; the public key goes beside it as .pub.")] = Path(
+        "registry-signing.pem"
+    ),
+    force: Annotated[bool, typer.Option(help="Replace existing key files.")] = False,
+) -> None:
+    """Make the registry's ed25519 keypair: OUT signs versions (MLFLOWKIT_SIGNING_KEY), OUT.pub verifies them."""
+    from mlflowkit.edge.errors import EdgeError
+    from mlflowkit.edge.signing import generate_keypair
+
+    public = out_file.with_name(out_file.name + ".pub")
+    try:
+        key_id = generate_keypair(out_file, public, overwrite=force)
+    except EdgeError as exc:
+        err.print(f"[bold red]error[/]: {exc}")
+        raise typer.Exit(1) from None
+    out.print(f"[green]✓[/] key {key_id}: {out_file} (private: MLFLOWKIT_SIGNING_KEY where versions are registered)")
+    out.print(f"  {public} (public: MLFLOWKIT_TRUSTED_KEYS, or the policy's registry.trusted_keys, where versions are read)")

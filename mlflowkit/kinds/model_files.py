@@ -1,0 +1,252 @@
+"""Fitted models as the store and the registry keep them: skops files read with a trusted-type list, never a pickle.
+
+Whoever can write to a store can rewrite a cache entry *and* the object it points to with a matching
+hash, so a hash alone does not make bytes safe to unpickle. Models are therefore written with skops
+(`save_model`) and read back only when every type the file names is a class of an allowed module
+(`load_model`). A registered version is scored through its ONNX graph in ONNX Runtime when it has one
+(`registered_model`); a pickle (``model.joblib``, from versions registered before skops) is loaded only
+from a version whose signature a trusted key verified.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from typing import TYPE_CHECKING, Any
+
+from mlflowkit.errors import MlflowkitError
+from mlflowkit.handoff import JOBLIB, SKOPS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mlflowkit.policy.model import Policy
+    from mlflowkit.store import ArtifactStore, ModelRegistry, ModelVersion, Ref
+    from mlflowkit.targets.contract import Contract
+
+__all__ = [
+    "JOBLIB",
+    "SKOPS",
+    "OnnxClassifier",
+    "OnnxModel",
+    "UntrustedModel",
+    "load_model",
+    "loads_model",
+    "model_file_name",
+    "registered_model",
+    "save_model",
+]
+
+
+_FILE_NAMES = {SKOPS: "model.skops", JOBLIB: "model.joblib"}
+# Modules whose classes a stored model may be made of, besides the estimator allow-list: skops rebuilds
+# them from their state (``__new__`` + ``__setstate__``), without calling anything the file names.
+_BASE_MODULES = ("sklearn", "numpy", "scipy")
+_TORCH_MODEL = "mlflowkit.kinds._torch_model.TorchTabularModel"
+_RETRAIN = "rerun the step that trained it (mlflowkit run SPEC --from train) to store it with skops"
+
+
+class UntrustedModel(MlflowkitError):
+    """A stored model names types it may not be made of, or is a pickle that nothing vouches for."""
+
+
+def save_model(store: ArtifactStore, model: Any, **meta: Any) -> Ref:
+    """Store a fitted model with skops; ``meta`` travels with the reference.
+
+    Raises:
+        UntrustedModel: skops cannot write this model (an object it does not know how to rebuild).
+    """
+    import skops.io as sio
+
+    try:
+        data = sio.dumps(model)
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        raise UntrustedModel(
+            f"cannot store a {type(model).__module__}.{type(model).__name__} without pickle: skops cannot write it ({exc})"
+        ) from exc
+    return store.put_bytes(data, SKOPS, meta)
+
+
+def model_file_name(ref: Ref) -> str:
+    """The file name a model stored under ``ref`` gets in a registry version (``model.skops``)."""
+    return _FILE_NAMES.get(ref.media_type, "model.skops")
+
+
+def _allowed_modules(policy: Policy | None) -> tuple[str, ...]:
+    """The estimator modules in force: the policy's when it sets them, else the built-in allow-list and its variable."""
+    import os
+
+    if policy is not None and policy.modules.estimators is not None:
+        return tuple(policy.modules.estimators)
+    # The train kind's allow-list (kinds.train imports this module, so it is read here rather than imported).
+    extra = [p.strip() for p in os.environ.get("MLFLOWKIT_ALLOWED_MODULES", "").split(",") if p.strip()]
+    return ("sklearn", "xgboost", "lightgbm", *extra)
+
+
+def _refused(names: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """The names among ``names`` that are not classes of an allowed module (whole dotted components)."""
+    from mlflowkit.policy import module_allowed
+
+    refused = []
+    for name in names:
+        if name == _TORCH_MODEL:
+            continue
+        module, _, attr = name.rpartition(".")
+        if not module or not module_allowed(name, list(allowed)):
+            refused.append(name)
+            continue
+        try:
+            found = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            refused.append(name)
+            continue
+        if not isinstance(found, type):  # a function would be called later with the file's arguments
+            refused.append(name)
+    return refused
+
+
+def loads_model(data: bytes, *, where: str, spec_dir: str | None = None, policy: Policy | None = None) -> Any:
+    """A model from skops bytes, if every type they name is a class of an allowed module.
+
+    Args:
+        data: the skops file's bytes (already checked against their hash by the caller).
+        where: the file or object, for messages.
+        spec_dir: the folder of the spec running now: a torch model looks up its network's module there
+            (never where the file says).
+        policy: the operations policy governing the run: its estimator modules replace the built-in ones.
+
+    Raises:
+        UntrustedModel: the file names a function, or a type outside the allowed modules.
+    """
+    import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    allowed = (*_BASE_MODULES, *(m.rstrip(".") for m in _allowed_modules(policy)))
+    try:
+        named = list(sio.get_untrusted_types(data=data))
+    except Exception as exc:  # not a skops file at all: zip or schema errors of any kind
+        raise UntrustedModel(f"{where} is not a model file mlflowkit can read ({type(exc).__name__}: {exc})") from exc
+    refused = _refused(named, allowed)
+    if refused:
+        raise UntrustedModel(
+            f"{where} names {', '.join(refused)}: not classes of an allowed module ({', '.join(allowed)}); it was not loaded"
+        )
+    try:
+        model = sio.loads(data, trusted=named)
+    except UntrustedTypesFoundException as exc:
+        raise UntrustedModel(f"{where}: {exc}; it was not loaded") from exc
+    return _confined(model, where=where, spec_dir=spec_dir, allowed=allowed)
+
+
+def _confined(model: Any, *, where: str, spec_dir: str | None, allowed: tuple[str, ...]) -> Any:
+    """A torch model's network module must be allowed, and is looked up in the spec's folder, not the file's."""
+    from mlflowkit.kinds._torch_model import TorchTabularModel
+
+    if not isinstance(model, TorchTabularModel):
+        return model
+    network = str(model.model)
+    if network != "mlp":
+        from mlflowkit.policy import module_allowed
+
+        module = network.partition(":")[0]
+        if not module_allowed(module, list(allowed)):
+            raise UntrustedModel(f"{where}: its network {network!r} is outside the allowed modules ({', '.join(allowed)})")
+    model.search_dir = spec_dir if network != "mlp" else None
+    return model
+
+
+def load_model(store: ArtifactStore, ref: Ref, *, spec_dir: str | None = None, policy: Policy | None = None) -> Any:
+    """Read a fitted model back from the store (its bytes checked against their hash, then loaded without pickle).
+
+    Raises:
+        IntegrityError: the object does not hash as the reference says.
+        UntrustedModel: a pickle from an older mlflowkit, or a file naming types it may not be made of.
+    """
+    if ref.media_type == JOBLIB:
+        raise UntrustedModel(f"{ref.key} is a pickled model from an older mlflowkit, and pickles are not loaded; {_RETRAIN}")
+    return loads_model(store.get_bytes(ref), where=ref.key, spec_dir=spec_dir, policy=policy)
+
+
+class OnnxModel:
+    """A registered version's ONNX graph in ONNX Runtime, used like a fitted estimator (``predict``, ``classes_``).
+
+    Classifiers exported with probabilities get ``predict_proba`` too (see `OnnxClassifier`).
+    """
+
+    def __init__(self, onnx: bytes, contract: Contract) -> None:
+        import numpy as np
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # warnings about unused initializers are noise here
+        self.contract = contract
+        self._session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
+        self._names = [o.name for o in self._session.get_outputs()]
+        if contract.classes:
+            self.classes_ = np.asarray(contract.classes)
+
+    def _outputs(self, frame: Any) -> dict[str, Any]:
+        from mlflowkit.targets.contract import feeds
+
+        return dict(zip(self._names, self._session.run(self._names, feeds(self.contract, frame)), strict=True))
+
+    def predict(self, frame: Any) -> np.ndarray[Any, Any]:
+        """The predicted label (or value) of each row."""
+        import numpy as np
+
+        contract = self.contract
+        raw = np.asarray(self._outputs(frame)[contract.label_output or contract.outputs[0].name]).reshape(len(frame), -1)[:, 0]
+        if not contract.classes:
+            return raw.astype(np.float64)
+        labels = [v.decode() if isinstance(v, bytes) else v for v in raw]
+        return np.asarray(labels, dtype=self.classes_.dtype)
+
+
+class OnnxClassifier(OnnxModel):
+    """An `OnnxModel` whose graph outputs class probabilities."""
+
+    def predict_proba(self, frame: Any) -> np.ndarray[Any, Any]:
+        """Class probabilities, one column per class in ``classes_`` order."""
+        import numpy as np
+
+        assert self.contract.probability_output is not None  # made only for contracts that have one
+        proba = np.asarray(self._outputs(frame)[self.contract.probability_output], dtype=np.float64)
+        # The graph computes in float32: rows sum to 1 within ~1e-7; make them sum to 1 in float64 again.
+        normalised: np.ndarray[Any, Any] = proba / proba.sum(axis=1, keepdims=True)
+        return normalised
+
+
+def registered_model(
+    registry: ModelRegistry, version: ModelVersion, *, spec_dir: str | None = None, policy: Policy | None = None
+) -> Any:
+    """A registered version as something to score with: its ONNX graph when it has one, else its skops file.
+
+    A pickle (``model.joblib``) is loaded only when the version's signature was verified by a trusted key.
+
+    Raises:
+        RegistryError: a file is missing, damaged, or (with trusted keys) the version does not verify.
+        UntrustedModel: only a pickle, and nothing vouches for it; or a skops file naming refused types.
+    """
+    from mlflowkit.targets.contract import Contract
+
+    name, number = version.model, version.version
+    if {"model.onnx", "contract.json"} <= set(version.files):
+        contract = Contract.model_validate_json(registry.read_file(name, number, "contract.json"))
+        cls = OnnxClassifier if contract.probability_output else OnnxModel
+        return cls(registry.read_file(name, number, "model.onnx"), contract)
+    if "model.skops" in version.files:
+        data = registry.read_file(name, number, "model.skops")
+        return loads_model(data, where=registry.file_path(name, number, "model.skops"), spec_dir=spec_dir, policy=policy)
+    if "model.joblib" in version.files:
+        signature = registry.signature(name, number)
+        if signature.state != "verified":
+            raise UntrustedModel(
+                f"{name} v{number} keeps its model only as a pickle (model.joblib) and {signature.describe()}; a pickle is "
+                f"loaded only from a version signed by a trusted key. Re-register it ({_RETRAIN}), or review and sign it "
+                f"(mlflowkit models sign {name} {number}, with a trusted key configured)"
+            )
+        import joblib
+
+        # Signed by a trusted key, and read_file checked its bytes against the signed digest.
+        return joblib.load(io.BytesIO(registry.read_file(name, number, "model.joblib")))
+    raise UntrustedModel(f"{name} v{number} has no model file mlflowkit can load (files: {', '.join(version.files)})")

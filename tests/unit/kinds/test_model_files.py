@@ -1,0 +1,152 @@
+"""Fitted models in the store and the registry without unverified pickles: skops with a trusted-type list,
+registered versions scored through ONNX, and old pickles only from a version a trusted key signed.
+
+The store-writer tampers (a pickle put in place of a model, a forged reference to it) run on a local
+folder and on S3 (moto)."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlflowkit.edge.signing import generate_keypair
+from mlflowkit.kinds.model_files import (
+    JOBLIB,
+    SKOPS,
+    OnnxClassifier,
+    UntrustedModel,
+    load_model,
+    model_file_name,
+    registered_model,
+    save_model,
+)
+from mlflowkit.store import ArtifactStore, ModelRegistry, Ref, Trust
+
+
+class _Payload:
+    """Unpickling it creates a marker file: the proof that a pickle ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[Any, pd.DataFrame]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.choice(["x", "y"], 300)})
+    y = np.where(frame["a"] + (frame["b"] == "x") > 0.5, "yes", "no")
+    pre = ColumnTransformer([("num", "passthrough", ["a"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["b"])])
+    model = Pipeline([("pre", pre), ("rf", RandomForestClassifier(n_estimators=10, random_state=0))]).fit(frame, y)
+    return model, frame.assign(label=y)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(request.getfixturevalue("s3_root") if request.param == "s3" else tmp_path / "store")
+
+
+def test_models_are_stored_with_skops_and_read_back(store: ArtifactStore, fitted: tuple[Any, pd.DataFrame]) -> None:
+    model, frame = fitted
+    ref = save_model(store, model, target="label")
+    assert ref.media_type == SKOPS and model_file_name(ref) == "model.skops"
+    assert store.get_bytes(ref)[:2] == b"PK"  # a zip of JSON and arrays: no pickle inside
+    back = load_model(store, ref)
+    assert (back.predict(frame) == model.predict(frame)).all()
+
+
+def test_a_pickle_behind_a_forged_reference_is_never_unpickled(store: ArtifactStore, tmp_path: Path) -> None:
+    # A store writer replaces the train step's output and rewrites the cache entry with the payload's true
+    # hash: every hash checks out, so only the format stands between the bytes and a pickle load.
+    marker = tmp_path / "PWNED"
+    forged = store.put_bytes(pickle.dumps(_Payload(marker)), SKOPS)
+    with pytest.raises(UntrustedModel, match=f"{forged.key} is not a model file mlflowkit can read"):
+        load_model(store, forged)
+    as_joblib = forged.model_copy(update={"media_type": JOBLIB})
+    with pytest.raises(UntrustedModel, match=r"pickled model from an older mlflowkit.*--from train"):
+        load_model(store, as_joblib)
+    assert not marker.exists()
+
+
+def test_a_skops_file_may_name_classes_of_allowed_modules_only(store: ArtifactStore) -> None:
+    from sklearn.datasets import clear_data_home
+    from sklearn.preprocessing import FunctionTransformer
+
+    # A function would be called later with the file's arguments (clear_data_home deletes a folder).
+    ref = save_model(store, FunctionTransformer(func=clear_data_home, kw_args={"data_home": "/tmp/x"}))
+    with pytest.raises(UntrustedModel, match=r"names sklearn\.datasets\._base\.clear_data_home: not classes"):
+        load_model(store, ref)
+    ref = save_model(store, FunctionTransformer(func=io.open))
+    with pytest.raises(UntrustedModel, match=r"io\.open"):
+        load_model(store, ref)
+
+
+def _registry(tmp_path: Path, **env: str) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "registry", trust=Trust.load(environ=env))
+
+
+def test_a_registered_version_is_scored_through_its_onnx_graph(tmp_path: Path, fitted: tuple[Any, pd.DataFrame]) -> None:
+    from mlflowkit.kinds.export import export_onnx
+
+    model, frame = fitted
+    onnx, contract = export_onnx(model, frame, features=["a", "b"], classes=["no", "yes"], target="label")
+    registry = _registry(tmp_path)
+    files = {"model.onnx": onnx, "contract.json": contract.model_dump_json().encode(), "model.skops": b"not read"}
+    version = registry.register("churn", files, {})
+    scorer = registered_model(registry, version)
+    assert isinstance(scorer, OnnxClassifier)
+    assert list(scorer.classes_) == ["no", "yes"]
+    features = frame.drop(columns=["label"])
+    assert (scorer.predict(features) == model.predict(features)).all()
+    proba = scorer.predict_proba(features)
+    assert np.allclose(proba, model.predict_proba(features), atol=1e-5) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_a_registered_skops_model_without_onnx(tmp_path: Path, fitted: tuple[Any, pd.DataFrame]) -> None:
+    model, frame = fitted
+    store = ArtifactStore(tmp_path / "store")
+    data = store.get_bytes(save_model(store, model))
+    registry = _registry(tmp_path)
+    scorer = registered_model(registry, registry.register("churn", {"model.skops": data}, {}))
+    assert (scorer.predict(frame) == model.predict(frame)).all()
+
+
+def test_an_old_pickled_version_loads_only_when_a_trusted_key_signed_it(tmp_path: Path, fitted: tuple[Any, pd.DataFrame]) -> None:
+    import joblib
+
+    model, frame = fitted
+    buf = io.BytesIO()
+    joblib.dump(model, buf)
+    old = _registry(tmp_path).register("churn", {"model.joblib": buf.getvalue()}, {})  # before skops and signing
+    with pytest.raises(UntrustedModel, match=r"only as a pickle \(model.joblib\) and unsigned.*mlflowkit models sign churn 1"):
+        registered_model(_registry(tmp_path), old)
+
+    marker = tmp_path / "PWNED"
+    forged = _registry(tmp_path).register("churn", {"model.joblib": pickle.dumps(_Payload(marker))}, {})
+    with pytest.raises(UntrustedModel, match="only as a pickle"):
+        registered_model(_registry(tmp_path), forged)
+    assert not marker.exists()
+
+    generate_keypair(tmp_path / "k.pem", tmp_path / "k.pub")
+    owner = _registry(tmp_path, MLFLOWKIT_SIGNING_KEY=str(tmp_path / "k.pem"))
+    owner.sign("churn", 1)  # reviewed, then vouched for
+    scorer = registered_model(owner, owner.get("churn", 1))
+    assert (scorer.predict(frame) == model.predict(frame)).all()
+
+
+def test_model_file_names() -> None:
+    ref = Ref(key="objects/ab/" + "ab" * 32, sha256="ab" * 32, size=1, media_type=JOBLIB)
+    assert model_file_name(ref) == "model.joblib"
