@@ -392,3 +392,22 @@ def test_destinations_match_part_by_part(value: str, allowed: bool) -> None:
 
     patterns = ["http://triton-*.internal:8000", "s3://models/prod/", "./.mlflowkit/"]
     assert destination_allowed(value, patterns, spec_dir="/srv/project", policy_dir="/srv/project") is allowed
+
+
+# --- registry ---------------------------------------------------------------------------------------------
+
+SIGNING = "registry:\n  require_signing: true\n"
+
+
+def test_a_spec_that_registers_needs_a_signing_key_where_signing_is_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflowkit.store.trust import SIGNING_KEY_ENV
+
+    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
+    path = project(tmp_path, SIGNING)
+    (issue,) = refused(path)
+    assert_located(issue, SPEC, "register:", SIGNING, "require_signing")
+    assert f"the policy requires signed model versions, and {SIGNING_KEY_ENV} is not set here" in issue.message
+    monkeypatch.setenv(SIGNING_KEY_ENV, str(tmp_path / "registry.pem"))
+    assert load_spec(path)._meta["policy"] is not None
