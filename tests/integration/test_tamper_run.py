@@ -161,10 +161,11 @@ def test_a_forged_champion_is_refused_and_nothing_is_promoted(
 
     second = _run(project, n_estimators=20)
     assert not second.ok and _status(second)["gates"] == "failed"
-    rule = next(r for r in (second.verdict or {}).get("rules", []) if "champion" in r["rule"])
-    assert rule["passed"] is False
-    champion = json.dumps((second.verdict or {}).get("champion"))
-    assert "churn v1 is forged or damaged" in champion and "version.json" in champion
+    assert second.verdict is not None
+    rule = next(r for r in second.verdict.rules if "champion" in r.rule)
+    assert rule.passed is False
+    note = second.verdict.champion.note
+    assert second.verdict.champion.metrics is None and "churn v1 is forged or damaged" in note and "version.json" in note
     assert registry.aliases("churn") == {"champion": 1}  # nothing moved
     assert [v.version for v in registry.versions("churn")] == [1]
 

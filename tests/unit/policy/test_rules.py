@@ -396,7 +396,7 @@ def test_destinations_match_part_by_part(value: str, allowed: bool) -> None:
 
 # --- registry ---------------------------------------------------------------------------------------------
 
-SIGNING = "registry:\n  require_signing: true\n"
+REGISTRY_SIGNING = "registry:\n  require_signing: true\n"
 
 
 def test_a_spec_that_registers_needs_a_signing_key_where_signing_is_required(
@@ -405,9 +405,9 @@ def test_a_spec_that_registers_needs_a_signing_key_where_signing_is_required(
     from mlflowkit.store.trust import SIGNING_KEY_ENV
 
     monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
-    path = project(tmp_path, SIGNING)
+    path = project(tmp_path, REGISTRY_SIGNING)
     (issue,) = refused(path)
-    assert_located(issue, SPEC, "register:", SIGNING, "require_signing")
+    assert_located(issue, SPEC, "register:", REGISTRY_SIGNING, "require_signing")
     assert f"the policy requires signed model versions, and {SIGNING_KEY_ENV} is not set here" in issue.message
     monkeypatch.setenv(SIGNING_KEY_ENV, str(tmp_path / "registry.pem"))
     assert load_spec(path)._meta["policy"] is not None
