@@ -114,7 +114,7 @@ DRIVER = textwrap.dedent(
     ray.init(address=sys.argv[2], log_to_driver=False)
     nodes = {n["NodeID"]: sorted(n["Resources"]) for n in ray.nodes() if n["Alive"]}
     ray.shutdown()
-    search = train.outputs.get("model", {}).get("meta", {}).get("search")
+    search = train.outputs["model"].meta.get("search") if "model" in train.outputs else None
     print(json.dumps({"ok": result.ok, "error": result.error, "search": search, "nodes": nodes}))
     """
 )

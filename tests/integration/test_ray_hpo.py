@@ -295,7 +295,7 @@ def test_ray_address_joins_that_cluster(ray_local: Any, ray_head: tuple[int, dic
         spec = mlflowkit.load_spec(sys.argv[1])
         result = run_spec(spec, mlflowkit.compile(spec), orchestrate=False)
         train = next(s for s in result.steps if s.name == "train")
-        print(json.dumps({"ok": result.ok, "error": result.error, "search": train.outputs.get("model", {}).get("meta", {}).get("search")}))
+        print(json.dumps({"ok": result.ok, "error": result.error, "search": train.outputs["model"].meta.get("search") if "model" in train.outputs else None}))
         """
     )
     proc = subprocess.run(
