@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import io
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError
@@ -64,7 +65,9 @@ def save_model(store: ArtifactStore, model: Any, **meta: Any) -> Ref:
         raise UntrustedModel(
             f"cannot store a {type(model).__module__}.{type(model).__name__} without pickle: skops cannot write it ({exc})"
         ) from exc
-    return store.put_bytes(data, SKOPS, meta)
+    # The types the file names beyond skops' own trusted ones, so that a reader parses it once: the reader
+    # still judges each name, and skops refuses a file that names any other.
+    return store.put_bytes(data, SKOPS, {**meta, "skops_types": sorted(sio.get_untrusted_types(data=data))})
 
 
 def model_file_name(ref: Ref) -> str:
@@ -105,7 +108,14 @@ def _refused(names: list[str], allowed: tuple[str, ...]) -> list[str]:
     return refused
 
 
-def loads_model(data: bytes, *, where: str, spec_dir: str | None = None, policy: Policy | None = None) -> Any:
+def loads_model(
+    data: bytes,
+    *,
+    where: str,
+    spec_dir: str | None = None,
+    policy: Policy | None = None,
+    names: Sequence[str] | None = None,
+) -> Any:
     """A model from skops bytes, if every type they name is a class of an allowed module.
 
     Args:
@@ -114,27 +124,31 @@ def loads_model(data: bytes, *, where: str, spec_dir: str | None = None, policy:
         spec_dir: the folder of the spec running now: a torch model looks up its network's module there
             (never where the file says).
         policy: the operations policy governing the run: its estimator modules replace the built-in ones.
+        names: the types the file says it names (a reference's ``skops_types``), so it is parsed once; each
+            is judged here all the same, and a file that names any other type is refused by skops.
 
     Raises:
-        UntrustedModel: the file names a function, or a type outside the allowed modules.
+        UntrustedModel: the file names a function, or a type outside the allowed modules, or is no skops file.
     """
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
     allowed = (*_BASE_MODULES, *(m.rstrip(".") for m in _allowed_modules(policy)))
     try:
-        named = list(sio.get_untrusted_types(data=data))
-    except Exception as exc:  # not a skops file at all: zip or schema errors of any kind
-        raise UntrustedModel(f"{where} is not a model file mlflowkit can read ({type(exc).__name__}: {exc})") from exc
-    refused = _refused(named, allowed)
-    if refused:
-        raise UntrustedModel(
-            f"{where} names {', '.join(refused)}: not classes of an allowed module ({', '.join(allowed)}); it was not loaded"
-        )
-    try:
+        named = list(sio.get_untrusted_types(data=data)) if names is None else [str(n) for n in names]
+        refused = _refused(named, allowed)
+        if refused:
+            raise UntrustedModel(
+                f"{where} names {', '.join(refused)}: not classes of an allowed module ({', '.join(allowed)}); "
+                "it was not loaded"
+            )
         model = sio.loads(data, trusted=named)
     except UntrustedTypesFoundException as exc:
         raise UntrustedModel(f"{where}: {exc}; it was not loaded") from exc
+    except UntrustedModel:
+        raise
+    except Exception as exc:  # not a skops file at all: zip or schema errors of any kind
+        raise UntrustedModel(f"{where} is not a model file mlflowkit can read ({type(exc).__name__}: {exc})") from exc
     return _confined(model, where=where, spec_dir=spec_dir, allowed=allowed)
 
 
@@ -164,7 +178,9 @@ def load_model(store: ArtifactStore, ref: Ref, *, spec_dir: str | None = None, p
     """
     if ref.media_type == JOBLIB:
         raise UntrustedModel(f"{ref.key} is a pickled model from an older mlflowkit, and pickles are not loaded; {_RETRAIN}")
-    return loads_model(store.get_bytes(ref), where=ref.key, spec_dir=spec_dir, policy=policy)
+    names = ref.meta.get("skops_types")
+    declared = names if isinstance(names, list) else None
+    return loads_model(store.get_bytes(ref), where=ref.key, spec_dir=spec_dir, policy=policy, names=declared)
 
 
 class OnnxModel:
@@ -182,13 +198,18 @@ class OnnxModel:
         self.contract = contract
         self._session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
         self._names = [o.name for o in self._session.get_outputs()]
+        self._last: tuple[Any, dict[str, Any]] | None = None  # predict and predict_proba of one frame: one run
         if contract.classes:
             self.classes_ = np.asarray(contract.classes)
 
     def _outputs(self, frame: Any) -> dict[str, Any]:
         from mlflowkit.targets.contract import feeds
 
-        return dict(zip(self._names, self._session.run(self._names, feeds(self.contract, frame)), strict=True))
+        if self._last is not None and self._last[0] is frame:
+            return self._last[1]
+        outputs = dict(zip(self._names, self._session.run(self._names, feeds(self.contract, frame)), strict=True))
+        self._last = (frame, outputs)
+        return outputs
 
     def predict(self, frame: Any) -> np.ndarray[Any, Any]:
         """The predicted label (or value) of each row."""

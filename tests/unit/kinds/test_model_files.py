@@ -94,6 +94,21 @@ def test_a_skops_file_may_name_classes_of_allowed_modules_only(store: ArtifactSt
         load_model(store, ref)
 
 
+def test_the_types_a_reference_declares_are_judged_and_bind_the_file(store: ArtifactStore, fitted: tuple[Any, pd.DataFrame]) -> None:
+    model, frame = fitted
+    ref = save_model(store, model)
+    assert "sklearn.tree._tree.Tree" in ref.meta["skops_types"]  # declared, so a reader parses the file once
+    assert (load_model(store, ref).predict(frame) == model.predict(frame)).all()
+    # A store writer who rewrites the declaration cannot widen what is loaded: fewer names, and skops refuses...
+    fewer = ref.model_copy(update={"meta": {**ref.meta, "skops_types": []}})
+    with pytest.raises(UntrustedModel, match=r"sklearn\.tree\._tree\.Tree"):
+        load_model(store, fewer)
+    # ... a function among them, and the judge refuses.
+    more = ref.model_copy(update={"meta": {**ref.meta, "skops_types": [*ref.meta["skops_types"], "os.system"]}})
+    with pytest.raises(UntrustedModel, match=r"names os\.system: not classes"):
+        load_model(store, more)
+
+
 def _registry(tmp_path: Path, **env: str) -> ModelRegistry:
     return ModelRegistry(tmp_path / "registry", trust=Trust.load(environ=env))
 
