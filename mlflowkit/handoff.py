@@ -71,6 +71,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "TableMeta",
+    "TrackingOutcome",
     "Trigger",
     "Verdict",
     "find_output",
@@ -279,6 +280,16 @@ class Trigger(_Doc):
     at: str | None = Field(None, description="When the drift check decided (ISO 8601).")
 
 
+class TrackingOutcome(_Doc):
+    """Whether a run reached its MLflow tracking server (``tracking:``), or waits in the store's outbox for the next try."""
+
+    uri: str = Field(description="The tracking server.")
+    state: Literal["logged", "queued"] = Field(description="``logged``: MLflow has it; ``queued``: retried on the next run.")
+    mlflow_run_id: str | None = Field(None, description="The run's id in MLflow, once logged.")
+    url: str | None = Field(None, description="The run's page in the MLflow UI, once logged.")
+    note: str = Field("", description="Why it is queued (the server's error), or what was left out.")
+
+
 # ------------------------------------------------------------------------------------------ the run record
 
 StepStatus = Literal["ran", "cached", "failed", "skipped"]
@@ -318,6 +329,7 @@ class RunRecord(_Doc):
     version: RegisteredVersion | None = Field(None, description="The version a register step made (ran or cached).")
     trigger: Trigger | None = Field(None, description="What started the run, when a person did not.")
     report: str | None = Field(None, description="Store key of the run's HTML report.")
+    tracking: TrackingOutcome | None = Field(None, description="Whether the run reached its MLflow server (``tracking:``).")
 
     @property
     def ok(self) -> bool:

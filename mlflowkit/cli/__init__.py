@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mlflowkit.cli import edge, flows, init, models, monitor, plugins, policy, run, runs, store, triton
+from mlflowkit.cli import edge, flows, init, models, monitor, plugins, policy, run, runs, store, tracking, triton
 from mlflowkit.cli.help import EDGE, EVERYDAY, MODELS, OPERATIONS, HelpGroup
 
 __all__ = ["app", "main"]
@@ -39,6 +39,7 @@ app.add_typer(flows.app, name="flows", rich_help_panel=OPERATIONS)
 app.command("monitor", rich_help_panel=OPERATIONS)(monitor.monitor)
 app.add_typer(policy.app, name="policy", rich_help_panel=OPERATIONS)
 app.add_typer(store.app, name="store", rich_help_panel=OPERATIONS)
+app.add_typer(tracking.app, name="tracking", rich_help_panel=OPERATIONS)
 app.add_typer(triton.app, name="triton", rich_help_panel=OPERATIONS)
 app.add_typer(plugins.app, name="plugins", rich_help_panel=OPERATIONS)
 app.add_typer(edge.app, name="edge", rich_help_panel=EDGE)

@@ -23,6 +23,7 @@ from mlflowkit.cli.common import (
     verdict_table,
 )
 from mlflowkit.cli.help import HelpGroup
+from mlflowkit.cli.tracking import mirror_alias_move
 from mlflowkit.errors import MlflowkitError
 
 __all__ = ["app"]
@@ -212,6 +213,7 @@ def models_promote(
         fail(exc)
     promoted = registry.get(model, version)
     out.print(f"[green]✓[/] {model} v{promoted.version} is champion ({', '.join(promoted.aliases)})")
+    mirror_alias_move(store, spec, registry, model)
 
 
 @app.command("rollback")
@@ -247,6 +249,7 @@ def models_rollback(
     if not report.ok:
         raise typer.Exit(1)
     out.print(f"[green]✓[/] {model} v{report.to_version} is champion again")
+    mirror_alias_move(store, spec, registry, model)
 
 
 @app.command("approve")

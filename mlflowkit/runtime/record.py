@@ -15,7 +15,16 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from mlflowkit.errors import GateFailed, MlflowkitError, StepFailed
-from mlflowkit.handoff import VERDICT, VERSION, RegisteredVersion, RunRecord, RunResult, Verdict, find_output
+from mlflowkit.handoff import (
+    VERDICT,
+    VERSION,
+    RegisteredVersion,
+    RunRecord,
+    RunResult,
+    TrackingOutcome,
+    Verdict,
+    find_output,
+)
 from mlflowkit.runtime.runner import Runner
 
 __all__ = ["RunSession"]
@@ -96,6 +105,10 @@ class RunSession:
         report = _write_report(runner)
         record = record.model_copy(update={"report": report, "seconds": round(time.perf_counter() - self._started, 3)})
         self._write(record)
+        tracked = _track(runner, record)  # after the record and report are written: the outbox sends them
+        if tracked is not None:
+            record = record.model_copy(update={"tracking": tracked})
+            self._write(record)
         self.result = RunResult(**dict(record), exception=error)
         return self.result
 
@@ -121,6 +134,25 @@ class RunSession:
                 log.warning("run %s: cannot read %s (%s: %s)", self.runner.run_id, ref.key, type(exc).__name__, exc)
                 return None
         return None
+
+
+def _track(runner: Runner, record: RunRecord) -> TrackingOutcome | None:
+    """Log the run to MLflow when ``tracking:`` (or $MLFLOWKIT_TRACKING_URI) asks; a server that is down never fails it."""
+    from mlflowkit.tracking.target import target_for
+
+    try:
+        target = target_for(runner.spec, record.model)
+    except ValueError as exc:  # a malformed $MLFLOWKIT_TRACKING_URI: said, not fatal
+        log.warning("run %s: not logged to MLflow: %s", record.run_id, exc)
+        return None
+    if target is None:
+        return None
+    from mlflowkit.tracking.sync import track_run
+
+    outcome = track_run(runner.store, runner.registry, record, target)
+    if outcome.state == "queued":
+        log.warning("run %s: not logged to MLflow yet: %s (queued; retried on the next run)", record.run_id, outcome.note)
+    return outcome
 
 
 def _write_report(runner: Runner) -> str | None:

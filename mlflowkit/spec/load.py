@@ -336,9 +336,10 @@ def _list_section_hint(issue: SpecIssue, list_fields: dict[str, str | None]) -> 
 
 
 def _hash(spec: SpecBase) -> str:
-    # When it runs (and how it is watched) is not what it is: a schedule or monitor change keeps the hash
-    # (lineage, caches) as it was.
-    canonical = json.dumps(spec.model_dump(mode="json", exclude={"schedule", "monitor"}), sort_keys=True, separators=(",", ":"))
+    # When it runs (how it is watched, where it is logged) is not what it is: a schedule, monitor or tracking
+    # change keeps the hash (lineage, caches) as it was.
+    exclude = {"schedule", "monitor", "tracking"}
+    canonical = json.dumps(spec.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr,
 from mlflowkit.flows.schedule import Schedule, as_list
 from mlflowkit.kinds.base import StepKind
 from mlflowkit.monitor.settings import MonitorSpec
+from mlflowkit.spec.tracking import TrackingSpec
 
 if TYPE_CHECKING:
     from mlflowkit.spec.load import Sources
@@ -101,6 +102,11 @@ class SpecBase(_Frozen):
         None,
         description="How the champion is watched on live data (`mlflowkit monitor`): drift thresholds, schedule, "
         "and whether drift triggers retraining. Not part of the spec hash.",
+    )
+    tracking: TrackingSpec | None = Field(
+        None,
+        description="Log every run (params, metrics, tags, artifacts, registered versions) to an MLflow tracking "
+        "server; $MLFLOWKIT_TRACKING_URI does the same without it. Not part of the spec hash.",
     )
 
     _meta: dict[str, Any] = PrivateAttr(default_factory=dict)

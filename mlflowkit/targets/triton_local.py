@@ -14,15 +14,12 @@ State lives in DIR (default ``.mlflowkit/triton``): ``models/`` (the model repos
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -30,6 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from mlflowkit._local_server import forget, stop, wait_ready
 from mlflowkit.errors import MlflowkitError
 
 __all__ = [
@@ -274,57 +272,24 @@ def up(
         log=str(log),
         trusted_key=key,
     )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise TritonLocalError(f"tritonserver exited with code {process.returncode} while starting:\n{_tail(log)}")
-        if _ready(http_port):
-            (folder / _STATE).write_text(json.dumps(asdict(server), indent=2))
-            return server
-        time.sleep(0.25)
-    _stop(process.pid)
-    raise TritonLocalError(f"tritonserver was not ready after {timeout:.0f} s:\n{_tail(log)}")
+    wait_ready(
+        process,
+        lambda: _ready(http_port),
+        timeout=timeout,
+        what="tritonserver",
+        log=log,
+        error=TritonLocalError,
+        on_timeout=lambda: _stop(process.pid),
+    )
+    (folder / _STATE).write_text(json.dumps(asdict(server), indent=2))
+    return server
 
 
 def down(folder: str | os.PathLike[str], *, timeout: float = 30.0) -> bool:
     """Stop the server recorded in ``folder``; True if one was running."""
     server = status(folder)
-    with contextlib.suppress(FileNotFoundError):
-        (Path(folder) / _STATE).unlink()
-    if server is None:
-        return False
-    _stop(server.pid, timeout)
-    return True
+    return forget(Path(folder) / _STATE, server.pid if server else None, lambda pid: _stop(pid, timeout))
 
 
 def _stop(pid: int, timeout: float = 30.0) -> None:
-    if not _is_our_server(pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    child = _CHILDREN.pop(pid, None)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child is not None and child.poll() is not None:
-            return
-        if child is None and (not _is_our_server(pid) or _zombie(pid)):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    if child is not None:
-        child.wait(timeout=10)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+    stop(pid, ours=_is_our_server, children=_CHILDREN, timeout=timeout)
