@@ -517,7 +517,9 @@ class ModelRegistry:
         self._check_alias(alias)
         if isinstance(version, bool) or not isinstance(version, int):
             raise RegistryError(f"set_alias {alias!r}: version must be an int, got {version!r}")
-        self._read_version(model, version)  # versions are never deleted, so checking first is safe
+        # Versions are never deleted, so checking first is safe. Existence only: an alias may move away from
+        # (`previous` onto) a version that no longer verifies; reading one is what is refused.
+        self._read_manifest(model, version)
         return self._move_alias(model, alias, version, reason=reason, actor=actor)
 
     def remove_alias(self, model: str, alias: str, *, reason: str, actor: str | None = None) -> AliasEvent:

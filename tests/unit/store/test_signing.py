@@ -151,3 +151,18 @@ def test_models_show_says_whether_a_version_is_signed(root: str, keys: dict[str,
     assert code == 0 and "signed by key" in output and "verified" in output
     code, output = show("1")
     assert code == 1 and "churn v1 is not signed" in output
+
+
+def test_a_verified_version_can_replace_a_forged_champion(root: str, keys: dict[str, Path]) -> None:
+    signer = _registry(root, MLFLOWKIT_SIGNING_KEY=str(keys["old"]))
+    for n in (1, 2):
+        signer.register("churn", {"model.onnx": f"model {n}".encode()}, {"metrics": {"auc": 0.8}})
+    promote(signer, "churn", 1, reason="first")
+    promote(signer, "churn", 2, reason="second")
+    _forge(signer, 2, file="model.onnx", data=b"payload", metrics={"auc": 0.99})
+    reader = _registry(root, MLFLOWKIT_TRUSTED_KEYS=str(keys["old.pub"]))
+    with pytest.raises(RegistryError, match="forged"):
+        reader.get("churn", "champion")
+    # The way out: promote a version that verifies; the forged one is only pointed at, never read.
+    back = promote(reader, "churn", 1, reason="v2 does not verify", actor="ops", force=True)
+    assert back.aliases == ("champion",) and reader.aliases("churn") == {"champion": 1, "previous": 2}
