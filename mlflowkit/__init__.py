@@ -18,7 +18,7 @@ from mlflowkit._version import __version__
 from mlflowkit.errors import GateFailed, MlflowkitError, PluginError, RegistryError, SpecError, StepFailed
 from mlflowkit.kinds.base import Inputs, Params, StepContext, StepKind
 from mlflowkit.metrics import metric
-from mlflowkit.spec.load import load_spec
+from mlflowkit.policy.governed import load_spec
 from mlflowkit.spec.models import SpecBase as Spec
 from mlflowkit.steps import step
 from mlflowkit.targets.base import DeployError, DeployTarget, Release

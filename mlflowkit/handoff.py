@@ -178,6 +178,7 @@ class TableMeta(_Doc):
     columns: tuple[str, ...] = Field(description="Column names, in order.")
     target: str | None = Field(None, description="The column to predict (set by ``load``; later steps keep it).")
     data_fingerprint: DataFingerprint | None = Field(None, description="The source data's fingerprint.")
+    positive: str | int | bool | None = Field(None, description="The positive class of a binary target (``data.positive``).")
     part: Literal["train", "test"] | None = Field(None, description="Which side of the split, for the split's outputs.")
 
 
@@ -192,6 +193,7 @@ class ModelMeta(_Doc):
     task: Literal["classification", "regression"] = Field("classification", description="What the model predicts.")
     framework: str = Field("sklearn", description="The library that fitted it (``sklearn``, ``torch``).")
     data_fingerprint: DataFingerprint | None = Field(None, description="The training data's fingerprint.")
+    positive: str | int | bool | None = Field(None, description="The positive class for binary metrics (``data.positive``).")
     search: dict[str, Any] | None = Field(None, description="The hyper-parameter search's outcome, when one ran.")
     torch: dict[str, Any] | None = Field(None, description="A torch training's history and checkpoints.")
 

@@ -1,4 +1,4 @@
-"""Plug-in discovery: step kinds, deploy targets, recipes and metrics from entry points, each checked when it registers.
+"""Plug-in discovery: kinds, targets, recipes, metrics and estimators from entry points, each checked when it registers.
 
 A broken plug-in is recorded with its reason and does not break the others; it fails only when
 a spec asks for it. The built-ins come through our own pyproject's entry points, like anyone's.
@@ -21,6 +21,7 @@ from mlflowkit.errors import PluginError
 from mlflowkit.kinds.base import StepKind
 
 __all__ = [
+    "ESTIMATORS_GROUP",
     "GROUPS",
     "KINDS_GROUP",
     "METRICS_GROUP",
@@ -30,10 +31,12 @@ __all__ = [
     "PluginSet",
     "all_plugins",
     "did_you_mean",
+    "estimators",
     "kinds",
     "metrics",
     "recipes",
     "targets",
+    "verify_estimator",
     "verify_kind",
     "verify_metric",
     "verify_recipe",
@@ -44,6 +47,7 @@ KINDS_GROUP = "mlflowkit.kinds"
 RECIPES_GROUP = "mlflowkit.recipes"
 TARGETS_GROUP = "mlflowkit.targets"
 METRICS_GROUP = "mlflowkit.metrics"
+ESTIMATORS_GROUP = "mlflowkit.estimators"
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> str:
@@ -80,6 +84,11 @@ class PluginSet:
     def names(self) -> list[str]:
         """Every registered name, loaded or not."""
         return sorted(self._entry_points)
+
+    @property
+    def values(self) -> dict[str, str]:
+        """Every registered name -> its entry point's ``module:attr``, without loading anything."""
+        return {name: ep.value for name, ep in self._entry_points.items()}
 
     def _try(self, name: str) -> None:
         if name in self._loaded or name in self._broken:
@@ -226,6 +235,17 @@ def verify_metric(name: str, obj: object) -> Any:
     return obj
 
 
+def verify_estimator(name: str, obj: object) -> type[Any]:
+    """Check that ``obj`` is an estimator class: a class with ``fit`` and ``predict`` (scikit-learn's interface)."""
+    if not inspect.isclass(obj):
+        raise PluginError(name, ESTIMATORS_GROUP, f"{obj!r} is not a class; register the estimator class itself")
+    missing = [m for m in ("fit", "predict", "get_params") if not callable(getattr(obj, m, None))]
+    if missing:
+        interface = f"{obj.__qualname__} has no {', '.join(missing)} (scikit-learn's estimator interface)"
+        raise PluginError(name, ESTIMATORS_GROUP, interface)
+    return obj
+
+
 def verify_recipe(name: str, obj: object) -> str:
     """Check that a recipe entry point names an existing YAML file."""
     if not (isinstance(obj, str | Path) and Path(obj).is_file() and str(obj).endswith((".yaml", ".yml"))):
@@ -257,10 +277,17 @@ def metrics() -> PluginSet:
     return PluginSet(METRICS_GROUP, verify_metric)
 
 
+@cache
+def estimators() -> PluginSet:
+    """Every installed estimator class beyond scikit-learn's (entry-point group ``mlflowkit.estimators``)."""
+    return PluginSet(ESTIMATORS_GROUP, verify_estimator)
+
+
 GROUPS: dict[str, Callable[[], PluginSet]] = {
     KINDS_GROUP: kinds,
     TARGETS_GROUP: targets,
     RECIPES_GROUP: recipes,
     METRICS_GROUP: metrics,
+    ESTIMATORS_GROUP: estimators,
 }
 """Every plug-in group, in the order ``mlflowkit plugins list`` shows them."""

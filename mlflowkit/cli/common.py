@@ -60,15 +60,15 @@ def fail(exc: MlflowkitError) -> NoReturn:
     raise typer.Exit(exc.exit_code)
 
 
-def load_spec_file(path: Path, overrides: list[str] | None, *, policy: bool = True) -> SpecBase:
-    """Load and validate a spec file, or print why not and exit 2."""
-    from mlflowkit.spec.load import load_spec
+def load_spec_file(path: Path, overrides: list[str] | None, *, policy: bool = True, read_data: bool = True) -> SpecBase:
+    """Load and validate a spec file (its data's header too, unless ``read_data`` is False), or print why not and exit 2."""
+    from mlflowkit.policy.governed import load_spec
 
     if not path.is_file():
         err.print(f"[bold red]error[/]: no spec file at {path}")
         raise typer.Exit(2)
     try:
-        return load_spec(path, overrides=overrides or (), policy=policy)
+        return load_spec(path, overrides=overrides or (), policy=policy, read_data=read_data)
     except SpecError as exc:
         fail(exc)
 

@@ -41,7 +41,7 @@ def check(
 ) -> None:
     """A compliance table for specs: each spec, its policy, and every rule it breaks (exit 1 if any does)."""
     from mlflowkit.policy import PolicyIssue, find_policy, load_policy
-    from mlflowkit.spec.load import load_spec
+    from mlflowkit.policy.governed import load_spec
 
     files: list[Path] = []
     for path in paths:
@@ -73,7 +73,7 @@ def check(
             fail(exc)
         shown_policy = policy.file if policy is not None else "-"
         try:
-            load_spec(file, policy=policy if policy is not None else False)
+            load_spec(file, policy=policy if policy is not None else False, read_data=False)  # compliance, not data
         except SpecError as exc:
             violations = [i for i in exc.issues if isinstance(i, PolicyIssue)]
             others = [i for i in exc.issues if not isinstance(i, PolicyIssue)]

@@ -25,12 +25,22 @@ if TYPE_CHECKING:
 __all__ = ["plan", "run", "schema", "validate"]
 
 
-def validate(specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")], set_: SetOpt = None) -> None:
-    """Check spec files: syntax, types, recipe, kinds, references. Writes nothing."""
+def validate(
+    specs: Annotated[list[Path], typer.Argument(help="Spec files to check.")],
+    set_: SetOpt = None,
+    no_data_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-data-check",
+            help="Do not open the data source (e.g. remote data without credentials here): skip its existence and header checks.",
+        ),
+    ] = False,
+) -> None:
+    """Check spec files: syntax, types, recipe, kinds, estimator arguments, references, the data's header. Writes nothing."""
     failed = False
     for path in specs:
         try:
-            spec = load_spec_file(path, set_)
+            spec = load_spec_file(path, set_, read_data=not no_data_check)
         except typer.Exit:
             failed = True
             continue

@@ -19,9 +19,9 @@ from mlflowkit.errors import MlflowkitError, SpecError, SpecIssue
 from mlflowkit.flows.entry import DEPLOYMENT_NAME, MONITOR_DEPLOYMENT_NAME
 
 if TYPE_CHECKING:
-    from mlflowkit.flows.schedule import Schedule
     from mlflowkit.plan.model import Plan
     from mlflowkit.spec.models import SpecBase
+    from mlflowkit.spec.schedule import Schedule
 
 __all__ = [
     "DEPLOYMENT_NAME",
@@ -109,7 +109,7 @@ def load_folder(folder: str | os.PathLike[str]) -> list[FlowSpec]:
         SpecError: every issue of every spec at once (each names its file), or the folder has no spec.
     """
     from mlflowkit.plan.compile import compile_spec
-    from mlflowkit.spec.load import load_spec
+    from mlflowkit.policy.governed import load_spec
 
     paths, _ = find_specs(folder)
     if not Path(folder).is_dir():
@@ -157,7 +157,7 @@ def prefect_schedule(entry: Schedule, index: int) -> Any:
     from prefect.client.schemas.actions import DeploymentScheduleCreate
     from prefect.schedules import Cron, Interval, RRule
 
-    from mlflowkit.flows.schedule import slugs
+    from mlflowkit.spec.schedule import slugs
 
     slug = slugs((entry,))[0] if entry.name else f"schedule-{index + 1}"
     common: dict[str, Any] = {"timezone": entry.timezone, "active": entry.active, "parameters": dict(entry.params), "slug": slug}
@@ -309,7 +309,7 @@ def _drop_stale_schedules(specs: list[FlowSpec], ids: dict[str, str]) -> None:
 
     from prefect.client.orchestration import get_client
 
-    from mlflowkit.flows.schedule import slugs
+    from mlflowkit.spec.schedule import slugs
 
     with get_client(sync_client=True) as client:
         for item in specs:

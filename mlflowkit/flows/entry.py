@@ -57,7 +57,7 @@ def spec_flow(spec_path: str | os.PathLike[str]) -> Any:
     """
     from prefect import Flow
 
-    from mlflowkit.spec.load import load_spec
+    from mlflowkit.policy.governed import load_spec
 
     path = str(Path(spec_path).resolve())
     spec = load_spec(path)
@@ -66,8 +66,8 @@ def spec_flow(spec_path: str | os.PathLike[str]) -> Any:
         from prefect.states import Failed
 
         from mlflowkit.plan.compile import compile_spec
+        from mlflowkit.policy.governed import load_spec
         from mlflowkit.runtime.flow import run_in_flow
-        from mlflowkit.spec.load import load_spec
 
         loaded = load_spec(path, overrides=params)  # a bad value from the UI fails the run, naming the param
         result = run_in_flow(loaded, compile_spec(loaded))
@@ -95,14 +95,14 @@ def monitor_flow_of(spec_path: str | os.PathLike[str]) -> Any:
     """
     from prefect import Flow
 
-    from mlflowkit.spec.load import load_spec
+    from mlflowkit.policy.governed import load_spec
 
     path = str(Path(spec_path).resolve())
     spec = load_spec(path)
 
     def monitor(data: str | None = None) -> Any:
+        from mlflowkit.policy.governed import load_spec
         from mlflowkit.runtime.monitor import run_monitor
-        from mlflowkit.spec.load import load_spec
 
         result = run_monitor(load_spec(path), data, in_flow=True, start_deployment=start_training_deployment)
         return {"check_id": result.check_id, "verdict": result.report.verdict, "trigger": result.trigger}

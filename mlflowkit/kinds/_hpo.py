@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import random
 import re
 import time
@@ -265,10 +264,13 @@ def _score_fold(shared: dict[str, Any], fold: int, params: dict[str, Any]) -> di
     node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
     where = {"node": context.get_node_id(), "node_ip": node_ip, "gcs_address": context.gcs_address}
     start = time.perf_counter()
+    from mlflowkit.kinds._threads import limit_threads
+
     try:
         model = clone(template).set_params(**params)
-        model.fit(x.iloc[train], y.iloc[train])
-        score = float(check_scoring(model, scoring=metric)(model, x.iloc[test], y.iloc[test]))
+        with limit_threads(shared.get("threads", 1)):  # trials side by side share the cores: one pool each
+            model.fit(x.iloc[train], y.iloc[train])
+            score = float(check_scoring(model, scoring=metric)(model, x.iloc[test], y.iloc[test]))
     except Exception as exc:  # the estimator may raise anything for a bad combination
         return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - start, **where}
     return {"score": score, "seconds": time.perf_counter() - start, **where}
@@ -279,16 +281,11 @@ def _score_trial(shared: dict[str, Any], params: dict[str, Any]) -> list[dict[st
     return [_score_fold(shared, fold, params) for fold in range(len(shared["folds"]))]
 
 
-def _local_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def start_ray(settings: RaySettings) -> bool:
     """Join ``settings.address``, or start a local instance; True when this call connected (so we disconnect)."""
     import ray
+
+    from mlflowkit.kinds._threads import available_cpus
 
     if ray.is_initialized():
         here = ray.get_runtime_context().gcs_address
@@ -298,7 +295,7 @@ def start_ray(settings: RaySettings) -> bool:
         return False
     env = settings.runtime_env or None  # pip packages, working_dir, env_vars: Ray ships them to every node
     if settings.address is None:  # "local" starts a new instance, never an unrelated running cluster
-        ray.init(address="local", num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False, runtime_env=env)
+        ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False, log_to_driver=False, runtime_env=env)
     else:
         ray.init(address=settings.address, log_to_driver=False, runtime_env=env)
     return True
@@ -353,7 +350,8 @@ def run_search(
                 f"but the Ray cluster has {total_cpus:g} CPU and {total_gpus:g} GPU",
             )
         # Put once: every task reads the same copy from the object store instead of a pickle of its own.
-        shared = ray.put({"x": x, "y": y, "folds": folds, "template": template, "metric": metric})
+        threads = max(1, math.floor(settings.num_cpus_per_trial))
+        shared = ray.put({"x": x, "y": y, "folds": folds, "template": template, "metric": metric, "threads": threads})
         options = {
             "num_cpus": settings.num_cpus_per_trial,
             "num_gpus": settings.num_gpus_per_trial,

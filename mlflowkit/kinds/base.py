@@ -131,11 +131,16 @@ class StepKind(ABC):
 
     Subclasses set ``Params`` (a :class:`Params` subclass) and implement :meth:`run`. ``list_field``
     lets a section be written as a bare list in YAML (``gates: [...]``): the list becomes that field.
+    ``defaults_follow`` ties recipe defaults to another default: ``{"estimator": ("params",)}`` means the
+    recipe's ``params`` apply only while the spec keeps the recipe's ``estimator``.
     """
 
     Params: ClassVar[type[Params]]
     summary: ClassVar[str] = ""
     list_field: ClassVar[str | None] = None
+    defaults_follow: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    keeps_columns: ClassVar[bool] = False
+    """The step hands its tables on with the columns it got (True), or may add and drop columns (False)."""
 
     @abstractmethod
     def run(self, ctx: StepContext, params: Any, inputs: Inputs) -> dict[str, Ref]:
@@ -155,6 +160,22 @@ class StepKind(ABC):
         Runs at validate time, so it must not import heavy libraries.
         """
         return ()
+
+    @classmethod
+    def columns_read(cls, section: Any, spec: Any) -> Iterable[tuple[tuple[str | int, ...], str]]:
+        """The columns the section names, which the data must have when the step runs: ``(path under the section, column)``.
+
+        Validate checks them against the data's header where no earlier step may have changed the columns.
+        """
+        return ()
+
+    @classmethod
+    def columns_provided(cls, section: Any, spec: Any) -> list[str] | None:
+        """The columns of the table this step reads from outside (the data's header), or None.
+
+        Runs at validate time: it reads no more than the header, and says None when it cannot tell.
+        """
+        return None
 
     @classmethod
     def metrics_produced(cls, section: Any) -> set[str]:

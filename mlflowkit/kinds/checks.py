@@ -279,7 +279,27 @@ class Checks(StepKind):
 
     Params = ChecksParams
     summary = "check the data with Great Expectations"
+    keeps_columns = True
     list_field = "expectations"
+
+    @classmethod
+    def columns_read(cls, section: Any, spec: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        for i, check in enumerate(section.expectations):
+            named: list[tuple[tuple[str | int, ...], Any]] = []
+            if check.expect is not None:
+                args = check.arguments
+                named += [((key,), args[key]) for key in ("column", "column_A", "column_B") if key in args]
+                named += [((key, j), c) for key in ("column_list", "column_set") for j, c in enumerate(args.get(key) or ())]
+            if check.schema_ is not None:
+                named += [(("schema", "columns", c), c) for c in check.schema_.columns]
+            for key in ("unique", "leakage"):
+                value = getattr(check, key)
+                named += [((key,), value)] if isinstance(value, str) else [((key, j), c) for j, c in enumerate(value or ())]
+            if check.target is not None and check.target.column is not None:
+                named.append((("target", "column"), check.target.column))
+            for where, column in named:
+                if isinstance(column, str):
+                    yield (i, *where), column
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:

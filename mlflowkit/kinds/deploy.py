@@ -85,6 +85,7 @@ class Deploy(StepKind):
 
     Params = DeployParams
     summary = "deploy the champion to its targets (Triton, edge bundles)"
+    keeps_columns = True
     list_field = "targets"
 
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -110,7 +110,12 @@ class EvaluateParams(Params):
         ),
     )
     average: Literal["auto", "binary", "macro", "micro", "weighted"] = Field(
-        "auto", description="Averaging for precision/recall/f1: `auto` is binary for two classes, macro otherwise."
+        "auto",
+        description=(
+            "Averaging for precision/recall/f1: `auto` is binary (about `data.positive`) for two classes, macro"
+            " otherwise. roc_auc is about the positive class for two classes, and one-vs-rest macro-averaged (each"
+            " class against the others, then the plain mean) for more."
+        ),
     )
     slices: list[str] = Field(default_factory=list, description="Columns: the metrics are also computed per value.")
     bootstrap: BootstrapParams | None = Field(None, description="Confidence intervals by bootstrap resampling.")
@@ -136,6 +141,14 @@ class Evaluate(StepKind):
 
     Params = EvaluateParams
     summary = "score the model and the champion on the held-out split"
+    keeps_columns = True
+
+    @classmethod
+    def columns_read(cls, section: Any, spec: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        for i, column in enumerate(section.slices):
+            yield ("slices", i), column
+        for i, column in enumerate(section.fairness.sensitive_features if section.fairness else ()):
+            yield ("fairness", "sensitive_features", i), column
 
     @classmethod
     def metrics_produced(cls, section: Any) -> set[str]:
@@ -143,6 +156,10 @@ class Evaluate(StepKind):
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
+        target = getattr(spec.section("data"), "target", None)
+        for i, column in enumerate(section.fairness.sensitive_features if section.fairness else ()):
+            if column == target:
+                yield ("fairness", "sensitive_features", i), f"{column!r} is the target", "name a column about the people scored"
         tasks = {_metric_task(m) for m in section.metrics}
         if {"classification", "regression"} <= tasks:
             yield ("metrics",), "metrics mix classification and regression metrics", "a model is one or the other"
@@ -163,9 +180,10 @@ class Evaluate(StepKind):
                 ctx.step, f"columns {missing} are not in the held-out data (columns: {', '.join(map(str, test.columns))})"
             )
         x, y = test.drop(columns=[target]), test[target]
+        positive = model_ref.meta.get("positive")
 
         model = load_model(ctx.store, model_ref, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
-        candidate = _Scorer(model, x, y, params, task)
+        candidate = _Scorer(model, _inputs(x, model_ref.meta.get("features")), y, params, task, positive=positive)
         body: dict[str, Any] = {"n_test": len(test), **candidate.everything(test)}
         values = dict(body["metrics"])
         if params.fairness:
@@ -173,7 +191,7 @@ class Evaluate(StepKind):
 
         champion_meta: dict[str, Any] | None = None
         if params.champion:
-            champion_meta = self._champion(ctx, x=x, y=y, test=test, params=params, task=task)
+            champion_meta = self._champion(ctx, x=x, y=y, test=test, params=params, task=task, positive=positive)
             body["champion"] = champion_meta
 
         ctx.report("metrics", "metrics on the held-out split", rows=_metric_rows(values, body.get("ci", {}), champion_meta))
@@ -198,7 +216,14 @@ class Evaluate(StepKind):
 
     @staticmethod
     def _champion(
-        ctx: StepContext, *, x: pd.DataFrame, y: pd.Series[Any], test: pd.DataFrame, params: EvaluateParams, task: str
+        ctx: StepContext,
+        *,
+        x: pd.DataFrame,
+        y: pd.Series[Any],
+        test: pd.DataFrame,
+        params: EvaluateParams,
+        task: str,
+        positive: Any,
     ) -> dict[str, Any]:
         """The champion's metrics on the same rows, or a note saying why there are none."""
         try:
@@ -211,7 +236,9 @@ class Evaluate(StepKind):
             version = ctx.registry.get(ctx.model_name, number)
             # Its ONNX graph when it has one: no pickle.
             model = registered_model(ctx.registry, version, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
-            scored = _Scorer(model, x, y, params.model_copy(update={"bootstrap": None, "slices": []}), task).everything(test)
+            quick = params.model_copy(update={"bootstrap": None, "slices": []})
+            champion_x = _inputs(x, version.lineage.get("features"))
+            scored = _Scorer(model, champion_x, y, quick, task, positive=positive).everything(test)
         except Exception as exc:  # an old champion may not fit today's columns: record it, gates fail closed
             note = f"champion v{number} could not score this data: {type(exc).__name__}: {exc}"
             ctx.logger.warning(note)
@@ -222,10 +249,28 @@ class Evaluate(StepKind):
         return {"version": number, "metrics": metrics, "note": ""}
 
 
+def _inputs(x: pd.DataFrame, features: list[str] | None) -> pd.DataFrame:
+    """The columns a model was trained on (the rest, such as excluded sensitive columns, stay out)."""
+    if not features or any(f not in x.columns for f in features):
+        return x
+    return x[list(features)]
+
+
+def _positive_index(classes: list[Any], positive: Any) -> int:
+    """Which class is the positive one: ``data.positive`` (compared as text: YAML's 1 is the CSV's 1), else the last."""
+    if positive is not None:
+        for i, label in enumerate(classes):
+            if str(label) == str(positive):
+                return i
+    return len(classes) - 1
+
+
 class _Scorer:
     """Computes every requested number for one model on one held-out set."""
 
-    def __init__(self, model: Any, x: pd.DataFrame, y: pd.Series[Any], params: EvaluateParams, task: str) -> None:
+    def __init__(
+        self, model: Any, x: pd.DataFrame, y: pd.Series[Any], params: EvaluateParams, task: str, *, positive: Any = None
+    ) -> None:
         import numpy as np
 
         self.params, self.task, self.y = params, task, y
@@ -234,54 +279,70 @@ class _Scorer:
         self.proba = model.predict_proba(x) if task == "classification" and hasattr(model, "predict_proba") else None
         binary = len(self.classes) == 2
         self.average = params.average if params.average != "auto" else ("binary" if binary else "macro")
+        self.pos = _positive_index(self.classes, positive) if self.classes else -1
+        self.notes: dict[str, str] = {}
 
-    def metrics(self, idx: np.ndarray[Any, Any] | None = None) -> dict[str, float]:
-        """The requested metrics, on all rows or on the rows ``idx``."""
+    def metrics(self, idx: np.ndarray[Any, Any] | None = None, notes: dict[str, str] | None = None) -> dict[str, float]:
+        """The requested metrics, on all rows or on the rows ``idx``; why a value is NaN goes into ``notes``."""
+        import warnings
+
         import numpy as np
-        from sklearn import metrics as skm
 
         y = np.asarray(self.y) if idx is None else np.asarray(self.y)[idx]
         pred = self.pred if idx is None else self.pred[idx]
         proba = None if self.proba is None else (self.proba if idx is None else self.proba[idx])
         out: dict[str, float] = {}
-        pos = {"pos_label": self.classes[-1]} if self.average == "binary" else {}
         for name in self.params.metrics:
-            try:
-                if name == "accuracy":
-                    out[name] = skm.accuracy_score(y, pred)
-                elif name == "balanced_accuracy":
-                    out[name] = skm.balanced_accuracy_score(y, pred)
-                elif name in {"precision", "recall", "f1"}:
-                    fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[name]
-                    out[name] = fn(y, pred, average=self.average, zero_division=0, **pos)
-                elif name == "log_loss":
-                    out[name] = math.nan if proba is None else skm.log_loss(y, proba, labels=self.classes)
-                elif name == "roc_auc":
-                    if proba is None:
-                        out[name] = math.nan  # fails closed at the gates
-                    elif len(self.classes) == 2:
-                        out[name] = skm.roc_auc_score(y == self.classes[-1], proba[:, -1])
-                    else:
-                        out[name] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=self.classes)
-                elif name == "rmse":
-                    out[name] = math.sqrt(skm.mean_squared_error(y, pred))
-                elif name in REGRESSION_METRICS:
-                    out[name] = {"mae": skm.mean_absolute_error, "r2": skm.r2_score, "mape": skm.mean_absolute_percentage_error}[
-                        name
-                    ](y, pred)
-                else:  # a plug-in metric; its own errors reach the runner, which names the step
-                    from mlflowkit.plugins import metrics
+            reason = ""
+            # scikit-learn warns and returns NaN where a metric is undefined (one class in a slice): the NaN is
+            # kept (gates fail closed on it) and the reason goes into the report instead of the console.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    out[name] = float(self._metric(name, y, pred, proba))
+                except ValueError as exc:
+                    out[name], reason = math.nan, str(exc)
+            if math.isnan(out[name]) and notes is not None:
+                said = reason or next((str(w.message) for w in caught), "") or "not defined on these rows"
+                notes[name] = said.split("\n")[0]
+        return out
 
-                    out[name] = metrics().get(name)(y, pred, proba=proba, classes=self.classes)
-            except ValueError:
-                out[name] = math.nan  # e.g. one class only in a small slice or resample
-        return {k: float(v) for k, v in out.items()}
+    def _metric(self, name: str, y: Any, pred: Any, proba: Any) -> float:  # noqa: PLR0911 - one return per metric
+        from sklearn import metrics as skm
+
+        pos = {"pos_label": self.classes[self.pos]} if self.average == "binary" else {}
+        if name == "accuracy":
+            return float(skm.accuracy_score(y, pred))
+        if name == "balanced_accuracy":
+            return float(skm.balanced_accuracy_score(y, pred))
+        if name in {"precision", "recall", "f1"}:
+            fn = {"precision": skm.precision_score, "recall": skm.recall_score, "f1": skm.f1_score}[name]
+            return float(fn(y, pred, average=self.average, zero_division=0, **pos))
+        if name == "log_loss":
+            return math.nan if proba is None else float(skm.log_loss(y, proba, labels=self.classes))
+        if name == "roc_auc":
+            if proba is None:
+                return math.nan  # the model gives no probabilities: fails closed at the gates
+            if len(self.classes) == 2:
+                return float(skm.roc_auc_score(y == self.classes[self.pos], proba[:, self.pos]))
+            return float(skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=self.classes))
+        if name == "rmse":
+            return math.sqrt(skm.mean_squared_error(y, pred))
+        if name in REGRESSION_METRICS:
+            fns = {"mae": skm.mean_absolute_error, "r2": skm.r2_score, "mape": skm.mean_absolute_percentage_error}
+            return float(fns[name](y, pred))
+        from mlflowkit.plugins import metrics  # a plug-in metric; its own errors reach the runner, which names the step
+
+        return float(metrics().get(name)(y, pred, proba=proba, classes=self.classes))
 
     def everything(self, test: pd.DataFrame) -> dict[str, Any]:
         """Metrics, confusion matrix, slices, bootstrap intervals and fairness, as JSON-able data."""
         from sklearn import metrics as skm
 
-        body: dict[str, Any] = {"metrics": self.metrics()}
+        notes: dict[str, str] = {}
+        body: dict[str, Any] = {"metrics": self.metrics(notes=notes)}
+        if notes:
+            body["metric_notes"] = notes
         if self.task == "regression":
             body["residual_summary"] = self._residual_summary()
         if self.task == "classification":
@@ -308,7 +369,7 @@ class _Scorer:
 
         assert self.proba is not None
         y = np.asarray(self.y)
-        columns = [len(self.classes) - 1] if len(self.classes) == 2 else list(range(min(len(self.classes), max_classes)))
+        columns = [self.pos] if len(self.classes) == 2 else list(range(min(len(self.classes), max_classes)))
         curves = []
         for col in columns:
             positive = y == self.classes[col]
@@ -362,9 +423,13 @@ class _Scorer:
         for column in self.params.slices:
             for value in sorted(test[column].dropna().unique(), key=str):
                 idx = np.flatnonzero((test[column] == value).to_numpy())
-                rows.append(
-                    {"slice": f"{column}={value}", "rows": len(idx), **{k: round(v, 4) for k, v in self.metrics(idx).items()}}
-                )
+                notes: dict[str, str] = {}
+                values = self.metrics(idx, notes)
+                row: dict[str, Any] = {"slice": f"{column}={value}", "rows": len(idx)}
+                # An undefined metric shows as empty with the reason, not as NaN.
+                row.update({k: None if math.isnan(v) else round(v, 4) for k, v in values.items()})
+                row["note"] = "; ".join(f"{k}: {why}" for k, why in notes.items())
+                rows.append(row)
         return rows
 
     def _bootstrap(self, spec: BootstrapParams) -> dict[str, list[float]]:
@@ -394,7 +459,7 @@ class _Scorer:
 
         if len(self.classes) != 2:
             raise ValueError(f"fairness metrics need a binary target; this model has {len(self.classes)} classes")
-        positive = self.classes[-1]
+        positive = self.classes[self.pos]
         y = (np.asarray(self.y) == positive).astype(int)
         pred = (np.asarray(self.pred) == positive).astype(int)
         group_fns: dict[str, Callable[..., float]] = {

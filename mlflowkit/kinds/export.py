@@ -67,6 +67,7 @@ class OnnxExport(StepKind):
 
     Params = OnnxParams
     summary = "export the model to ONNX and check it against the native model"
+    keeps_columns = True
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
@@ -258,10 +259,12 @@ def _contract(proto: onnx.ModelProto, *, layout: str, features: list[str], class
 
     def specs(values: Any, is_input: bool) -> tuple[TensorSpec, ...]:
         out = []
-        for v in values:
+        for i, v in enumerate(values):
             t = v.type.tensor_type
             dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim)
-            column = v.name if is_input and layout == "columns" else None
+            # One input per feature, in the features' order; skl2onnx renames a column it cannot use as a
+            # tensor name (`Solar.R` becomes `Solar_R`), so the column is the feature at the same place.
+            column = (v.name if v.name in features else features[i]) if is_input and layout == "columns" else None
             out.append(TensorSpec(name=v.name, dtype=_ELEM[t.elem_type], shape=dims, column=column))
         return tuple(out)
 

@@ -66,18 +66,27 @@ class Gates(StepKind):
 
     Params = GatesParams
     summary = "decide promotion from metric rules"
+    keeps_columns = True
     list_field = "rules"
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
         from mlflowkit.plugins import did_you_mean, kinds
 
+        rules = section.parsed()
+        for i, (rule, _) in enumerate(rules):
+            if not rule.metrics():  # `1 >= 0` always holds, `0 > 1` never does: neither says anything about the model
+                yield (i,), f"gate {rule.text!r} reads no metric, so it decides nothing", "compare a metric, e.g. accuracy >= 0.8"
         produced: set[str] = set()
-        for stage, kind_name in spec.stage_kinds.items():
+        for stage in spec.recipe_def.stages:
+            kind_name = spec.stage_kinds.get(stage)
             other = spec.section(spec.recipe_def.section_of(stage))
-            if other is not None:
-                produced |= kinds().get(kind_name).metrics_produced(other)
-        for i, (rule, _) in enumerate(section.parsed()):
+            kind = kinds().get(kind_name) if kind_name is not None else None
+            if kind is not None and other is not None:
+                produced |= kind.metrics_produced(other)
+            elif kind is None or kind.metrics_produced.__func__ is not StepKind.metrics_produced.__func__:  # type: ignore[attr-defined]
+                return  # a section that makes metrics has errors of its own: which metrics it makes is not known
+        for i, (rule, _) in enumerate(rules):
             for metric in rule.metrics():
                 if metric not in produced:
                     hint = did_you_mean(metric, produced) or "add it to evaluate.metrics"

@@ -34,6 +34,7 @@ class Noop(StepKind):
 
     Params = NoopParams
     summary = "do nothing; pass inputs through"
+    keeps_columns = True
 
     def run(self, ctx: StepContext, params: NoopParams, inputs: Inputs) -> dict[str, Ref]:
         return dict(inputs)

@@ -40,6 +40,7 @@ class Profile(StepKind):
 
     Params = ProfileParams
     summary = "profile the training data and the model's outputs (the monitoring reference)"
+    keeps_columns = True
 
     def run(self, ctx: StepContext, params: ProfileParams, inputs: Inputs) -> dict[str, Ref]:
         from mlflowkit.kinds._frames import load_frame

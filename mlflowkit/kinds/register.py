@@ -114,6 +114,7 @@ class Register(StepKind):
 
     Params = RegisterParams
     summary = "register a new model version and promote it"
+    keeps_columns = True
 
     def run(self, ctx: StepContext, params: RegisterParams, inputs: Inputs) -> dict[str, Ref]:
         from mlflowkit.kinds._policy import governing_policy

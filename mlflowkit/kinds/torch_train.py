@@ -15,6 +15,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -113,10 +114,17 @@ class TorchTrain(StepKind):
 
     Params = TorchParams
     summary = "train a torch network data-parallel on Ray Train"
+    keeps_columns = True
+
+    @classmethod
+    def columns_read(cls, section: Any, spec: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        for i, column in enumerate(section.exclude):
+            yield ("exclude", i), column
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
-        from mlflowkit.kinds.train import allowed_modules
+        from mlflowkit.kinds._estimators import allowed_modules
+        from mlflowkit.policy.rules import module_allowed
 
         if section.model == "mlp":
             if section.model_params:
@@ -129,11 +137,11 @@ class TorchTrain(StepKind):
             policy = policy_of(spec)
             if policy is not None and policy.modules.estimators is not None:
                 pass  # the operations policy owns the allow-list, and reports a refusal at its own rule
-            elif not any((module + ".").startswith(prefix) for prefix in allowed):
+            elif not module_allowed(module, allowed):
                 yield (
                     ("model",),
                     f"model {section.model!r} is outside the allowed modules",
-                    f"allowed: {', '.join(p.rstrip('.') for p in allowed)}",
+                    f"allowed: {', '.join(allowed)}",
                 )
         if section.patience is None and "min_delta" in section.model_fields_set:
             yield ("min_delta",), "min_delta applies to early stopping, and patience is not set", "set patience"
@@ -214,6 +222,7 @@ class TorchTrain(StepKind):
             task="classification",
             framework="torch",
             data_fingerprint=ref.meta.get("data_fingerprint"),
+            positive=ref.meta.get("positive"),
             torch=outcome,
         )
         return {"model": save_model(ctx.store, model, **meta.model_dump(mode="json", exclude_none=True))}

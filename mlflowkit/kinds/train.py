@@ -7,79 +7,59 @@ model (preprocessing included) is one object that the export step can turn into 
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import json
-import os
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.handoff import TRIALS, ModelMeta
+from mlflowkit.kinds._estimators import (
+    EstimatorRefused,
+    allowed_modules,
+    estimator_info,
+    registered_estimator,
+    resolve_estimator,
+)
 from mlflowkit.kinds._frames import load_frame
-from mlflowkit.kinds._hpo import RaySettings, SearchParams, candidates, check_search, run_search
+from mlflowkit.kinds._hpo import RangeSpace, RaySettings, SearchParams, candidates, check_search, run_search
+from mlflowkit.kinds._sklearn_catalog import EstimatorInfo, param_problems, value_hint, value_problem
+from mlflowkit.kinds._threads import available_cpus, limit_threads
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 from mlflowkit.kinds.model_files import save_model
+from mlflowkit.policy.rules import module_allowed
 
 if TYPE_CHECKING:
     from mlflowkit.store import Ref
 
-__all__ = ["ALLOWED_MODULES", "SklearnTrain", "allowed_modules", "module_defines"]
-
-# Modules an estimator may come from unless an operations policy says otherwise.
-ALLOWED_MODULES = ("sklearn.", "xgboost.", "lightgbm.")
-# More prefixes, comma-separated; used only when no operations policy lists `modules.estimators`
-# (a policy's list replaces both, see mlflowkit.policy).
-ALLOWED_MODULES_ENV = "MLFLOWKIT_ALLOWED_MODULES"
+__all__ = ["SklearnTrain", "estimator_refusal", "feature_columns"]
 
 
-def allowed_modules() -> tuple[str, ...]:
-    """:data:`ALLOWED_MODULES` plus the prefixes in ``MLFLOWKIT_ALLOWED_MODULES`` (``mypkg.models.,other.``).
+def estimator_refusal(path: str, policy_modules: list[str] | None) -> EstimatorRefused | None:
+    """Why ``path`` may not be imported as an estimator, or None.
 
-    The variable is set by whoever runs mlflowkit, not by a spec, so a spec cannot widen what it may import.
+    With a policy that lists ``modules.estimators``, that list decides alone. Without one, the built-in
+    packages and ``MLFLOWKIT_ALLOWED_MODULES`` do, and so does an estimator class an installed plug-in
+    registered under ``mlflowkit.estimators``. Modules are compared by whole dotted components.
     """
-    extra = [p.strip() for p in os.environ.get(ALLOWED_MODULES_ENV, "").split(",") if p.strip()]
-    return ALLOWED_MODULES + tuple(p if p.endswith(".") else p + "." for p in extra)
-
-
-def module_defines(module: str) -> set[str] | None:
-    """Names a module defines or re-exports, read from its source without importing it.
-
-    Returns None when that cannot be told statically (no source, a lazy ``__getattr__``), so
-    that the caller does not refuse what might exist.
-    """
-    top = module.split(".", maxsplit=1)[0]
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
+    if policy_modules is not None:
+        if module_allowed(path, policy_modules):
+            return None
+        shown = ", ".join(p.rstrip(".") for p in policy_modules) or "none"
+        return EstimatorRefused(f"estimator {path!r} is outside the modules the policy allows", f"allowed: {shown}")
+    allowed = allowed_modules()
+    if module_allowed(path, allowed) or registered_estimator(path) is not None:
         return None
-    if spec is None:
-        return set()
-    locations = list(spec.submodule_search_locations or [])
-    parts = module.split(".")[1:]
-    path = None
-    if not parts and spec.origin:
-        path = spec.origin
-    for base in locations:
-        candidate = os.path.join(base, *parts)
-        for option in (os.path.join(candidate, "__init__.py"), candidate + ".py"):
-            if os.path.isfile(option):
-                path = option
-                break
-    if path is None or not path.endswith(".py"):
-        return set() if parts else None
-    with open(path, encoding="utf-8") as fh:
-        tree = ast.parse(fh.read())
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef | ast.FunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.ImportFrom):
-            names.update(a.asname or a.name for a in node.names)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return None if "__getattr__" in names else names
+    hint = f"allowed: {', '.join(allowed)}; more through MLFLOWKIT_ALLOWED_MODULES or a plug-in estimator"
+    return EstimatorRefused(f"estimator {path!r} is outside the allowed modules", hint)
+
+
+def feature_columns(columns: list[str], target: str, features: list[str] | None, exclude: list[str]) -> list[str]:
+    """The model's input columns: ``features`` as given, else every column but the target and ``exclude``."""
+    if features is not None:
+        return list(features)
+    return [c for c in columns if c != target and c not in exclude]
 
 
 class SklearnParams(Params):
@@ -94,6 +74,24 @@ class SklearnParams(Params):
         "auto", description="`auto`: impute missing values and one-hot encode text columns; `none`: feed columns as they are."
     )
     seed: int = Field(42, description="Passed as random_state when the estimator takes one and params does not set it.")
+    features: list[str] | None = Field(
+        None, min_length=1, description="The model's input columns; default: every column but the target and `exclude`."
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Columns kept out of the model's inputs: ids, free text, or sensitive attributes that evaluate still"
+            " reads for fairness and slices."
+        ),
+    )
+    cpus: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "CPUs the fit may use: BLAS/OpenMP threads are capped at this, and it is the estimator's n_jobs unless"
+            " params sets one; default: the CPUs this process may use (affinity, container quota)."
+        ),
+    )
     search: SearchParams | None = Field(None, description="Hyper-parameter search: cross-validate candidates, refit the best.")
     ray: RaySettings | None = Field(None, description="Where search trials run (default: a local Ray instance), with what.")
 
@@ -125,64 +123,68 @@ class SklearnTrain(StepKind):
 
     Params = SklearnParams
     summary = "fit a scikit-learn estimator"
+    keeps_columns = True
+
+    # The recipe's params and search defaults are meant for the recipe's estimator: they do not follow
+    # the spec to another one (a random forest's n_estimators means nothing to Ridge).
+    defaults_follow: ClassVar[Mapping[str, tuple[str, ...]]] = {"estimator": ("params", "search")}
+
+    @classmethod
+    def columns_read(cls, section: Any, spec: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        for name in ("features", "exclude"):
+            for i, column in enumerate(getattr(section, name) or ()):
+                yield (name, i), column
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
-        from mlflowkit.plugins import did_you_mean
-
         yield from check_search(section.search, section.ray, section.params)
-        module, _, name = section.estimator.rpartition(".")
-        from mlflowkit.policy import module_allowed, policy_of
+        yield from _column_choices(section, spec)
+        from mlflowkit.policy import policy_of
 
         policy = policy_of(spec)
-        allowed = allowed_modules()
-        if policy is not None and policy.modules.estimators is not None:
-            # The operations policy owns the allow-list; it reports a refusal with its own rule's place.
-            if not module_allowed(section.estimator, policy.modules.estimators):
-                return
-        elif not any(section.estimator.startswith(prefix) for prefix in allowed):
-            yield (
-                ("estimator",),
-                f"estimator {section.estimator!r} is outside the allowed modules",
-                (f"allowed: {', '.join(p.rstrip('.') for p in allowed)}"),
-            )
+        policy_modules = policy.modules.estimators if policy is not None else None
+        refused = estimator_refusal(section.estimator, policy_modules)
+        if refused is not None:
+            if policy_modules is None:  # the operations policy reports its own refusals, at its rule
+                yield ("estimator",), refused.message, refused.hint
             return
-        defined = module_defines(module)
-        if defined is None:
+        try:
+            info = estimator_info(section.estimator)
+        except EstimatorRefused as exc:
+            yield ("estimator",), exc.message, exc.hint
             return
-        if not defined:
-            top = module.split(".")[0]
-            extra = {"xgboost": "xgboost", "lightgbm": "lightgbm"}.get(top)
-            hint = f"pip install 'mlflowkit[{extra}]'" if extra else ""
-            yield ("estimator",), f"module {module!r} is not installed or does not exist", hint
-        elif name not in defined:
-            public = [n for n in defined if n[:1].isupper()]
-            yield ("estimator",), f"{module!r} has no {name!r}", did_you_mean(name, public)
+        yield from _params_fit(info, section)
 
     def run(self, ctx: StepContext, params: SklearnParams, inputs: Inputs) -> dict[str, Ref]:
-        import importlib
         import inspect
 
         ref = inputs["train"]
         frame = load_frame(ctx.store, ref)
         target = ref.meta["target"]
-        x, y = frame.drop(columns=[target]), frame[target]
-        module, _, name = params.estimator.rpartition(".")
+        features = feature_columns([str(c) for c in frame.columns], target, params.features, params.exclude)
+        missing = [c for c in [*features, *params.exclude] if c not in frame.columns]
+        if missing:
+            have = ", ".join(map(str, frame.columns))
+            raise StepFailed(ctx.step, f"columns {missing} are not in the training data (columns: {have})")
+        x, y = frame[features], frame[target]
         from mlflowkit.kinds._policy import governing_policy
-        from mlflowkit.policy import import_refusal
 
-        if refusal := import_refusal(governing_policy(ctx), params.estimator, what="estimators"):
-            raise StepFailed(ctx.step, refusal)
+        policy = governing_policy(ctx)
+        refused = estimator_refusal(params.estimator, policy.modules.estimators if policy is not None else None)
+        if refused is not None:
+            raise StepFailed(ctx.step, f"refused to import {params.estimator}: {refused}")
         try:
-            estimator_cls = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as exc:
-            raise StepFailed(ctx.step, f"cannot import {params.estimator}: {exc}") from exc
+            estimator_cls = resolve_estimator(params.estimator)
+        except EstimatorRefused as exc:
+            raise StepFailed(ctx.step, f"cannot import {params.estimator}: {exc}") from None
+        _need_two_classes(ctx.step, estimator_cls, y, target)
         signature = inspect.signature(estimator_cls).parameters
         seed = params.seed if params.search is None or params.search.seed is None else params.search.seed
         kwargs = dict(params.params)
         searched = set(params.search.space) if params.search else set()
         if "random_state" in signature and "random_state" not in kwargs and "random_state" not in searched:
             kwargs["random_state"] = seed
+        cpus = params.cpus or available_cpus()
         outputs: dict[str, Ref] = {}
         search_meta: dict[str, Any] | None = None
         if params.search is not None:
@@ -190,27 +192,36 @@ class SklearnTrain(StepKind):
             best, search_meta, trials_ref = found
             kwargs = {**kwargs, **best}
             outputs["trials"] = trials_ref
+        fit_kwargs = dict(kwargs)
+        if "n_jobs" in signature and "n_jobs" not in kwargs:
+            fit_kwargs["n_jobs"] = cpus  # the step's CPUs, not the machine's; not part of the model's recorded params
         try:
-            estimator = estimator_cls(**kwargs)
+            estimator = estimator_cls(**fit_kwargs)
         except TypeError as exc:
             raise StepFailed(ctx.step, f"cannot create {params.estimator} with params {kwargs}: {exc}") from exc
         model = _pipeline(estimator, x) if params.preprocess == "auto" else estimator
         try:
-            model.fit(x, y)
+            with limit_threads(cpus):
+                model.fit(x, y)
         except (ValueError, TypeError) as exc:
             raise StepFailed(ctx.step, f"{params.estimator}.fit failed: {exc}") from exc
+        if "n_jobs" in fit_kwargs and "n_jobs" not in kwargs:
+            (model.named_steps["model"] if params.preprocess == "auto" else model).set_params(n_jobs=None)
         classes = [c.item() if hasattr(c, "item") else c for c in getattr(model, "classes_", [])]
         task = "classification" if hasattr(model, "predict_proba") or classes else "regression"
         best_note = " with the best parameters" if search_meta else ""
-        ctx.logger.info("fitted %s on %s rows%s", params.estimator, len(frame), best_note)
+        ctx.logger.info(
+            "fitted %s on %s rows x %s features (%s CPUs)%s", params.estimator, len(frame), len(features), cpus, best_note
+        )
         meta = ModelMeta(
             estimator=params.estimator,
             params=kwargs,
-            features=tuple(str(c) for c in x.columns),
+            features=tuple(features),
             target=target,
             classes=tuple(classes),
             task=task,
             data_fingerprint=ref.meta.get("data_fingerprint"),
+            positive=ref.meta.get("positive"),
             search=search_meta,
         )
         outputs["model"] = save_model(ctx.store, model, **meta.model_dump(mode="json", exclude_none=True))
@@ -327,6 +338,62 @@ class SklearnTrain(StepKind):
         title = f"Search: {len(records)} trials, {search.cv}-fold {result.metric} (best: trial {best.index})"
         ctx.report("trials", title, rows=rows)
         return best.params, record, trials_ref
+
+
+def _column_choices(section: Any, spec: Any) -> SectionIssues:
+    """``features`` and ``exclude`` agree with each other and leave the target out."""
+    data = spec.section("data")
+    target = getattr(data, "target", None)
+    for name in ("features", "exclude"):
+        chosen = getattr(section, name) or []
+        if target is not None and target in chosen:
+            i = chosen.index(target)
+            yield (name, i), f"{target!r} is the target; it is never one of the model's inputs", f"remove it from {name}"
+        for i, column in enumerate(chosen):
+            if column in chosen[:i]:
+                yield (name, i), f"{column!r} is listed twice", "remove the repeat"
+    if section.features is not None and section.exclude:
+        yield ("exclude",), "give features (the inputs) or exclude (what to leave out), not both", "remove one of them"
+
+
+def _params_fit(info: EstimatorInfo, section: Any) -> SectionIssues:
+    """The estimator's parameters as the spec sets and searches them: names, types, ranges, required ones."""
+    for name, message, hint in param_problems(info, section.params):
+        yield ("params", name), message, hint
+    space = section.search.space if section.search is not None else {}
+    missing = [r for r in info.required if r not in section.params and r not in space]
+    if missing:
+        yield (
+            ("estimator",),
+            f"{info.name} needs {', '.join(map(repr, missing))}, which have no default",
+            "set them in train.params",
+        )
+    if not info.predicts:
+        return
+    known = [n for n in info.params if n != "**"]
+    for name, values in space.items():
+        if name not in info.params and "**" not in info.params:
+            from mlflowkit.plugins import did_you_mean
+
+            yield ("search", "space", name), f"{info.name} has no parameter {name!r}", did_you_mean(name, known)
+        elif not isinstance(values, RangeSpace):
+            for i, value in enumerate(values):
+                if problem := value_problem(info, name, value):
+                    yield ("search", "space", name, i), problem, value_hint(info, name, value)
+
+
+def _need_two_classes(step: str, estimator_cls: type, y: Any, target: str) -> None:
+    """A classifier needs two classes in the training split; with one, fitting or exporting fails far from the cause."""
+    from sklearn.base import ClassifierMixin
+
+    present = y.dropna().unique()
+    if issubclass(estimator_cls, ClassifierMixin) and len(present) < 2:
+        shown = f" (only {present[0]!r})" if len(present) else ""
+        raise StepFailed(
+            step,
+            f"target {target!r} has {len(present)} class{shown} in the training split; a classifier needs two or more"
+            " (check data.target and how the data was filtered)",
+        )
 
 
 def _pipeline(estimator: Any, x: Any) -> Any:

@@ -23,7 +23,7 @@ from mlflowkit.monitor.profile import OTHER, _bin_fractions, is_numeric, summari
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlflowkit.monitor.settings import MonitorSpec
+    from mlflowkit.spec.monitoring import MonitorSpec
 
 __all__ = ["DriftReport", "FeatureDrift", "compare", "js_distance", "psi"]
 

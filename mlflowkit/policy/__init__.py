@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlflowkit.errors import SpecError, SpecIssue
 from mlflowkit.policy.access import authorize, current_actor, governance, may
+from mlflowkit.policy.governed import PolicyRules, load_spec, load_spec_text
 from mlflowkit.policy.load import POLICY_ENV, POLICY_FILE, find_policy, load_policy, policy_path
 from mlflowkit.policy.model import Policy
 from mlflowkit.policy.registry import registry_trust
@@ -30,6 +31,7 @@ __all__ = [
     "RULES",
     "Policy",
     "PolicyIssue",
+    "PolicyRules",
     "authorize",
     "check_spec",
     "current_actor",
@@ -38,6 +40,8 @@ __all__ = [
     "governance",
     "import_refusal",
     "load_policy",
+    "load_spec",
+    "load_spec_text",
     "may",
     "module_allowed",
     "policy_of",
@@ -48,8 +52,8 @@ __all__ = [
 
 def policy_of(spec: SpecBase) -> Policy | None:
     """The policy ``spec`` was loaded under (None: no policy applied)."""
-    policy = spec._meta.get("policy")
-    return policy if isinstance(policy, Policy) else None
+    rules = spec.rules
+    return rules.policy if isinstance(rules, PolicyRules) else None
 
 
 def enforce(spec: SpecBase) -> Policy | None:

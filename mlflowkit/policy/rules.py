@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,9 +158,17 @@ _IMPORT_KEYS = frozenset({"estimator", "model_class", "network", "module", "clas
 _IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_.]*)?$")
 
 
-def module_allowed(module: str, prefixes: list[str]) -> bool:
-    """Whether ``module`` (``a.b.C`` or ``a.b``) is under one of ``prefixes`` (``a.`` and ``a`` both mean package ``a``)."""
-    return any(module == p.rstrip(".") or module.startswith(p.rstrip(".") + ".") for p in prefixes)
+def module_allowed(module: str, prefixes: Sequence[str]) -> bool:
+    """Whether ``module`` (``a.b.C`` or ``a.b``) lies in one of ``prefixes``, compared by whole dotted components.
+
+    ``a.`` and ``a`` both mean package ``a``: it allows ``a.b.C`` but neither ``ab.C`` nor ``a_b.C``.
+    """
+    parts = module.split(".")
+    for prefix in prefixes:
+        want = [p for p in prefix.split(".") if p]
+        if want and parts[: len(want)] == want:
+            return True
+    return False
 
 
 def _shown(prefixes: list[str]) -> str:

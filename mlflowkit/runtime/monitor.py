@@ -129,8 +129,8 @@ def _check(
     from mlflowkit.monitor.drift import compare
     from mlflowkit.monitor.profile import predicted_labels, prediction_column
     from mlflowkit.monitor.report import render_html
-    from mlflowkit.monitor.settings import MonitorSpec
     from mlflowkit.policy import policy_of, registry_trust
+    from mlflowkit.spec.monitoring import MonitorSpec
     from mlflowkit.store import ArtifactStore, registry_at
     from mlflowkit.targets.contract import Contract, feeds, run_onnx
 

@@ -149,5 +149,7 @@ def issues_from_validation(
         merged[yaml_path] = (messages, old_hint or hint, old_prefer or prefer_key)
     issues = []
     for yaml_path, (messages, hint, prefer_key) in merged.items():
-        issues.append(make_issue(yaml_path, "; or ".join(messages), hint=hint, prefer_key=prefer_key))
+        # A field that takes a string or a mapping (a gate rule): the string's own problem is the one to tell.
+        said = [m for m in messages if not m.startswith("Input should be a mapping (got '")] or messages
+        issues.append(make_issue(yaml_path, "; or ".join(said), hint=hint, prefer_key=prefer_key))
     return issues

@@ -6,14 +6,16 @@ Kinds add their own section checks through ``StepKind.check`` (called by :func:`
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from mlflowkit.errors import SpecIssue
 
 if TYPE_CHECKING:
-    from mlflowkit.spec.load import Sources
     from mlflowkit.spec.models import SpecBase
+    from mlflowkit.spec.schedule import Schedule
+    from mlflowkit.spec.sources import Sources
 
 __all__ = ["CHECKS", "check", "run_checks"]
 
@@ -93,6 +95,120 @@ def kind_sections(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
             continue
         kind = kinds().get(kind_name)
         for rel, message, hint in kind.check(section, spec):
-            into_list = kind.list_field is not None and bool(rel) and isinstance(rel[0], int)
-            where = (kind.list_field, *rel) if into_list else tuple(rel)
-            yield sources.issue((*section_path.split("."), *where), message, hint=hint)
+            yield sources.issue(_in_section(kind.list_field, section_path, rel), message, hint=hint)
+
+
+def _in_section(list_field: str | None, section_path: str, rel: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """A path a kind gives relative to its section, as a path into the spec (into the list of a bare-list section)."""
+    where = (list_field, *rel) if list_field is not None and rel and isinstance(rel[0], int) else tuple(rel)
+    return (*section_path.split("."), *where)
+
+
+def _upstream(spec: SpecBase) -> dict[str, set[str]]:
+    """Every stage -> the stages that run before it (transitively), by the recipe's ``needs``."""
+    stages = spec.recipe_def.stages
+    before: dict[str, set[str]] = {}
+    for name, stage in stages.items():  # a recipe lists a stage after everything it needs
+        before[name] = set(stage.needs).union(*(before.get(n, set()) for n in stage.needs))
+    return before
+
+
+@check
+def data_columns(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
+    """The columns sections name (target, features, slices, fairness, checks) are in the data's header.
+
+    A stage is checked only where its columns are known: no step before it may have changed them
+    (a custom step, or a kind that does not keep its tables' columns).
+    """
+    from mlflowkit.plugins import did_you_mean, kinds
+
+    registry = kinds()
+    sections = {stage: spec.section(spec.recipe_def.section_of(stage)) for stage in spec.stage_kinds}
+    provider = next(
+        (
+            (stage, columns)
+            for stage, kind_name in spec.stage_kinds.items()
+            if sections[stage] is not None
+            and (columns := registry.get(kind_name).columns_provided(sections[stage], spec)) is not None
+        ),
+        None,
+    )
+    if provider is None:
+        return
+    source_stage, header = provider
+    before = _upstream(spec)
+    after_custom = {step.after for step in spec.steps}
+    changes = {s for s in spec.recipe_def.stages if s in after_custom or s not in spec.stage_kinds}
+    changes |= {s for s, k in spec.stage_kinds.items() if not registry.get(k).keeps_columns and s != source_stage}
+    for step in spec.steps:  # a custom step after a custom step follows, in the end, a stage
+        seen = {step.name}
+        after = step.after
+        while after not in spec.recipe_def.stages and after not in seen:
+            seen.add(after)
+            after = next((s.after for s in spec.steps if s.name == after), after)
+        changes.add(after)
+    source_name = getattr(sections[source_stage], "source", "the data")
+    for stage, kind_name in spec.stage_kinds.items():
+        section = sections[stage]
+        if section is None or (stage != source_stage and (source_stage not in before[stage] or before[stage] & changes)):
+            continue
+        kind = registry.get(kind_name)
+        section_path = spec.recipe_def.section_of(stage)
+        for rel, column in kind.columns_read(section, spec):
+            if column not in header:
+                hint = did_you_mean(column, header) or f"columns: {', '.join(header[:20])}{', ...' if len(header) > 20 else ''}"
+                where = _in_section(kind.list_field, section_path, rel)
+                yield sources.issue(where, f"column {column!r} is not in {source_name}", hint=hint)
+
+
+# Folders that hold the system itself: never a place for a project's artifacts and registry.
+_SYSTEM_ROOTS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr")
+
+
+def _store_problem(location: str, spec_dir: str) -> tuple[str, str] | None:
+    """What keeps a local store ``location`` from holding artifacts, with what to do; None when nothing does.
+
+    A remote store (``s3://...``) is not checked here: reaching it needs credentials the run has.
+    """
+    if "://" in location and not location.startswith("file://"):
+        return None
+    raw = location.removeprefix("file://")
+    path = os.path.realpath(os.path.join(spec_dir, os.path.expanduser(raw)))
+    fix = "point store: at a folder of the project's (or leave it out: .mlflowkit/ next to the spec)"
+    if path == os.sep or any(path == root or path.startswith(root + os.sep) for root in _SYSTEM_ROOTS):
+        return f"{raw} is a system folder ({path}), not a place for artifacts", fix
+    if os.path.exists(path) and not os.path.isdir(path):
+        return f"{raw} is a file, not a folder", fix
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{raw} cannot be written by this user ({existing} is not writable)", fix
+    return None
+
+
+@check
+def store_location(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
+    """A local ``store:`` is a folder this user can write, not a file or a system folder."""
+    if spec.store is not None and (problem := _store_problem(spec.store, spec.spec_dir)) is not None:
+        yield sources.issue(("store",), problem[0], hint=problem[1])
+
+
+@check
+def schedules(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
+    """Schedules set only declared params, and no two schedules share a name."""
+    from mlflowkit.plugins import did_you_mean
+    from mlflowkit.spec.schedule import slugs
+
+    schedules: tuple[Schedule, ...] = getattr(spec, "schedule", ())
+    declared = sorted(spec.params)
+    seen: dict[str, int] = {}
+    for i, (entry, slug) in enumerate(zip(schedules, slugs(schedules), strict=True)):
+        for name in entry.params:
+            if name not in spec.params:
+                hint = did_you_mean(name, declared) or f"params: {', '.join(declared) or 'none declared'}"
+                message = f"schedule sets param {name!r}, which the spec does not declare"
+                yield sources.issue(("schedule", i, "params", name), message, hint=hint, prefer_key=True)
+        if slug in seen:
+            yield sources.issue(("schedule", i, "name"), f"two schedules are named {slug!r} (first: schedule[{seen[slug]}])")
+        seen.setdefault(slug, i)

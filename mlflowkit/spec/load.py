@@ -10,64 +10,32 @@ import copy
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from mlflowkit.errors import PluginError, SpecError, SpecIssue
 from mlflowkit.spec._validate import issues_from_validation
-from mlflowkit.spec._yaml import LoadedYaml, dotted, load_yaml_file, load_yaml_text
+from mlflowkit.spec._yaml import LoadedYaml, load_yaml_file, load_yaml_text
 from mlflowkit.spec.interpolate import interpolate
 from mlflowkit.spec.models import SpecBase, spec_model
 from mlflowkit.spec.recipe import find_recipe, load_recipe
+from mlflowkit.spec.sources import Sources, YamlPath
 
-if TYPE_CHECKING:
-    from mlflowkit.policy.model import Policy
-
-__all__ = ["Sources", "load_spec", "load_spec_text", "parse_overrides"]
-
-YamlPath = tuple[str | int, ...]
+__all__ = ["Sources", "SpecRules", "load_spec", "load_spec_text", "parse_overrides"]
 
 
-@dataclass
-class Sources:
-    """Where each value of a resolved spec came from, so an issue can point at the right file."""
 
-    spec: LoadedYaml
-    recipe: LoadedYaml | None = None
-    overrides: dict[YamlPath, str] = field(default_factory=dict)
-    wrapped: dict[YamlPath, str] = field(default_factory=dict)
-    """Sections written as a bare list (``gates: [...]``) -> the field the list became (``rules``)."""
-    singletons: set[YamlPath] = field(default_factory=set)
-    """Lists written as one mapping (``schedule: {cron: ...}``): item 0 is the mapping itself."""
+class SpecRules(Protocol):
+    """Rules from above the spec wing that a loaded spec is checked against with its own (the operations policy)."""
 
-    def yaml_path(self, path: YamlPath) -> YamlPath:
-        """A path into the validated spec as written in the YAML: a bare-list section has no list field."""
-        for prefix, list_field in self.wrapped.items():
-            n = len(prefix)
-            if path[:n] == prefix and len(path) > n and path[n] == list_field:
-                return (*prefix, *path[n + 1 :])
-        for prefix in self.singletons:
-            n = len(prefix)
-            if path[:n] == prefix and len(path) > n and path[n] == 0:
-                return (*prefix, *path[n + 1 :])
-        return path
-
-    def issue(self, path: YamlPath, message: str, *, hint: str = "", prefer_key: bool = False) -> SpecIssue:
-        """A located issue: an override's ``--set``, else the spec, else the recipe's defaults."""
-        path = self.yaml_path(tuple(path))
-        for length in range(len(path), 0, -1):
-            if path[:length] in self.overrides:
-                return SpecIssue(message, dotted(path), "<--set>", 0, 0, hint, self.overrides[path[:length]])
-        in_spec = path in self.spec.values or path in self.spec.keys
-        recipe_path = ("defaults", *path)
-        if not in_spec and self.recipe is not None and (recipe_path in self.recipe.values or recipe_path in self.recipe.keys):
-            found = self.recipe.issue(recipe_path, message, hint=hint, prefer_key=prefer_key)
-            return SpecIssue(found.message, dotted(path), found.file, found.line, found.col, found.hint, found.snippet)
-        return self.spec.issue(path, message, hint=hint, prefer_key=prefer_key)
+    def issues(self, spec: SpecBase) -> list[SpecIssue]:
+        """Every way ``spec`` breaks the rules, each located in the spec."""
+        ...
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
@@ -97,6 +65,17 @@ def _get(data: Any, dotted_path: str) -> Any:
     return data
 
 
+def _drop_unfollowed(defaults: dict[str, Any], data: dict[str, Any], section: str, follow: Mapping[str, tuple[str, ...]]) -> None:
+    """Drop the recipe's defaults that belong with a default the spec replaced (see ``StepKind.defaults_follow``)."""
+    recipe_section, spec_section = _get(defaults, section), _get(data, section)
+    if not isinstance(recipe_section, dict) or not isinstance(spec_section, dict):
+        return
+    for anchor, followers in follow.items():
+        if anchor in spec_section and spec_section[anchor] != recipe_section.get(anchor):
+            for name in followers:
+                recipe_section.pop(name, None)
+
+
 def _merge(defaults: Any, override: Any) -> Any:
     """Deep-merge mappings into a new structure; anything else in the spec replaces the default whole.
 
@@ -115,7 +94,8 @@ def load_spec(
     *,
     overrides: Iterable[str] | Mapping[str, Any] = (),
     env: Mapping[str, str] | None = None,
-    policy: bool | Policy = True,
+    rules: SpecRules | None = None,
+    read_data: bool = True,
 ) -> SpecBase:
     """Load, resolve and validate the spec file at ``path``.
 
@@ -123,9 +103,11 @@ def load_spec(
         path: the YAML file.
         overrides: ``params.NAME=VALUE`` strings (as from ``--set``) or a mapping of param values.
         env: the environment for ``${env:NAME}``; defaults to ``os.environ``.
-        policy: check the spec against the operations policy that governs its folder (True, see
-            :mod:`mlflowkit.policy`), against this one, or not at all (False). A run checks the
-            governing policy again whatever this says.
+        rules: rules from outside the spec wing to check the spec against with its own checks, every issue
+            reported at once (the operations policy: :func:`mlflowkit.load_spec` finds the one that governs
+            the spec's folder and passes it here). Kinds read them as ``spec.rules``.
+        read_data: check the data source (it exists, is a file) and the columns the spec names against its
+            header, reading the header only; False skips that (data that exists only where the run happens).
 
     Returns:
         A frozen spec model; sections are attributes (``spec.train.estimator``).
@@ -135,7 +117,8 @@ def load_spec(
     """
     file = Path(path)
     display = os.path.relpath(file) if not file.is_absolute() or str(file).startswith(os.getcwd()) else str(file)
-    return _resolve(load_yaml_file(file, display=display), file.resolve().parent, overrides, env, policy)
+    loaded = load_yaml_file(file, display=display)
+    return _resolve(loaded, file.resolve().parent, overrides=overrides, env=env, rules=rules, read_data=read_data)
 
 
 def load_spec_text(
@@ -145,18 +128,22 @@ def load_spec_text(
     spec_dir: str | os.PathLike[str] | None = None,
     overrides: Iterable[str] | Mapping[str, Any] = (),
     env: Mapping[str, str] | None = None,
-    policy: bool | Policy = True,
+    rules: SpecRules | None = None,
+    read_data: bool = True,
 ) -> SpecBase:
     """Like :func:`load_spec`, from text; relative paths resolve against ``spec_dir`` (default: cwd)."""
-    return _resolve(load_yaml_text(text, file), Path(spec_dir or os.getcwd()).resolve(), overrides, env, policy)
+    folder = Path(spec_dir or os.getcwd()).resolve()
+    return _resolve(load_yaml_text(text, file), folder, overrides=overrides, env=env, rules=rules, read_data=read_data)
 
 
 def _resolve(
     source: LoadedYaml,
     spec_dir: Path,
+    *,
     overrides: Iterable[str] | Mapping[str, Any],
     env: Mapping[str, str] | None,
-    policy: bool | Policy = True,
+    rules: SpecRules | None = None,
+    read_data: bool = True,
 ) -> SpecBase:
     from mlflowkit.plugins import did_you_mean, kinds
 
@@ -207,7 +194,10 @@ def _resolve(
         stage_kinds[stage_name] = kind
 
     # 3. Defaults under the spec, bare lists into their list field, params and interpolation.
-    merged: dict[str, Any] = _merge(recipe.defaults, data)
+    defaults = copy.deepcopy(recipe.defaults)
+    for stage_name, kind in stage_kinds.items():
+        _drop_unfollowed(defaults, data, recipe.section_of(stage_name), registry.get(kind).defaults_follow)
+    merged: dict[str, Any] = _merge(defaults, data)
     wrapped = sources.wrapped
     for stage_name, kind in stage_kinds.items():
         section_path = recipe.section_of(stage_name).split(".")
@@ -254,6 +244,8 @@ def _resolve(
         _prune(merged, bad, [tuple(path.split(".")) for path, _ in sections])
 
     spec: SpecBase | None = None
+    # Where the spec already has errors; with them left out, what remains is still checked below.
+    broken: set[YamlPath] = set(failed)
     try:
         spec = model.model_validate(merged)
     except ValidationError as exc:
@@ -262,7 +254,13 @@ def _resolve(
         unresolved = {(i.file, i.path) for i in issues}
         list_fields = {path: registry.get(kind).list_field for path, kind in sections}
         issues += [_list_section_hint(issue, list_fields) for issue in found if not _follows_from(issue, unresolved)]
-    if issues or spec is None or len(stage_kinds) < len(recipe.stages):
+        broken |= {_owner(tuple(err["loc"]), sections) for err in exc.errors(include_url=False)}
+    if spec is None or issues:
+        # 4b. Every error at once: validate again without the parts that failed, so that the cross-field
+        # checks and the policy still look at everything else (a misspelt gate metric beside a bad split).
+        broken |= {_owner(_model_loc(sources, issue.path), sections) for issue in issues}
+        spec = _without(model, merged, broken, recipe_name)
+    if spec is None:
         raise SpecError(_sorted(issues))
 
     spec._meta.update(
@@ -272,34 +270,71 @@ def _resolve(
         stage_kinds=stage_kinds,
         sources=sources,
         hash=_hash(spec),
+        read_data=read_data,
+        rules=rules,
     )
 
-    # 5. Cross-field checks run on the fully defaulted, validated spec; so does the operations policy,
-    # whose violations are reported with the other issues. Kinds read it (train's allow-list) from _meta.
+    # 5. Cross-field checks run on the fully defaulted, validated spec; so do the rules from outside (the
+    # operations policy), whose violations are reported with the other issues. Kinds read them as spec.rules.
     from mlflowkit.spec.checks import run_checks
 
-    governing = _policy(policy, spec_dir)
-    spec._meta["policy"] = governing
-
-    from mlflowkit.flows.schedule import schedule_issues
-
-    issues = run_checks(spec, sources) + list(schedule_issues(spec, sources))
-    if governing is not None:
-        from mlflowkit.policy import check_spec
-
-        issues += check_spec(spec, governing)
-    if issues:
+    later = run_checks(spec, sources)
+    if rules is not None:
+        later += rules.issues(spec)
+    issues += [issue for issue in later if not _under_any(issue.path, broken)]
+    if issues or len(stage_kinds) < len(recipe.stages):
         raise SpecError(_sorted(issues))
     return spec
 
 
-def _policy(policy: bool | Policy, spec_dir: Path) -> Policy | None:
-    """The policy a spec in ``spec_dir`` is checked against: found (True), given, or none (False)."""
-    if policy is False:
-        return None
-    from mlflowkit.policy import find_policy
+def _owner(loc: tuple[str | int, ...], sections: tuple[tuple[str, str], ...]) -> YamlPath:
+    """The part of the spec an error at ``loc`` belongs to: the deepest section holding it, else its top-level key."""
+    parts = tuple(str(p) for p in loc)
+    owners = [tuple(path.split(".")) for path, _ in sections if parts[: len(path.split("."))] == tuple(path.split("."))]
+    return max(owners, key=len) if owners else parts[:1]
 
-    return find_policy(spec_dir) if policy is True else policy
+
+def _model_loc(sources: Sources, dotted_path: str) -> tuple[str | int, ...]:
+    """A reported issue's dotted path as a location in the model (a bare-list section has a list field there)."""
+    parts: list[str | int] = [p for p in re.split(r"\.|\[|\]", dotted_path) if p]
+    for prefix, list_field in sources.wrapped.items():
+        if tuple(parts[: len(prefix)]) == prefix:
+            return (*prefix, list_field, *parts[len(prefix) :])
+    return tuple(parts)
+
+
+# Top-level keys a spec cannot do without: replaced by a neutral value when they are wrong, so that the rest is checked.
+_STAND_INS = {"spec": "mlflowkit/v1", "name": "invalid"}
+
+
+def _without(model: type[SpecBase], merged: dict[str, Any], broken: set[YamlPath], recipe_name: str) -> SpecBase | None:
+    """The spec validated without the ``broken`` parts (sections left out, top-level keys at neutral values), or None."""
+    data = copy.deepcopy(merged)
+    for path in sorted(broken, key=len):
+        if not path or (len(path) == 1 and path[0] == "recipe"):
+            continue
+        if len(path) == 1 and path[0] in _STAND_INS:
+            data[path[0]] = _STAND_INS[path[0]]
+            continue
+        parent: Any = data
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    data["recipe"] = recipe_name
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return None  # what is left still fails: the errors already reported are all there is to say
+
+
+def _under_any(dotted_path: str, places: set[YamlPath]) -> bool:
+    """Whether ``dotted_path`` lies at or under one of ``places``."""
+    for place in places:
+        text = ".".join(map(str, place))
+        if dotted_path == text or dotted_path.startswith((text + ".", text + "[")):
+            return True
+    return False
 
 
 def _prune(data: dict[str, Any], path: YamlPath, keep: list[YamlPath]) -> None:

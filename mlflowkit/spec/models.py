@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, create_model
 
-from mlflowkit.flows.schedule import Schedule, as_list
 from mlflowkit.kinds.base import StepKind
-from mlflowkit.monitor.settings import MonitorSpec
+from mlflowkit.spec.monitoring import MonitorSpec
+from mlflowkit.spec.schedule import Schedule, as_list
 from mlflowkit.spec.tracking import TrackingSpec
 
 if TYPE_CHECKING:
-    from mlflowkit.spec.load import Sources
     from mlflowkit.spec.recipe import Recipe
+    from mlflowkit.spec.sources import Sources
 
 __all__ = ["CONTROL_KEYS", "CustomStep", "SpecBase", "StepControls", "section_model", "spec_model"]
 
@@ -143,6 +143,16 @@ class SpecBase(_Frozen):
     def spec_hash(self) -> str:
         """sha256 of the resolved spec (params and defaults included)."""
         return str(self._meta["hash"])
+
+    @property
+    def rules(self) -> Any:
+        """The rules from outside the spec wing it was loaded under (the operations policy), or None."""
+        return self._meta.get("rules")
+
+    @property
+    def read_data(self) -> bool:
+        """Whether checks may read the data source's header (``validate --no-data-check`` says no)."""
+        return bool(self._meta.get("read_data", True))
 
     def section(self, dotted_path: str) -> BaseModel | None:
         """The validated section at ``dotted_path`` (``"data.split"``), or None."""

@@ -52,3 +52,23 @@ class KillOnceClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, x: Any) -> Any:
         return self.tree_.predict_proba(x)
+
+
+class ThreadProbeClassifier(ClassifierMixin, BaseEstimator):
+    """A decision tree that records, while it fits, its n_jobs and the thread counts of every native thread pool."""
+
+    def __init__(self, n_jobs: int | None = None, random_state: int | None = None) -> None:
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, x: Any, y: Any) -> ThreadProbeClassifier:
+        from threadpoolctl import threadpool_info
+
+        self.seen_n_jobs_ = self.n_jobs
+        self.seen_threads_ = sorted({pool["num_threads"] for pool in threadpool_info()})
+        self.tree_ = DecisionTreeClassifier(random_state=self.random_state).fit(x, y)
+        self.classes_ = self.tree_.classes_
+        return self
+
+    def predict(self, x: Any) -> Any:
+        return self.tree_.predict(x)

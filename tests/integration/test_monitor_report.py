@@ -12,7 +12,7 @@ import pytest
 from mlflowkit.monitor.drift import compare
 from mlflowkit.monitor.profile import build_profile
 from mlflowkit.monitor.report import _LIVE, _REF, render_html
-from mlflowkit.monitor.settings import MonitorSpec
+from mlflowkit.spec.monitoring import MonitorSpec
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DATA = Path(__file__).parents[2] / "examples" / "churn" / "data" / "churn.csv"

@@ -88,6 +88,7 @@ def test_plugins_list_shows_installed_and_failed_plugins(project: tuple[Venv, Pa
         ("mlflowkit.metrics", "expected_cost"),
         ("mlflowkit.targets", "folder"),
         ("mlflowkit.recipes", "tabular-classification-features"),
+        ("mlflowkit.estimators", "cost-sensitive"),
     ]:
         row = rows[(group, name)]
         assert row["ok"] and row["distribution"] == "mlflowkit-example-plugins" and row["summary"], row
@@ -97,6 +98,31 @@ def test_plugins_list_shows_installed_and_failed_plugins(project: tuple[Venv, Pa
     assert "RuntimeError: mlflowkit-broken-plugin's target is broken on purpose" in broken["error"]
     assert "No module named 'mlflowkit_does_not_exist'" in rows[("mlflowkit.metrics", "broken_metric")]["error"]
     assert "broken-target" in done.stderr and "broken_metric" in done.stderr
+
+
+def test_a_registered_estimator_is_allowed_and_checked_and_its_package_is_not_opened_wider(
+    project: tuple[Venv, Path, dict[str, str]],
+) -> None:
+    env_dir, example, env = project
+    text = (example / "spec.yaml").read_text()
+    plugin = "mlflowkit_example_plugins.estimators.CostSensitiveClassifier"
+    cases = {
+        "estimator.yaml": (text.replace("sklearn.ensemble.RandomForestClassifier", plugin).replace(
+            "params: {n_estimators: 60, max_depth: 8}", "params: {cost_ratio: 3.0}"), 0, ""),
+        # Its parameters are read from the class: a misspelt one gets a did-you-mean, a bad value its range.
+        "misspelt.yaml": (text.replace("sklearn.ensemble.RandomForestClassifier", plugin).replace(
+            "params: {n_estimators: 60, max_depth: 8}", "params: {cost_ration: 3.0, C: -1.0}"), 2, "did you mean 'cost_ratio'?"),
+        # Registering one class does not allow the rest of its package.
+        "function.yaml": (text.replace("sklearn.ensemble.RandomForestClassifier", "mlflowkit_example_plugins.steps.drop_columns").replace(
+            "params: {n_estimators: 60, max_depth: 8}", "params: {}"), 2, "is outside the allowed modules"),
+    }
+    for name, (body, code, said) in cases.items():
+        (example / name).write_text(body)
+        done = env_dir.mlflowkit("validate", name, cwd=example, env=env)
+        assert done.returncode == code, done.stdout + done.stderr
+        assert said in done.stdout + done.stderr
+        if name == "misspelt.yaml":
+            assert "CostSensitiveClassifier's C must be a number in the range (0, inf) (got -1.0)" in done.stderr
 
 
 def test_schema_covers_the_plugins(project: tuple[Venv, Path, dict[str, str]]) -> None:

@@ -1,4 +1,5 @@
-"""The bad-spec table: every ``invalid/*.yaml`` must fail with an issue at the line, path and message in its header.
+"""The bad-spec table: every ``invalid/*.yaml`` must fail with an issue at the line, path and message in its header,
+and ``mlflowkit validate`` must exit 2 printing that file:line and the hint. Cases read ``invalid/data/``.
 
 Each case starts with header comments (``line`` counts the header lines too; 0 means no position)::
 
@@ -15,6 +16,7 @@ import gc
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -66,7 +68,26 @@ def _matches(issue: SpecIssue, want: Expected) -> bool:
 
 
 def test_table_is_large_enough() -> None:
-    assert len(CASES) > 25
+    assert len(CASES) > 120
+    # Cases about what validate learns from the estimator catalog and the data's header carry a hint each.
+    hinted = [c for c in CASES if _expected(c).hint]
+    assert len(hinted) > 60
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_cli_validate_exits_2_at_file_line_with_the_hint(case: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mlflowkit.cli import app
+
+    want = _expected(case)
+    result = CliRunner().invoke(app, ["validate", str(case)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    if want.line:
+        assert f"{case.name}:{want.line}:" in result.output, result.output
+    if want.hint:
+        assert f"hint: {want.hint}" in result.output or want.hint in result.output, result.output
 
 
 @pytest.fixture(autouse=True)
@@ -133,9 +154,16 @@ def _cli(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProces
     )
 
 
+def _copy_case(name: str, folder: Path) -> Path:
+    """A case copied into ``folder`` as spec.yaml, with the data its cases read."""
+    shutil.copytree(INVALID / "data", folder / "data")
+    spec = folder / "spec.yaml"
+    spec.write_bytes((INVALID / f"{name}.yaml").read_bytes())
+    return spec
+
+
 def test_cli_validate_reports_every_error_and_writes_nothing(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_bytes((INVALID / "multi_three_errors.yaml").read_bytes())
+    spec = _copy_case("multi_three_errors", tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
     result = _cli("validate", spec.name, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -159,8 +187,7 @@ def test_cli_validate_reports_every_error_and_writes_nothing(tmp_path: Path) -> 
 
 
 def test_cli_prints_each_issue_on_one_line(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_bytes((INVALID / "multi_three_errors.yaml").read_bytes())
+    spec = _copy_case("multi_three_errors", tmp_path)
     with pytest.raises(SpecError) as info:
         load_spec(spec)
     output = _cli("validate", spec.name, cwd=tmp_path).stderr

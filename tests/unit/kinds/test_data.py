@@ -39,10 +39,10 @@ def test_the_fingerprint_follows_the_file(harness: Harness) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"source": "missing.csv", "target": "churned"}, "data source not found: missing.csv"),
+        ({"source": "missing.csv", "target": "churned"}, "data.source missing.csv: no file at "),
         ({"source": "t.csv", "target": "churn"}, "target column 'churn' is not in t.csv (did you mean 'churned'?)"),
         ({"source": "t.csv", "target": "churned", "columns": ["nope"]}, "columns ['nope'] are not in t.csv"),
-        ({"source": "empty.csv", "target": "churned"}, "cannot read empty.csv as csv"),
+        ({"source": "empty.csv", "target": "churned"}, "data.source empty.csv: "),
     ],
 )
 def test_load_refuses_with_a_message_naming_the_problem(harness: Harness, params: dict[str, object], message: str) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import mlflowkit
-from mlflowkit.errors import SpecError, StepFailed
+from mlflowkit.errors import SpecError
+from mlflowkit.kinds._estimators import ALLOWED_MODULES, allowed_modules
 from mlflowkit.kinds._hpo import SCORERS, SearchParams, candidates
-from mlflowkit.kinds.train import ALLOWED_MODULES, SklearnTrain, allowed_modules
-from mlflowkit.runtime.engine import run_spec
+from mlflowkit.kinds.train import SklearnTrain
 from mlflowkit.spec.load import load_spec
 
 REPO = Path(__file__).resolve().parents[3]
@@ -70,21 +70,30 @@ def test_allowed_modules_variable_widens_the_list(monkeypatch: pytest.MonkeyPatc
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "spec: mlflowkit/v1\nname: t\nrecipe: tabular-classification\ndata: {source: d.csv, target: y}\n"
-        "train: {estimator: json.JSONDecoder}\n"
+        "train: {estimator: mlflowkit_test_estimators.KillOnceClassifier, params: {max_depth: 3}}\n"
     )
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n")
+    monkeypatch.syspath_prepend(str(REPO / "tests" / "helpers"))
     monkeypatch.delenv("MLFLOWKIT_ALLOWED_MODULES", raising=False)
     assert allowed_modules() == ALLOWED_MODULES
     with pytest.raises(SpecError, match="outside the allowed modules"):
         load_spec(spec)
-    monkeypatch.setenv("MLFLOWKIT_ALLOWED_MODULES", " json , mypkg.models.")
-    assert allowed_modules() == (*ALLOWED_MODULES, "json.", "mypkg.models.")
-    assert load_spec(spec).section("train").estimator == "json.JSONDecoder"  # type: ignore[union-attr]
+    monkeypatch.setenv("MLFLOWKIT_ALLOWED_MODULES", " mlflowkit_test_estimators , mypkg.models.")
+    assert allowed_modules() == (*ALLOWED_MODULES, "mlflowkit_test_estimators", "mypkg.models")
+    train = load_spec(spec).section("train")
+    assert train.estimator == "mlflowkit_test_estimators.KillOnceClassifier"  # type: ignore[union-attr]
+    # Outside the catalog, the class is imported and described: its parameters are checked all the same.
+    spec.write_text(spec.read_text().replace("max_depth: 3", "max_dept: 3"))
+    with pytest.raises(SpecError, match="KillOnceClassifier has no parameter 'max_dept'") as info:
+        load_spec(spec)
+    assert info.value.issues[0].hint == "did you mean 'max_depth'?"
 
 
 def test_docstring_example_validates(tmp_path: Path) -> None:
     doc = SklearnTrain.__doc__ or ""
     example = textwrap.dedent(re.search(r"```yaml\n(.*?)```", doc, re.S).group(1))  # type: ignore[union-attr]
     spec = tmp_path / "spec.yaml"
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n")
     spec.write_text("spec: mlflowkit/v1\nname: t\nrecipe: tabular-classification\ndata: {source: d.csv, target: y}\n" + example)
     train = load_spec(spec).section("train")
     assert train.search.space["max_depth"] == [4, 8, 16]  # type: ignore[union-attr]
@@ -100,15 +109,17 @@ def _tiny_project(folder: Path, train: str) -> Path:
     return folder / "spec.yaml"
 
 
-def test_unknown_search_parameter_fails_before_ray_starts(tmp_path: Path) -> None:
+def test_unknown_search_parameter_is_refused_at_validate(tmp_path: Path) -> None:
     path = _tiny_project(
         tmp_path,
-        "train:\n  estimator: sklearn.tree.DecisionTreeClassifier\n  search: {space: {max_dept: [2, 3]}}\n",
+        "train:\n  estimator: sklearn.tree.DecisionTreeClassifier\n  search: {space: {max_dept: [2, 3], max_depth: [0, 2]}}\n",
     )
-    spec = mlflowkit.load_spec(path)
-    result = run_spec(spec, mlflowkit.compile(spec), orchestrate=False)
-    assert isinstance(result.exception, StepFailed)
-    assert "has no parameter 'max_dept'; did you mean 'max_depth'?" in result.exception.reason
+    with pytest.raises(SpecError) as info:
+        mlflowkit.load_spec(path)
+    found = {(i.path, i.message, i.hint) for i in info.value.issues}
+    assert ("train.search.space.max_dept", "DecisionTreeClassifier has no parameter 'max_dept'", "did you mean 'max_depth'?") in found
+    # The searched values are checked as fixed params are: 0 is no tree depth.
+    assert any(p == "train.search.space.max_depth[0]" and "max_depth must be an int in the range [1, inf)" in m for p, m, _ in found)
     ray = sys.modules.get("ray")
     assert ray is None or not ray.is_initialized()
 

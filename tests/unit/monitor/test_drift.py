@@ -10,7 +10,7 @@ import pytest
 
 from mlflowkit.monitor.drift import compare, js_distance, psi
 from mlflowkit.monitor.profile import build_profile, summarize
-from mlflowkit.monitor.settings import MonitorSpec
+from mlflowkit.spec.monitoring import MonitorSpec
 
 DATA = Path(__file__).parents[3] / "examples" / "churn" / "data" / "churn.csv"
 FEATURES = ["age", "gender", "tenure_months", "contract", "monthly_charges", "support_calls", "paperless_billing"]

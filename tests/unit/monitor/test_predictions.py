@@ -83,6 +83,7 @@ def test_the_drift_check_reads_the_prediction_as_the_profile_did(tmp_path: Path)
     spec = load_spec_text(
         "spec: mlflowkit/v1\nname: echo\nrecipe: tabular-classification\ndata: {source: d.csv, target: y}\nregister: {model: echo}\n",
         spec_dir=tmp_path,
+        read_data=False,  # the monitor reads live.csv; the training data is not what this test is about
     )
 
     result = run_monitor(spec, str(tmp_path / "live.csv"), store=str(tmp_path / "store"), trigger=False, orchestrate=False, log=lambda _: None)

@@ -20,7 +20,7 @@ data: {source: d.csv, target: y}
 
 
 def plan_of(text: str, **kw: object) -> mlflowkit.compile:  # type: ignore[valid-type]
-    return mlflowkit.compile(load_spec_text(text, "t.yaml", **kw))  # type: ignore[arg-type]
+    return mlflowkit.compile(load_spec_text(text, "t.yaml", read_data=False, **kw))  # type: ignore[arg-type]
 
 
 def test_reference_plan_matches_golden_file(churn_project: Path) -> None:

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from mlflowkit.errors import SpecError, SpecIssue
-from mlflowkit.policy import RULES, PolicyIssue, load_policy
+from mlflowkit.policy import RULES, PolicyIssue, load_policy, load_spec
 from mlflowkit.policy.rules import Subject, check_subject
 from mlflowkit.spec._yaml import load_yaml_text
-from mlflowkit.spec.load import load_spec
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "churn"
 SPEC = (EXAMPLE / "spec.yaml").read_text()
@@ -36,6 +35,8 @@ def project(tmp_path: Path, policy: str, spec: str = SPEC) -> Path:
     (tmp_path / "policy.yaml").write_text("policy: mlflowkit/v1\n" + policy)
     (tmp_path / "spec.yaml").write_text(spec)
     shutil.copy(EXAMPLE / "churn_steps.py", tmp_path)
+    if not (tmp_path / "data").exists():
+        shutil.copytree(EXAMPLE / "data", tmp_path / "data")
     return tmp_path / "spec.yaml"
 
 
@@ -67,7 +68,7 @@ def test_the_example_spec_complies_with_the_example_policy(tmp_path: Path) -> No
     path = project(tmp_path, "")
     shutil.copy(EXAMPLE / "policy.example.yaml", tmp_path / "policy.yaml")
     spec = load_spec(path)
-    assert spec._meta["policy"] is not None and spec._meta["policy"].name == "acme-ml-operations"
+    assert spec.rules is not None and spec.rules.policy.name == "acme-ml-operations"
 
 
 # --- modules ----------------------------------------------------------------------------------------------
@@ -410,4 +411,4 @@ def test_a_spec_that_registers_needs_a_signing_key_where_signing_is_required(
     assert_located(issue, SPEC, "register:", REGISTRY_SIGNING, "require_signing")
     assert f"the policy requires signed model versions, and {SIGNING_KEY_ENV} is not set here" in issue.message
     monkeypatch.setenv(SIGNING_KEY_ENV, str(tmp_path / "registry.pem"))
-    assert load_spec(path)._meta["policy"] is not None
+    assert load_spec(path).rules is not None

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mlflowkit.errors import SpecError
-from mlflowkit.flows.schedule import cron_problem, interval_seconds
 from mlflowkit.spec.load import load_spec_text
+from mlflowkit.spec.schedule import cron_problem, interval_seconds
 
 HEAD = """spec: mlflowkit/v1
 name: sched
@@ -19,7 +19,7 @@ data: {source: data.csv, target: y}
 
 
 def _load(tmp_path: Path, tail: str) -> object:
-    return load_spec_text(HEAD + tail, "spec.yaml", spec_dir=tmp_path)
+    return load_spec_text(HEAD + tail, "spec.yaml", spec_dir=tmp_path, read_data=False)
 
 
 def test_one_schedule_as_a_mapping_and_a_list(tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def test_a_missing_source_is_a_miss_that_the_run_reports(project: Project) -> No
     r = runner(spec, plan)
     assert not r.all_cached()
     r.run_inline_safely()
-    assert r.records["load"].status == "failed" and "data source not found: t.csv" in (r.records["load"].error or "")
+    assert r.records["load"].status == "failed" and "data.source t.csv: no file at " in (r.records["load"].error or "")
     assert not r.retryable("load")
 
 

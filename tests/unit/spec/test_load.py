@@ -59,6 +59,8 @@ def _write(folder: Path, text: str, name: str = "spec.yaml") -> Path:
 
 def _load(tmp_path: Path, text: str = SPEC, **kwargs: object) -> SpecBase:
     kwargs.setdefault("env", {})
+    # Interpolation, overrides and recipes are the subject here; the data checks are tests/unit/spec/test_data_checks.py's.
+    kwargs.setdefault("read_data", False)
     return load_spec(_write(tmp_path, text), **kwargs)  # type: ignore[arg-type]
 
 
@@ -112,7 +114,7 @@ def test_env_default_may_hold_colons_and_be_empty(tmp_path: Path) -> None:
 
 def test_env_reads_the_process_environment_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHURN_DIR", "/mnt/data")
-    assert load_spec(_write(tmp_path, SPEC)).data.source == "/mnt/data/churn.csv"  # type: ignore[attr-defined]
+    assert load_spec(_write(tmp_path, SPEC), read_data=False).data.source == "/mnt/data/churn.csv"  # type: ignore[attr-defined]
 
 
 def test_double_dollar_writes_a_literal_reference(tmp_path: Path) -> None:
@@ -126,11 +128,21 @@ def test_double_dollar_writes_a_literal_reference(tmp_path: Path) -> None:
 
 
 def test_params_may_reference_the_environment(tmp_path: Path) -> None:
+    text = SPEC.replace("  min_accuracy: 0.7", "  min_accuracy: 0.7\n  owner: ${env:OWNER:-nobody}").replace(
+        "description: Random", "description: By ${params.owner}. Random"
+    )
+    spec = _load(tmp_path, text, env={"OWNER": "ml-team"})
+    assert spec.params["owner"] == "ml-team"
+    assert spec.description.startswith("By ml-team. Random forest with 150 trees")
+
+
+def test_an_environment_value_is_text_and_validate_says_so_where_a_number_is_needed(tmp_path: Path) -> None:
     text = SPEC.replace("  n_estimators: 150", "  n_estimators: ${env:TREES:-150}")
-    spec = _load(tmp_path, text, env={"TREES": "80"})
-    # A variable's value is text (params take any plain value, so it stays text).
-    assert spec.params["n_estimators"] == "80"
-    assert spec.description.startswith("Random forest with 80 trees")
+    error = _error(tmp_path, text, env={"TREES": "80"})
+    (issue,) = error.issues
+    assert issue.path == "train.params.n_estimators"
+    assert "n_estimators must be an int in the range [1, inf) (got '80')" in issue.message
+    assert "text" in issue.hint
 
 
 def test_unresolved_references_are_all_reported_without_follow_on_errors(tmp_path: Path) -> None:

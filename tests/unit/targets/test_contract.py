@@ -61,3 +61,27 @@ def test_compare_counts_disagreeing_labels_and_the_largest_difference() -> None:
     assert parity.describe() == "max |Δprobability| = 0.3 (tolerance 1e-05), 2 of 3 rows disagree on the label"
     nan = {"label": expected["label"], "probabilities": np.full((3, 2), np.nan)}
     assert compare_outputs(COLUMNS, expected, nan, tolerance=1e-5).max_abs_diff == float("inf")
+
+
+def test_a_tie_between_two_classes_is_not_a_disagreement() -> None:
+    # Row 0: a forest split 50/50, broken one way natively and the other way by ONNX Runtime. Row 1: a real miss.
+    native = {"label": np.array(["no", "yes"]), "probabilities": np.array([[0.5, 0.5], [0.2, 0.8]])}
+    onnx = {"label": np.array(["yes", "no"]), "probabilities": np.array([[0.5000001, 0.4999999], [0.2, 0.8]])}
+    parity = compare_outputs(COLUMNS, native, onnx, tolerance=1e-5)
+    assert parity.disagreeing_rows == 1 and not parity.ok
+    onnx["label"] = np.array(["yes", "yes"])
+    assert compare_outputs(COLUMNS, native, onnx, tolerance=1e-5).ok
+
+
+def test_a_column_whose_name_onnx_renames_still_feeds_its_input() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from mlflowkit.kinds.export import export_onnx
+    from mlflowkit.kinds.train import _pipeline
+
+    frame = pd.DataFrame({"Solar.R": [10.0, 200.0, None, 150.0] * 10, "wind speed": [3.0, 9.0, 5.0, 1.0] * 10, "y": ["a", "b"] * 20})
+    x = frame.drop(columns=["y"])
+    model = _pipeline(LogisticRegression(), x).fit(x, frame["y"])
+    _, contract = export_onnx(model, frame, features=list(x.columns), classes=list(model.classes_), target="y")
+    assert [spec.column for spec in contract.inputs] == ["Solar.R", "wind speed"]
+    assert contract.parity["ok"]

@@ -47,7 +47,7 @@ def target(**kw: Any) -> TritonTarget:
 
 
 def load(text: str) -> Any:
-    return load_spec_text(BASE + text, "t.yaml")
+    return load_spec_text(BASE + text, "t.yaml", read_data=False)
 
 
 def issues(text: str) -> list[str]:
@@ -147,6 +147,7 @@ def test_validate_loads_no_onnx_or_triton_library(tmp_path: Any) -> None:
     import sys
 
     spec = tmp_path / "spec.yaml"
+    (tmp_path / "d.csv").write_text("x,churned\n1,yes\n2,no\n")
     spec.write_text(
         BASE
         + "export: {opset: 17}\ndeploy:\n  - {target: triton, url: 'http://t:8000', model_repository: s3://m, max_opset: 17}\n"

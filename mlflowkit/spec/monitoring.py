@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from mlflowkit.flows.schedule import Schedule, as_list
+from mlflowkit.spec.schedule import Schedule, as_list
 
 __all__ = ["CategoricalDrift", "FeatureThresholds", "MonitorSpec", "NumericDrift", "PerformanceCheck", "PredictionDrift"]
 

@@ -7,18 +7,11 @@ timezone names. ``mlflowkit flows deploy`` turns each entry into a Prefect sched
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mlflowkit.errors import SpecIssue
-
-if TYPE_CHECKING:
-    from mlflowkit.spec.load import Sources
-    from mlflowkit.spec.models import SpecBase
-
-__all__ = ["Schedule", "cron_problem", "interval_seconds", "schedule_issues"]
+__all__ = ["Schedule", "as_list", "cron_problem", "interval_seconds", "slugs"]
 
 JsonValue = str | int | float | bool | None | list[Any] | dict[str, Any]
 
@@ -188,21 +181,3 @@ def as_list(value: Any) -> Any:
 def slugs(schedules: tuple[Schedule, ...]) -> list[str]:
     """Each schedule's slug: its name, else ``schedule-N`` (1-based, in list order)."""
     return [s.name or f"schedule-{i + 1}" for i, s in enumerate(schedules)]
-
-
-def schedule_issues(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
-    """Schedules set only declared params, and no two schedules share a name."""
-    from mlflowkit.plugins import did_you_mean
-
-    schedules: tuple[Schedule, ...] = getattr(spec, "schedule", ())
-    declared = sorted(spec.params)
-    seen: dict[str, int] = {}
-    for i, (entry, slug) in enumerate(zip(schedules, slugs(schedules), strict=True)):
-        for name in entry.params:
-            if name not in spec.params:
-                hint = did_you_mean(name, declared) or f"params: {', '.join(declared) or 'none declared'}"
-                message = f"schedule sets param {name!r}, which the spec does not declare"
-                yield sources.issue(("schedule", i, "params", name), message, hint=hint, prefer_key=True)
-        if slug in seen:
-            yield sources.issue(("schedule", i, "name"), f"two schedules are named {slug!r} (first: schedule[{seen[slug]}])")
-        seen.setdefault(slug, i)
