@@ -2,7 +2,9 @@
 
 spec = mlflowkit.load_spec("spec.yaml", overrides=["params.n_estimators=300"])
 plan = mlflowkit.compile(spec)
-result = mlflowkit.run(spec)          # a Prefect flow; result.ok, result.steps, result.verdict
+result = mlflowkit.run(spec)          # a Prefect flow; result.ok, result.steps, result.verdict, result.report_path
+model = mlflowkit.load_model("churn@champion")   # .predict(df), .predict_proba(df): ONNX Runtime when exported
+mlflowkit.runs(), mlflowkit.models()  # DataFrames: metrics.NAME, params.NAME columns
 
 Extending it (see docs/extending.md): ``@mlflowkit.step`` for custom steps with typed params,
 :class:`StepKind` for step kinds, :class:`DeployTarget` for deploy targets, ``@mlflowkit.metric`` for
@@ -24,6 +26,11 @@ from mlflowkit.steps import step
 from mlflowkit.targets.base import DeployError, DeployTarget, Release
 
 if TYPE_CHECKING:
+    import os
+
+    import pandas as pd
+
+    from mlflowkit.api import Predictor
     from mlflowkit.plan.model import Plan
     from mlflowkit.runtime.engine import RunResult
 
@@ -45,9 +52,12 @@ __all__ = [
     "StepKind",
     "__version__",
     "compile",
+    "load_model",
     "load_spec",
     "metric",
+    "models",
     "run",
+    "runs",
     "step",
 ]
 
@@ -64,3 +74,24 @@ def run(spec: Spec, *, store: str | None = None, from_step: str | None = None, *
     from mlflowkit.runtime.engine import run_spec
 
     return run_spec(spec, compile(spec), store=store, from_step=from_step, **kwargs)
+
+
+def load_model(ref: str, *, store: str | os.PathLike[str] | None = None) -> Predictor:
+    """A registered version (``"churn@champion"``, ``"churn/3"``) to score DataFrames; see :func:`mlflowkit.api.load_model`."""
+    from mlflowkit.api import load_model as load
+
+    return load(ref, store=store)
+
+
+def runs(store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Every run in the store as a DataFrame (``metrics.NAME``, ``params.NAME`` columns); see :func:`mlflowkit.api.runs`."""
+    from mlflowkit.api import runs as all_runs
+
+    return all_runs(store)
+
+
+def models(store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Every registered version in the store as a DataFrame; see :func:`mlflowkit.api.models`."""
+    from mlflowkit.api import models as all_models
+
+    return all_models(store)

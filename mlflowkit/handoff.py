@@ -349,3 +349,37 @@ class RunResult(RunRecord):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     exception: MlflowkitError | None = Field(None, exclude=True, repr=False, description="The error that ended the run.")
+    report_path: str | None = Field(
+        None, exclude=True, description="The HTML report as an absolute path (a URI such as s3://... for a remote store)."
+    )
+
+    def _repr_html_(self) -> str:
+        """The run as a notebook shows it: status, verdict, version, the gates' metrics, links to the report and MLflow."""
+        from html import escape
+
+        color = {"completed": "#276749", "failed": "#c53030"}.get(self.status, "#b7791f")
+        rows = [("spec", f"{self.spec_name} ({self.spec_path})"), ("duration", f"{self.seconds:.1f} s")]
+        if self.verdict is not None:
+            failed = ", ".join(r.rule for r in self.verdict.failed())
+            rows.append(("gates", ("pass" if self.verdict.passed else f"FAIL: {failed}")))
+            rows += [(name, "n/a" if v is None else f"{v:.4f}") for name, v in self.verdict.metrics.items()]
+        registered = "nothing"
+        if self.version is not None:
+            registered = self.version.label() + (f" ({self.version.alias})" if self.version.alias else "")
+        rows.append(("registered", registered))
+        if self.error:
+            rows.append(("error", self.error))
+        cells = "".join(
+            f'<tr><th style="text-align:left;padding-right:1em">{escape(k)}</th><td style="text-align:left">{escape(v)}</td></tr>'
+            for k, v in rows
+        )
+        links = []
+        if self.report_path:
+            href = self.report_path if "://" in self.report_path else "file://" + self.report_path
+            links.append(f'<a href="{escape(href)}" target="_blank">report</a> <code>{escape(self.report_path)}</code>')
+        if self.tracking is not None and self.tracking.url:
+            links.append(f'<a href="{escape(self.tracking.url)}" target="_blank">MLflow run</a>')
+        elif self.tracking is not None:
+            links.append(f"MLflow: {escape(self.tracking.state)} ({escape(self.tracking.note)})")
+        badge = f'<span style="background:{color};color:white;padding:1px 8px;border-radius:8px">{escape(self.status)}</span>'
+        return f"<div><b>run {escape(self.run_id)}</b> {badge}<table>{cells}</table>" + "<br>".join(links) + "</div>"

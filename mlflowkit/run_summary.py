@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import operator
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +23,22 @@ if TYPE_CHECKING:
     from mlflowkit.store import ArtifactStore
 
 __all__ = [
+    "ComparedRow",
+    "RunFilter",
     "RunSummary",
+    "compare",
     "data_fingerprint",
     "flat_metrics",
+    "fmt",
     "intervals",
+    "known_names",
     "last_output",
     "metrics_document",
     "model_meta",
     "read_records",
+    "sort_key",
     "summarize",
+    "value_of",
 ]
 
 
@@ -172,3 +182,183 @@ def summarize(store: ArtifactStore, record: RunRecord) -> RunSummary:
         fingerprint=data_fingerprint(record, meta),
         document=doc,
     )
+
+
+# ------------------------------------------------------------------------------------------ choosing runs
+
+_COLUMNS = ("run", "spec", "status", "verdict", "registered", "seconds", "started", "estimator")
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "!=": operator.ne,
+    "==": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+    "=": operator.eq,
+}
+_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*(>=|<=|!=|==|>|<|=)\s*(.+?)\s*$")
+
+
+def value_of(run: RunSummary, name: str) -> Any:
+    """A column, a metric or a parameter of ``run`` by name (in that order); None when the run has none of that name."""
+    columns: dict[str, Any] = {
+        "run": run.run_id,
+        "spec": run.record.spec_name,
+        "status": run.record.status,
+        "verdict": run.verdict,
+        "registered": run.registered,
+        "seconds": run.record.seconds,
+        "started": run.record.started_at,
+        "estimator": run.estimator,
+    }
+    if name in columns:
+        return columns[name]
+    if name in run.metrics:
+        return run.metrics[name]
+    return run.param(name)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """``NAME OP VALUE``: a column (status, verdict, spec, ...), a metric or a param compared with a value."""
+
+    name: str
+    op: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> RunFilter:
+        """Read ``roc_auc>=0.8``, ``status=completed``, ``n_estimators=150``.
+
+        Raises:
+            ValueError: not of the form NAME OP VALUE (the message shows the form).
+        """
+        match = _FILTER.match(text)
+        if not match:
+            ops = " ".join(_OPS)
+            raise ValueError(f"filter {text!r}: write NAME OP VALUE, e.g. roc_auc>=0.8 or status=completed (OP: {ops})")
+        return cls(*match.groups())
+
+    def __call__(self, run: RunSummary) -> bool:
+        found = value_of(run, self.name)
+        if found is None:
+            return False  # a run without that metric or param does not pass a filter on it
+        want: Any = self.value
+        if isinstance(found, int | float) and not isinstance(found, bool):
+            try:
+                want = float(self.value)
+            except ValueError:
+                return False
+        else:
+            found = str(found).lower() if isinstance(found, bool) else str(found)
+        try:
+            return bool(_OPS[self.op](found, want))
+        except TypeError:
+            return False
+
+
+def sort_key(name: str) -> Callable[[RunSummary], tuple[int, Any]]:
+    """A sort key on a column, metric or param; runs without it go last, numbers before text."""
+
+    def key(run: RunSummary) -> tuple[int, Any]:
+        value = value_of(run, name)
+        if value is None:
+            return (2, "")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return (0, float(value))
+        return (1, str(value))
+
+    return key
+
+
+def known_names(runs: list[RunSummary]) -> list[str]:
+    """Every column, metric and param name the runs have, for did-you-mean messages."""
+    names = set(_COLUMNS)
+    for run in runs:
+        names |= set(run.metrics) | set(run.record.params) | set(run.estimator_params)
+    return sorted(names)
+
+
+# ------------------------------------------------------------------------------------------ side by side
+
+
+@dataclass(frozen=True)
+class ComparedRow:
+    """One field of a comparison: its value in each run, and whether they differ."""
+
+    section: str
+    name: str
+    values: tuple[str, ...]
+
+    @property
+    def differs(self) -> bool:
+        """Whether the runs do not all agree on it."""
+        return len(set(self.values)) > 1
+
+
+def fmt(value: Any) -> str:
+    """A value as the comparison shows it: 4 significant decimals for floats, ``-`` for nothing."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else "n/a"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def _metric(run: RunSummary, name: str) -> str:
+    value = run.metrics.get(name)
+    if value is None:
+        return "-"
+    ci = run.intervals.get(name)
+    return fmt(value) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+
+
+def _rule(run: RunSummary, rule: str) -> str:
+    verdict = run.record.verdict
+    found = next((r for r in verdict.rules if r.rule == rule), None) if verdict else None
+    if found is None:
+        return "-"
+    detail = f" ({fmt(found.value)} vs {fmt(found.threshold)})" if found.value is not None else ""
+    return ("pass" if found.passed else "FAIL") + detail
+
+
+def _trigger(run: RunSummary) -> str:
+    trigger = run.record.trigger
+    return "by hand" if trigger is None else (trigger.deployment or trigger.by)
+
+
+def compare(runs: list[RunSummary]) -> list[ComparedRow]:
+    """Params, metrics with intervals, gate verdicts, data fingerprints and lineage of ``runs``, side by side."""
+
+    def row(section: str, name: str, get: Callable[[RunSummary], Any]) -> ComparedRow:
+        return ComparedRow(section, name, tuple(fmt(get(r)) for r in runs))
+
+    rows = [
+        row("run", "spec", lambda r: r.record.spec_name),
+        row("run", "status", lambda r: r.record.status),
+        row("run", "started", lambda r: r.record.started_at[:19]),
+        row("run", "seconds", lambda r: r.record.seconds),
+        row("run", "registered", lambda r: r.registered),
+    ]
+    params = sorted({k for r in runs for k in r.params})
+    rows += [ComparedRow("params", p, tuple(fmt(r.params.get(p)) for r in runs)) for p in params]
+    metrics = sorted({k for r in runs for k in r.metrics})
+    rows += [ComparedRow("metrics", m, tuple(_metric(r, m) for r in runs)) for m in metrics]
+    rows.append(row("gates", "verdict", lambda r: r.verdict))
+    rules = list(dict.fromkeys(rule.rule for r in runs if r.record.verdict for rule in r.record.verdict.rules))
+    rows += [ComparedRow("gates", rule, tuple(_rule(r, rule) for r in runs)) for rule in rules]
+    rows += [
+        row("data", "source", lambda r: r.fingerprint.source if r.fingerprint else None),
+        row("data", "rows", lambda r: r.fingerprint.rows if r.fingerprint else None),
+        row("data", "content sha256", lambda r: (r.fingerprint.content_hash or "-")[:16] if r.fingerprint else None),
+        row("data", "schema sha256", lambda r: r.fingerprint.schema_hash[:16] if r.fingerprint else None),
+        row("lineage", "spec sha256", lambda r: r.record.spec_hash[:16]),
+        row("lineage", "git commit", lambda r: (r.record.git_commit or "-")[:12]),
+        row("lineage", "estimator", lambda r: r.estimator),
+        row("lineage", "Prefect flow run", lambda r: r.record.flow_run_id),
+        row("lineage", "triggered by", _trigger),
+        row("lineage", "MLflow run", lambda r: r.record.tracking.mlflow_run_id if r.record.tracking else None),
+    ]
+    return rows

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlflowkit.cli.common import SetOpt, SpecArg, StoreOpt, err, fail, load_spec_file, out, verdict_table
@@ -147,6 +148,10 @@ def run(
     if result.verdict and any(s.status == "cached" and find_output(s.outputs, VERDICT) for s in result.steps):
         verdict_table(result.verdict)  # the step that decided was cached: its live report was not printed
     where = "Prefect flow run " + str(result.flow_run_id) if result.orchestrated else "all steps cached; no flow run needed"
+    if result.tracking is not None and result.tracking.url:
+        out.print(f"MLflow: {result.tracking.url}", markup=False)
+    elif result.tracking is not None:
+        err.print(f"[yellow]warning[/]: not logged to MLflow yet ({escape(result.tracking.note)}); queued for the next run")
     if result.ok:
         out.print(f"[green]done[/] in {result.seconds:.2f}s ({where})")
         return

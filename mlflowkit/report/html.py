@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from mlflowkit.report.collect import ReportData
 
-__all__ = ["render"]
+__all__ = ["figure_tag", "page", "render"]
 
 SECTIONS = (
     ("lineage", "Lineage"),
@@ -70,7 +70,8 @@ def _badge(text: str, kind: str) -> str:
     return f'<span class="badge {escape(kind)}">{escape(text)}</span>'
 
 
-def _figure(uri: str, caption: str, plot_id: str) -> str:
+def figure_tag(uri: str, caption: str, plot_id: str) -> str:
+    """A plot as a ``<figure>`` with its caption; ``plot_id`` becomes the image's id (``plot-<plot_id>``)."""
     return (
         f'<figure><img class="plot" id="plot-{escape(plot_id)}" alt="{escape(caption)}" src="{uri}">'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
@@ -177,18 +178,18 @@ def _metrics(data: ReportData, plots: Any) -> str:
     else:
         cm = m.get("confusion_matrix")
         if cm and cm.get("matrix"):
-            figures.append(_figure(plots.confusion_matrix(cm["labels"], cm["matrix"]), "confusion matrix", "confusion-matrix"))
+            figures.append(figure_tag(plots.confusion_matrix(cm["labels"], cm["matrix"]), "confusion matrix", "confusion-matrix"))
         if m.get("roc_curves"):
-            figures.append(_figure(plots.roc_curves(m["roc_curves"]), "ROC curve", "roc"))
+            figures.append(figure_tag(plots.roc_curves(m["roc_curves"]), "ROC curve", "roc"))
         res = m.get("residuals")
         if res and res.get("predicted"):
             figures.append(
-                _figure(plots.residuals(res["predicted"], res["residual"]), f"residuals ({res.get('rows')} rows)", "residuals")
+                figure_tag(plots.residuals(res["predicted"], res["residual"]), f"residuals ({res.get('rows')} rows)", "residuals")
             )
         groups = fairness.get("groups") or []
         if groups:
             shown = [k for k in ("selection_rate", "accuracy", "recall", "precision", "false_positive_rate") if k in groups[0]]
-            figures.append(_figure(plots.fairness_groups(groups, shown), "fairness: metrics per group", "fairness"))
+            figures.append(figure_tag(plots.fairness_groups(groups, shown), "fairness: metrics per group", "fairness"))
     out.extend(figures)
     if fairness:
         out.append("<h3>Fairness by group</h3>")
@@ -374,6 +375,10 @@ def render(data: ReportData) -> str:
         sections.append(
             '<section id="notes"><h2>Notes</h2><ul>' + "".join(f"<li>{escape(n)}</li>" for n in data.notes) + "</ul></section>"
         )
-    body = header + nav + "<main>" + "".join(sections) + "</main>"
+    return page(title, header + nav + "<main>" + "".join(sections) + "</main>")
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained page in the report's look (``template.html``): ``body`` is HTML, ``title`` plain text."""
     template = Template(resources.files("mlflowkit.report").joinpath("template.html").read_text(encoding="utf-8"))
     return template.substitute(title=escape(title), body=body, version=escape(__version__))

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["available", "confusion_matrix", "fairness_groups", "residuals", "roc_curves"]
+__all__ = ["PALETTE", "available", "confusion_matrix", "data_uri", "fairness_groups", "figure", "residuals", "roc_curves"]
 
 _BLUE, _ORANGE, _GREY = "#2b6cb0", "#dd6b20", "#a0aec0"
-_PALETTE = ["#2b6cb0", "#dd6b20", "#2f855a", "#c53030", "#6b46c1", "#b7791f", "#319795", "#d53f8c", "#4a5568", "#38a169"]
+PALETTE = ["#2b6cb0", "#dd6b20", "#2f855a", "#c53030", "#6b46c1", "#b7791f", "#319795", "#d53f8c", "#4a5568", "#38a169"]
 
 
 def available() -> bool:
@@ -26,13 +26,13 @@ def available() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
-def _figure(width: float = 5.0, height: float = 4.0) -> Figure:
+def figure(width: float = 5.0, height: float = 4.0) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _data_uri(fig: Figure) -> str:
+def data_uri(fig: Figure) -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -47,7 +47,7 @@ def confusion_matrix(labels: list[str], matrix: list[list[int]]) -> str:
 
     counts = np.asarray(matrix, dtype=float)
     size = max(3.6, 1.0 + 0.7 * len(labels))
-    fig = _figure(size + 0.8, size)
+    fig = figure(size + 0.8, size)
     ax = fig.add_subplot()
     image = ax.imshow(counts, cmap="Blues")
     fig.colorbar(image, ax=ax, shrink=0.8)
@@ -59,16 +59,16 @@ def confusion_matrix(labels: list[str], matrix: list[list[int]]) -> str:
     top = counts.max() if counts.size else 0
     for (i, j), value in np.ndenumerate(counts):
         ax.text(j, i, f"{int(value)}", ha="center", va="center", color="white" if value > top / 2 else "black")
-    return _data_uri(fig)
+    return data_uri(fig)
 
 
 def roc_curves(curves: list[dict[str, Any]]) -> str:
     """ROC curves (one per class for one-vs-rest), with the chance diagonal."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color=_GREY, linewidth=1, label="chance")
     for i, curve in enumerate(curves):
-        color = _PALETTE[i % len(_PALETTE)]
+        color = PALETTE[i % len(PALETTE)]
         ax.plot(curve["fpr"], curve["tpr"], color=color, linewidth=2, label=f"{curve['label']} (AUC {curve['auc']:.3f})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
@@ -77,12 +77,12 @@ def roc_curves(curves: list[dict[str, Any]]) -> str:
     ax.set_title("ROC curve (held-out split)")
     ax.legend(loc="lower right", fontsize="small")
     ax.grid(alpha=0.3)
-    return _data_uri(fig)
+    return data_uri(fig)
 
 
 def residuals(predicted: list[float], residual: list[float]) -> str:
     """Residuals (true minus predicted) against the prediction, and their histogram."""
-    fig = _figure(8.0, 3.8)
+    fig = figure(8.0, 3.8)
     left, right = fig.subplots(1, 2, width_ratios=[3, 2])
     left.scatter(predicted, residual, s=10, alpha=0.6, color=_BLUE)
     left.axhline(0, color=_ORANGE, linewidth=1)
@@ -94,7 +94,7 @@ def residuals(predicted: list[float], residual: list[float]) -> str:
     right.set_xlabel("residual")
     right.set_ylabel("rows")
     right.set_title("distribution")
-    return _data_uri(fig)
+    return data_uri(fig)
 
 
 def fairness_groups(groups: list[dict[str, Any]], metrics: list[str]) -> str:
@@ -102,7 +102,7 @@ def fairness_groups(groups: list[dict[str, Any]], metrics: list[str]) -> str:
     import numpy as np
 
     features = list(dict.fromkeys(g["feature"] for g in groups))
-    fig = _figure(max(5.0, 2.2 * len(features) + 2.5), 3.8)
+    fig = figure(max(5.0, 2.2 * len(features) + 2.5), 3.8)
     axes = fig.subplots(1, len(features), squeeze=False)[0]
     for ax, feature in zip(axes, features, strict=True):
         rows = [g for g in groups if g["feature"] == feature]
@@ -110,7 +110,7 @@ def fairness_groups(groups: list[dict[str, Any]], metrics: list[str]) -> str:
         width = 0.8 / max(len(metrics), 1)
         for k, name in enumerate(metrics):
             values = [float(r.get(name) or 0.0) for r in rows]
-            bars = ax.bar(x + k * width - 0.4 + width / 2, values, width, label=name, color=_PALETTE[k % len(_PALETTE)])
+            bars = ax.bar(x + k * width - 0.4 + width / 2, values, width, label=name, color=PALETTE[k % len(PALETTE)])
             for bar, r in zip(bars, rows, strict=True):
                 if r.get("note"):
                     bar.set_hatch("//")
@@ -119,4 +119,4 @@ def fairness_groups(groups: list[dict[str, Any]], metrics: list[str]) -> str:
         ax.set_title(f"by {feature}")
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize="small", loc="upper left")
-    return _data_uri(fig)
+    return data_uri(fig)

@@ -109,7 +109,8 @@ class RunSession:
         if tracked is not None:
             record = record.model_copy(update={"tracking": tracked})
             self._write(record)
-        self.result = RunResult(**dict(record), exception=error)
+        path = runner.store.where(record.report) if record.report else None
+        self.result = RunResult(**dict(record), exception=error, report_path=path)
         return self.result
 
     def _verdict(self, error: MlflowkitError | None) -> Verdict | None:

@@ -55,7 +55,7 @@ class Logged(NamedTuple):
 
 @contextlib.contextmanager
 def bounded_http(timeout: float) -> Iterator[None]:
-    """MLflow's HTTP calls inside: no retries, and ``timeout`` seconds per request (its defaults are 7 retries, 120 s).
+    """MLflow's HTTP calls inside: no retries, ``timeout`` seconds per request (its defaults: 7 retries, 120 s), no prints.
 
     MLflow reads these settings from the environment at every request; they are put back afterwards.
     """
@@ -63,6 +63,7 @@ def bounded_http(timeout: float) -> Iterator[None]:
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeout))),
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # mlflowkit says where the run is, once, its own way
     }
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)

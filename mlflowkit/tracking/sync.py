@@ -93,8 +93,11 @@ def _send(store: ArtifactStore, registry: ModelRegistry | None, item: OutboxItem
         client = client_for(item.target)
         if item.kind == "run":
             assert item.run_id is not None
-            record = RunRecord.model_validate(store.read_json(f"runs/{item.run_id}.json"))
+            key = f"runs/{item.run_id}.json"
+            record = RunRecord.model_validate(store.read_json(key))
             logged = log_run(client, store, record, item.target)
+            outcome = TrackingOutcome(uri=item.target.uri, state="logged", mlflow_run_id=logged.run_id, url=logged.url)
+            store.write_json(key, record.model_copy(update={"tracking": outcome}).to_json())  # `runs show` links it
             return logged.run_id, logged.url
         if registry is not None and item.target.registry:
             mirror_aliases(client, registry, item.model, item.target)

@@ -24,9 +24,12 @@ def test_exports_are_exactly_these() -> None:
             "StepKind",
             "__version__",
             "compile",
+            "load_model",
             "load_spec",
             "metric",
+            "models",
             "run",
+            "runs",
             "step",
         ]
     )

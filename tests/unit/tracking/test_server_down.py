@@ -91,3 +91,18 @@ def test_runs_without_a_reachable_server_never_import_mlflow(project: Project, t
         "tracking": "queued" if tracked else None,
         "mlflow": False,
     }
+
+
+def test_tracking_status_lists_the_outbox_and_sync_says_what_is_left(project: Project) -> None:
+    from typer.testing import CliRunner
+
+    from mlflowkit.cli import app
+
+    spec, plan = project(spec_extra=f"tracking: {{uri: 'http://127.0.0.1:{_free_port()}'}}\n")
+    result = run_spec(spec, plan, orchestrate=False)
+    store = ["--store", f"{spec.spec_dir}/.mlflowkit"]
+    status = CliRunner().invoke(app, ["tracking", "status", *store], env={"COLUMNS": "250"})
+    assert status.exit_code == 0 and f"run {result.run_id}" in status.output and "Connection refused" in status.output
+    sync = CliRunner().invoke(app, ["tracking", "sync", *store], env={"COLUMNS": "250"})
+    assert sync.exit_code == 1 and "not reachable" in sync.output and "2 item(s) still queued" in sync.output
+    assert [i.attempts for i in pending(ArtifactStore(f"{spec.spec_dir}/.mlflowkit"))] == [2, 2]

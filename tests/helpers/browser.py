@@ -1,0 +1,64 @@
+"""Debian's headless Chromium (/usr/bin/chromium) for the page tests: started with everything that phones home off.
+
+`tools/ensure-chromium` installs it (tox runs it before the tests); without it the page tests are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CHROMIUM", "PROBE", "blank_share", "chromium", "probe"]
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const plots = [...document.querySelectorAll("img.plot")].map(i => ({id: i.id, w: i.naturalWidth, h: i.naturalHeight, ok: i.complete}));
+  const external = [...document.querySelectorAll("[src],[href]")].map(e => e.getAttribute("src") || e.getAttribute("href"))
+    .filter(u => !u.startsWith("data:") && !u.startsWith("#"));
+  document.body.setAttribute("data-probe", JSON.stringify({plots, external}));
+});
+</script>"""
+"""Put before ``</body>``: once the page has loaded, it lists every plot image (loaded, its size) and any external URL."""
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium with its own profile under ``tmp_path``."""
+    profile = tmp_path / "chromium-profile"
+    cmd = [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def probe(tmp_path: Path, html: str) -> dict[str, Any]:
+    """Load ``html`` with :data:`PROBE` in Chromium; what the probe found (``plots``, ``external``)."""
+    probed = tmp_path / "probed.html"
+    probed.write_text(html.replace("</body>", PROBE + "</body>"))
+    dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    match = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    assert match, dom.stdout[:2000]
+    found: dict[str, Any] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return found
+
+
+def blank_share(png: Path) -> float:
+    """The share of (almost) white pixels in a screenshot."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=int).reshape(-1, 3)
+    return float((pixels.min(axis=1) > 245).sum() / len(pixels))

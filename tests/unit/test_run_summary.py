@@ -1,0 +1,83 @@
+"""Runs as the comparison reads them: values by name, filters, sorting, and the side-by-side rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflowkit.handoff import DataFingerprint, RuleResult, RunRecord, Verdict
+from mlflowkit.run_summary import RunFilter, RunSummary, compare, sort_key, value_of
+
+
+def _run(run_id: str, *, roc: float | None, n: int, verdict: bool | None = True, status: str = "completed") -> RunSummary:
+    record = RunRecord(
+        run_id=run_id,
+        spec_name="churn",
+        spec_path="spec.yaml",
+        spec_hash="ab" * 32,
+        model="churn",
+        params={"n_estimators": n},
+        status=status,  # type: ignore[arg-type]
+        started_at=f"2026-01-01T00:00:0{run_id[-1]}",
+        verdict=None
+        if verdict is None
+        else Verdict(passed=verdict, rules=(RuleResult(rule="roc_auc >= 0.8", passed=verdict, value=roc, threshold=0.8),)),
+    )
+    return RunSummary(
+        record=record,
+        metrics={} if roc is None else {"roc_auc": roc},
+        intervals={} if roc is None else {"roc_auc": (roc - 0.02, roc + 0.02)},
+        estimator="sklearn.ensemble.RandomForestClassifier",
+        estimator_params={"max_depth": 8, "n_estimators": n},
+        fingerprint=DataFingerprint(rows=100, schema_hash="s" * 64, content_hash="c" * 64, source="t.csv"),
+    )
+
+
+RUNS = [_run("r1", roc=0.81, n=100), _run("r2", roc=0.79, n=300, verdict=False), _run("r3", roc=None, n=50, verdict=None, status="failed")]
+
+
+def test_values_by_name_columns_then_metrics_then_params() -> None:
+    assert value_of(RUNS[0], "status") == "completed"
+    assert value_of(RUNS[0], "roc_auc") == 0.81
+    assert value_of(RUNS[0], "n_estimators") == 100  # the spec's param
+    assert value_of(RUNS[0], "max_depth") == 8 and value_of(RUNS[0], "estimator.max_depth") == 8  # the estimator's
+    assert value_of(RUNS[2], "roc_auc") is None and value_of(RUNS[0], "nothing") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("roc_auc>=0.8", ["r1"]),
+        ("roc_auc < 0.8", ["r2"]),  # a run without the metric is not kept by a filter on it
+        ("status=completed", ["r1", "r2"]),
+        ("status!=completed", ["r3"]),
+        ("verdict=fail", ["r2"]),
+        ("n_estimators==300", ["r2"]),
+        ("n_estimators>60", ["r1", "r2"]),
+        ("n_estimators=abc", []),  # a number compared with text matches nothing
+    ],
+)
+def test_filters(text: str, kept: list[str]) -> None:
+    keep = RunFilter.parse(text)
+    assert [r.run_id for r in RUNS if keep(r)] == kept
+
+
+@pytest.mark.parametrize("text", ["roc_auc", "roc_auc ~ 1", ">= 3", ""])
+def test_a_malformed_filter_says_the_form(text: str) -> None:
+    with pytest.raises(ValueError, match="NAME OP VALUE"):
+        RunFilter.parse(text)
+
+
+def test_sorting_puts_runs_without_the_value_last() -> None:
+    assert [r.run_id for r in sorted(RUNS, key=sort_key("roc_auc"))] == ["r2", "r1", "r3"]
+    assert [r.run_id for r in sorted(RUNS, key=sort_key("n_estimators"), reverse=True)] == ["r2", "r1", "r3"]
+
+
+def test_side_by_side_marks_what_differs() -> None:
+    rows = {(r.section, r.name): r for r in compare(RUNS[:2])}
+    assert rows[("params", "n_estimators")].values == ("100", "300") and rows[("params", "n_estimators")].differs
+    assert not rows[("params", "estimator.max_depth")].differs
+    assert rows[("metrics", "roc_auc")].values == ("0.8100 [0.7900, 0.8300]", "0.7900 [0.7700, 0.8100]")
+    assert rows[("gates", "verdict")].values == ("pass", "fail")
+    assert rows[("gates", "roc_auc >= 0.8")].values == ("pass (0.8100 vs 0.8000)", "FAIL (0.7900 vs 0.8000)")
+    assert not rows[("data", "content sha256")].differs and rows[("data", "rows")].values == ("100", "100")
+    assert {s for s, _ in rows} == {"run", "params", "metrics", "gates", "data", "lineage"}
