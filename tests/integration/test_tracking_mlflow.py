@@ -1,14 +1,17 @@
 """Runs logged to a real ``mlflow server`` (SQLite, on loopback, in its own venv), read back through MLflow's API.
 
 Why one slow module: the server takes a few seconds to start (minutes the first time, to build its venv),
-and what is checked here is MLflow's view of whole runs: two runs of the reference example, the first
-while the server is unreachable (it waits in the outbox and goes with the second), then a promotion and
-a rollback through the CLI, which MLflow's ``champion`` alias follows.
+and what is checked here is MLflow's view of whole runs: two runs of a scaffolded classification project
+(the first a real Prefect flow, while the server is unreachable: it waits in the outbox and goes with the
+second), then a promotion and a rollback through the CLI, which MLflow's ``champion`` alias follows. The
+scaffold's data checks and its champion gate are left out: they cost time and decide nothing here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,10 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect_home import seed_prefect_home
 from typer.testing import CliRunner
 
 import mlflowkit
 from mlflowkit.cli import app
+from mlflowkit.scaffold import scaffold
 from mlflowkit.store import ArtifactStore, registry_at
 from mlflowkit.tracking import local_server
 from mlflowkit.tracking.outbox import pending
@@ -82,30 +87,41 @@ class Forwarder:
 
 def _git(project: Path, *args: str) -> str:
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-    import os
-
     done = subprocess.run(["git", *args], cwd=project, env={**os.environ, **env}, capture_output=True, text=True, check=True)
     return done.stdout.strip()
 
 
-def test_runs_versions_and_aliases_reach_mlflow(churn_project: Path, mlflow_server: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A scaffolded classification project named churn, without data checks or a champion gate, in git."""
+    project = tmp_path / "churn"
+    scaffold("tabular-classification", project, name="churn")
+    spec = project / "spec.yaml"
+    text = re.sub(r"(?ms)^checks:.*?(?=^train:)", "", spec.read_text())
+    text = text.replace("  - roc_auc >= champion.roc_auc - 0.02\n", "")
+    spec.write_text(text.replace("  metrics: [accuracy, f1, roc_auc]\n", "  metrics: [accuracy, f1, roc_auc]\n  bootstrap: {n: 30}\n"))
+    seed_prefect_home(project / ".mlflowkit" / "prefect")
+    _git(project, "init", "-q")
+    _git(project, "add", "spec.yaml", "data")
+    _git(project, "commit", "-q", "-m", "churn")
+    return project
+
+
+def test_runs_versions_and_aliases_reach_mlflow(project: Path, mlflow_server: int, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.delenv("MLFLOWKIT_TRACKING_URI", raising=False)
     forwarder = Forwarder(mlflow_server)
-    spec_file = churn_project / "spec.yaml"
+    spec_file = project / "spec.yaml"
     spec_file.write_text(spec_file.read_text() + f"\ntracking:\n  uri: http://127.0.0.1:{forwarder.port}\n  experiment: churn-it\n")
-    _git(churn_project, "init", "-q")
-    _git(churn_project, "add", "spec.yaml", "churn_steps.py", "data")
-    _git(churn_project, "commit", "-q", "-m", "churn")
-    commit = _git(churn_project, "rev-parse", "HEAD")
+    commit = _git(project, "rev-parse", "HEAD")
 
     # 1. The server is unreachable: the run (a real Prefect flow) succeeds, and waits in the outbox.
     first = mlflowkit.run(mlflowkit.load_spec(spec_file))
     assert first.ok, first.error
     assert first.tracking is not None and first.tracking.state == "queued", first.tracking
     assert first.flow_run_id and first.version is not None
-    store = ArtifactStore(churn_project / ".mlflowkit")
+    store = ArtifactStore(project / ".mlflowkit")
     assert {i.run_id for i in pending(store)} == {first.run_id, None}
 
     # 2. It is back: the next run sends both, the older first.
@@ -123,11 +139,11 @@ def test_runs_versions_and_aliases_reach_mlflow(churn_project: Path, mlflow_serv
         assert set(runs) == {first.run_id, second.run_id}
         logged = runs[first.run_id]
         assert logged.info.status == "FINISHED"
-        assert logged.data.params["n_estimators"] == "150" and runs[second.run_id].data.params["n_estimators"] == "40"
+        assert logged.data.params["n_estimators"] == "60" and runs[second.run_id].data.params["n_estimators"] == "40"
         assert logged.data.params["estimator"] == "sklearn.ensemble.RandomForestClassifier"
         metrics = logged.data.metrics
         assert 0.5 < metrics["roc_auc"] <= 1 and metrics["roc_auc_ci_low"] <= metrics["roc_auc"] <= metrics["roc_auc_ci_high"]
-        assert {"accuracy", "accuracy_ci_low", "f1", "demographic_parity_difference", "n_test"} <= set(metrics)
+        assert {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "f1", "n_test", "run_seconds"} <= set(metrics)
         tags = logged.data.tags
         fingerprint = first.steps[0].outputs["dataset"].meta["data_fingerprint"]["content_hash"]
         assert tags["mlflowkit.spec_hash"] == first.spec_hash
@@ -139,11 +155,11 @@ def test_runs_versions_and_aliases_reach_mlflow(churn_project: Path, mlflow_serv
         files = {a.path for a in client.list_artifacts(logged.info.run_id)}
         files |= {a.path for a in client.list_artifacts(logged.info.run_id, "model")}
         assert {"report.html", "verdict.json", "model/model.onnx", "model/contract.json", "model/MLmodel"} <= files
-        report = Path(client.download_artifacts(logged.info.run_id, "report.html", str(churn_project / "dl")))
-        assert report.read_bytes() == (churn_project / ".mlflowkit" / first.report).read_bytes()
+        report = Path(client.download_artifacts(logged.info.run_id, "report.html", str(project / "dl")))
+        assert report.read_bytes() == (project / ".mlflowkit" / first.report).read_bytes()
 
         # Registered versions carry mlflowkit's numbers; the aliases are mlflowkit's.
-        registry = registry_at(str(churn_project / ".mlflowkit"))
+        registry = registry_at(str(project / ".mlflowkit"))
         ours = {int(v.tags["mlflowkit.version"]): v.version for v in client.search_model_versions("name = 'churn'")}
         assert set(ours) == {v.version for v in registry.versions("churn")} == {1, 2}
 
@@ -157,7 +173,7 @@ def test_runs_versions_and_aliases_reach_mlflow(churn_project: Path, mlflow_serv
         other = 2 if champion == 1 else 1
         runner = CliRunner()
         env = {"COLUMNS": "200", "MLFLOWKIT_USER": "tester"}
-        store_opt = ["--store", str(churn_project / ".mlflowkit")]
+        store_opt = ["--store", str(project / ".mlflowkit")]
         done = runner.invoke(app, ["models", "promote", "churn", str(other), "--reason", "test", "--force", *store_opt], env=env)
         assert done.exit_code == 0, done.output
         assert mirrored()["champion"] == ours[other] and mirrored()["previous"] == ours[champion]
@@ -167,4 +183,4 @@ def test_runs_versions_and_aliases_reach_mlflow(churn_project: Path, mlflow_serv
         assert mirrored() == {alias: ours[n] for alias, n in registry.aliases("churn").items()}
     finally:
         forwarder.close()
-    shutil.rmtree(churn_project / "dl", ignore_errors=True)
+    shutil.rmtree(project / "dl", ignore_errors=True)
