@@ -318,7 +318,9 @@ class RunRecord(_Doc):
     spec_hash: str = Field(description="sha256 of the resolved spec.")
     model: str = Field(description="The registered model the spec produces.")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's ``params:`` values.")
-    status: Literal["running", "completed", "failed"] = Field(description="``running`` until the run ends.")
+    status: Literal["running", "completed", "failed", "killed"] = Field(
+        description="``running`` until the run ends; ``killed`` when read back while its process is gone (see ``pid``)."
+    )
     started_at: str = Field(description="ISO 8601.")
     finished_at: str = Field("", description="ISO 8601; empty while running.")
     seconds: float = Field(0.0, description="Wall time of the run.")
@@ -332,6 +334,11 @@ class RunRecord(_Doc):
     trigger: Trigger | None = Field(None, description="What started the run, when a person did not.")
     report: str | None = Field(None, description="Store key of the run's HTML report.")
     tracking: TrackingOutcome | None = Field(None, description="Whether the run reached its MLflow server (``tracking:``).")
+    host: str | None = Field(None, description="The machine whose process ran it.")
+    pid: int | None = Field(None, description="The process that ran it, on ``host``.")
+    pid_started: int | None = Field(
+        None, description="When that process started (Linux clock ticks since boot), so a reused pid is told apart."
+    )
 
     @property
     def ok(self) -> bool:

@@ -1,6 +1,8 @@
 """Test session setup: Prefect isolated per session (own PREFECT_HOME, no analytics), shared fixtures.
 
-A test that needs a Prefect server asks for ``prefect_server`` (started and stopped per module).
+Runs use mlflowkit's local Prefect server; the session gives it a home of its own (MLFLOWKIT_HOME),
+any free port and a short idle stop, and stops it at the end. A test that needs a plain
+`prefect server start` asks for ``prefect_server`` (started and stopped per module).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ["MLFLOWKIT_USER"] = "tester"
+_MLFLOWKIT_HOME = tempfile.mkdtemp(prefix="mlflowkit-tests-home-")
+os.environ["MLFLOWKIT_HOME"] = _MLFLOWKIT_HOME  # the session's local Prefect server lives here
+os.environ["MLFLOWKIT_SERVER_PORT"] = "0"  # any free port: other sessions may run beside this one
+os.environ["MLFLOWKIT_SERVER_IDLE_SECONDS"] = "900"  # a session that dies leaves no server for long
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "churn"
@@ -30,15 +36,13 @@ EXAMPLE = REPO / "examples" / "churn"
 # The real-data matrix (tests/realdata) is a test env of its own: `tox -e realdata` sets this variable.
 collect_ignore = [] if os.environ.get("MLFLOWKIT_REALDATA") else ["realdata"]
 sys.path.insert(0, str(REPO / "tests" / "helpers"))
-from prefect_home import seed_prefect_home  # noqa: E402
 
 
 @pytest.fixture
 def churn_project(tmp_path: Path) -> Path:
-    """A fresh copy of the reference example (spec, data, custom steps): no state but a migrated Prefect database."""
+    """A fresh copy of the reference example (spec, data, custom steps), with no state."""
     dest = tmp_path / "churn"
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".mlflowkit", "__pycache__"))
-    seed_prefect_home(dest / ".mlflowkit" / "prefect")  # where the embedded API keeps its database
     return dest
 
 
@@ -109,7 +113,11 @@ def s3_root(s3_server: str) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from mlflowkit.runtime.localapi import stop_server
+
+    stop_server(Path(_MLFLOWKIT_HOME))
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+    shutil.rmtree(_MLFLOWKIT_HOME, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -21,10 +21,11 @@ app = typer.Typer(
 
 
 def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str, Any]]]:
+    from mlflowkit.runtime.record import as_seen
     from mlflowkit.store import ArtifactStore
 
     st = ArtifactStore(store_uri(store, spec_path))
-    records = [st.read_json(k) for k in st.list_keys("runs") if k.endswith(".json")]
+    records = [as_seen(st.read_json(k)) for k in st.list_keys("runs") if k.endswith(".json")]
     return st, sorted(records, key=lambda r: r["started_at"])
 
 

@@ -153,6 +153,13 @@ class StepKind(ABC):
         """
         return None
 
+    def input_fingerprint(self, ctx: StepContext, params: Any, inputs: Inputs) -> str | None:
+        """Like :meth:`fingerprint`, for outside state whose relevance depends on the step's inputs, or None.
+
+        Evaluate's: the champion it scores beside the model, unless the champion is that very model.
+        """
+        return None
+
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
         """Cross-field checks of a validated section: ``(path under the section, message, hint)``.

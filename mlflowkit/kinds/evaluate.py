@@ -166,6 +166,21 @@ class Evaluate(StepKind):
         if section.fairness and "regression" in tasks:
             yield ("fairness",), "fairness metrics need a classification model", "remove fairness or the regression metrics"
 
+    def input_fingerprint(self, ctx: StepContext, params: EvaluateParams, inputs: Inputs) -> str | None:
+        # The champion is scored too: another champion (or none any more) means the scores are stale. A
+        # champion that is the very model evaluated (this spec's last run registered it) adds nothing to
+        # score, so a plain rerun stays cached instead of registering the same model again.
+        if not params.champion:
+            return None
+        try:
+            version = ctx.registry.get(ctx.model_name, "champion")
+        except RegistryError:
+            return "no champion"
+        model = inputs.get("model")
+        if model is not None and version.digests.get("model.joblib") == model.sha256:
+            return "no champion"
+        return json.dumps([version.model, version.version, version.digests], sort_keys=True)
+
     def run(self, ctx: StepContext, params: EvaluateParams, inputs: Inputs) -> dict[str, Ref]:
         model_ref, test_ref = inputs["model"], inputs["test"]
         test = load_frame(ctx.store, test_ref)

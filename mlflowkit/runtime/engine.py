@@ -1,7 +1,7 @@
 """Run a compiled spec: in this process, straight from the cache, or as a Prefect flow; one run record either way.
 
 :func:`run_spec` picks how. A run whose every step is already cached needs no orchestration, so with the
-embedded (ephemeral) API it starts none, and this module imports no Prefect (nor pandas, nor
+local Prefect server it starts none, and this module imports no Prefect (nor pandas, nor
 matplotlib) to decide that; :mod:`mlflowkit.runtime.flow` is loaded only when a flow runs.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from mlflowkit.handoff import RunResult, StepRecord, Trigger
 from mlflowkit.plan.model import Plan
 from mlflowkit.runtime.locations import embedded_api, store_root
-from mlflowkit.runtime.record import RunSession
+from mlflowkit.runtime.record import ReportMode, RunSession
 from mlflowkit.runtime.runner import Progress, Runner
 from mlflowkit.spec.models import SpecBase
 
@@ -29,6 +29,7 @@ def run_spec(
     progress: Progress | None = None,
     orchestrate: bool | None = None,
     trigger: Trigger | Mapping[str, Any] | None = None,
+    report: ReportMode = "inline",
 ) -> RunResult:
     """Run a compiled spec and write its run record.
 
@@ -42,6 +43,8 @@ def run_spec(
             run skips it when the API is the embedded one, and everything else runs in Prefect.
         trigger: what started this run (e.g. a drift check); kept in the run record and in the lineage
             of the version it registers.
+        report: ``background`` writes the HTML report in a process of its own, so the call returns when the
+            last step is done (the CLI does); ``inline`` has it written before the call returns.
 
     Returns:
         The run's result; ``result.ok`` says whether every step finished.
@@ -57,11 +60,11 @@ def run_spec(
     runner = Runner(
         spec, plan, store_root(spec, store), from_step=from_step, progress=progress, trigger=trigger, policy=policy
     )
-    session = RunSession(runner)
+    session = RunSession(runner, report=report)
     if orchestrate is False:
         runner.run_inline_safely()
     elif orchestrate is None and embedded_api() and not from_step and runner.all_cached():
-        pass  # nothing to do, so no orchestrator to start (the embedded API costs seconds to start)
+        pass  # nothing to do, so no flow run (importing Prefect alone costs a second)
     else:
         from mlflowkit.runtime.flow import run_as_flow
 

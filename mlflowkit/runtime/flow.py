@@ -16,14 +16,13 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from mlflowkit.errors import MlflowkitError
 from mlflowkit.handoff import Ref, RunResult, Trigger
 from mlflowkit.kinds.base import Report
 from mlflowkit.plan.model import Plan
-from mlflowkit.runtime.locations import embedded_api, state_dir, store_root
+from mlflowkit.runtime.locations import embedded_api, mlflowkit_home, store_root
 from mlflowkit.runtime.record import RunSession
 from mlflowkit.runtime.runner import Progress, Runner
 from mlflowkit.spec.models import SpecBase
@@ -34,19 +33,22 @@ log = logging.getLogger("mlflowkit.runtime")
 
 
 @contextmanager
-def prefect_settings(state: Path) -> Iterator[None]:
-    """Settings for a run: no analytics, no result persistence; for the embedded API, PREFECT_HOME in the state dir."""
+def prefect_settings() -> Iterator[None]:
+    """Settings for a run: no analytics, no result persistence; without a configured server, the local one.
+
+    The local server (:mod:`mlflowkit.runtime.localapi`) is started if none runs; the client then talks
+    to it as to any server, so it never imports Prefect's server package nor waits for a server to stop.
+    """
     wanted = {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     }
-    ephemeral = embedded_api()
-    if ephemeral:  # a configured server keeps the user's own PREFECT_HOME (and profile)
-        wanted["PREFECT_HOME"] = str(state / "prefect")
-        # With the store elsewhere (s3://...), nothing else creates the state dir, and the embedded
-        # API cannot start without its home: it times out instead of saying so.
-        (state / "prefect").mkdir(parents=True, exist_ok=True)
+    local = embedded_api()
+    if local:  # a configured server keeps the user's own PREFECT_HOME (and profile)
+        from mlflowkit.runtime.localapi import ensure_server
+
+        wanted["PREFECT_API_URL"] = ensure_server().url
+        wanted["PREFECT_HOME"] = str(mlflowkit_home() / "prefect")
     updates = {k: v for k, v in wanted.items() if k not in os.environ}
     saved = {k: os.environ.get(k) for k in updates}
     os.environ.update(updates)  # before `import prefect`, so its settings see them
@@ -55,9 +57,10 @@ def prefect_settings(state: Path) -> Iterator[None]:
 
         names = {k: getattr(prefect.settings, k) for k in updates if hasattr(prefect.settings, k)}
         settings: dict[Any, Any] = {names[k]: v for k, v in updates.items() if k in names}
-        if ephemeral and "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" not in os.environ:
+        if local and "PREFECT_FLOWS_HEARTBEAT_FREQUENCY" not in os.environ:
             # The heartbeat thread sleeps in 1 s steps and is joined at the end, so every local flow
-            # would take a whole extra second; nothing watches heartbeats on the embedded API.
+            # would take a whole extra second; the local server runs no zombie detection to read them
+            # (a killed run is recognised by its record's pid instead).
             settings[prefect.settings.PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
         with prefect.settings.temporary_settings(updates=settings):
             yield
@@ -152,14 +155,14 @@ def _run_steps(runner: Runner, session: RunSession) -> Any:
 
 
 def run_as_flow(runner: Runner, session: RunSession) -> RunResult:
-    """Run the runner's plan as a new Prefect flow run (the embedded API, or the configured server).
+    """Run the runner's plan as a new Prefect flow run (on the local server, or the configured one).
 
     Returns:
         The finished run; if the flow ended before it could finish the record, it is finished here.
     """
     plan = runner.plan
     session.orchestrated = True
-    with prefect_settings(state_dir(runner.spec)):
+    with prefect_settings():
         from prefect import Flow, tags
 
         def lifecycle(**params: Any) -> Any:

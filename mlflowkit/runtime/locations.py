@@ -1,4 +1,4 @@
-"""Where a run keeps things: the state folder next to the spec, the artifact store, and the Prefect API it talks to.
+"""Where a run keeps things: the state folder next to the spec, the artifact store, the user's mlflowkit home, the Prefect API.
 
 Read without importing Prefect (it costs about a second), so that a run that needs no orchestrator
 never loads it.
@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mlflowkit.spec.models import SpecBase
 
-__all__ = ["configured_api_url", "embedded_api", "state_dir", "store_root"]
+__all__ = ["HOME_ENV", "configured_api_url", "embedded_api", "mlflowkit_home", "state_dir", "store_root"]
+
+HOME_ENV = "MLFLOWKIT_HOME"
+"""Where mlflowkit keeps the user's own state (the local Prefect server and its database)."""
 
 
 def state_dir(spec: SpecBase) -> Path:
-    """The local state folder next to the spec (``.mlflowkit/``): Prefect home, and the default store."""
+    """The local state folder next to the spec (``.mlflowkit/``): the default store."""
     return Path(spec.spec_dir) / ".mlflowkit"
 
 
@@ -29,6 +32,17 @@ def store_root(spec: SpecBase, override: str | None = None) -> str:
     if "://" not in root and not os.path.isabs(root):
         return os.path.join(spec.spec_dir, root)
     return root
+
+
+def mlflowkit_home() -> Path:
+    """The user's mlflowkit state: ``$MLFLOWKIT_HOME``, else ``$XDG_STATE_HOME/mlflowkit``, else ``~/.local/state/mlflowkit``.
+
+    Outside any project, so one local Prefect server (and its history) serves all of a user's projects.
+    """
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state).expanduser() / "mlflowkit"
 
 
 def configured_api_url() -> str | None:
@@ -52,5 +66,5 @@ def configured_api_url() -> str | None:
 
 
 def embedded_api() -> bool:
-    """Whether a flow would run on Prefect's embedded (ephemeral) API: no server is configured."""
+    """Whether a flow would run on mlflowkit's local Prefect server: the user configured none of their own."""
     return configured_api_url() is None

@@ -209,7 +209,7 @@ def run_monitor(
     Raises:
         MonitorError: no data, no champion, no reference profile.
     """
-    from mlflowkit.runtime.locations import state_dir, store_root
+    from mlflowkit.runtime.locations import store_root
 
     source = data or (spec.monitor.data if spec.monitor else None)
     if not source:
@@ -225,7 +225,7 @@ def run_monitor(
     elif orchestrate:
         from mlflowkit.runtime.flow import prefect_settings
 
-        with prefect_settings(state_dir(spec)):
+        with prefect_settings():
             from prefect import flow, tags
             from prefect.artifacts import create_markdown_artifact
 

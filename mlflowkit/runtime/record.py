@@ -1,16 +1,26 @@
 """The run record of one run: written as ``running`` when it starts, finished exactly once with its outcome.
 
 The outcome is read from the runner's step records. The verdict and the registered version are found
-among the step outputs by their media type (whatever the stages are called), and the HTML report is
-written next to the record. Imports no Prefect: the flow publishes its own view of the finished record.
+among the step outputs by their media type (whatever the stages are called). The HTML report is
+written once per set of outputs: a run that changed nothing (every step cached) points its record at
+the report of the run that made those outputs. The record names the process that runs it, so a record
+still ``running`` whose process is gone reads back as ``killed`` (:func:`as_seen`). Imports no Prefect:
+the flow publishes its own view of the finished record.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -27,7 +37,13 @@ from mlflowkit.handoff import (
 )
 from mlflowkit.runtime.runner import Runner
 
-__all__ = ["RunSession"]
+if TYPE_CHECKING:
+    from mlflowkit.tracking.target import TrackingTarget
+
+__all__ = ["ReportMode", "RunSession", "as_seen", "process_seconds", "process_start"]
+
+ReportMode = Literal["inline", "background"]
+"""How a run writes its report: before :meth:`RunSession.finish` returns, or by a process of its own after it."""
 
 log = logging.getLogger("mlflowkit.runtime")
 _Doc = TypeVar("_Doc", bound=BaseModel)
@@ -39,14 +55,17 @@ class RunSession:
     Args:
         runner: the runner executing the run.
         flow_run_id: the Prefect flow run, when known already (a deployment's run).
+        report: ``background`` hands the report to a process of its own, so that the run ends when its
+            last step does (the record names the report's key at once; ``mlflowkit report`` writes it
+            if it is asked for before that process is done).
 
     Attributes:
         orchestrated: whether a Prefect flow runs it (the flow sets it; the record says so once finished).
     """
 
-    def __init__(self, runner: Runner, *, flow_run_id: str | None = None) -> None:
+    def __init__(self, runner: Runner, *, flow_run_id: str | None = None, report: ReportMode = "inline") -> None:
         spec, plan = runner.spec, runner.plan
-        self.runner, self._started = runner, time.perf_counter()
+        self.runner, self._started, self.report_mode = runner, time.perf_counter(), report
         self.result: RunResult | None = None
         """The finished run; None until :meth:`finish`."""
         self.orchestrated = flow_run_id is not None
@@ -63,6 +82,9 @@ class RunSession:
             flow_run_id=flow_run_id,
             git_commit=runner.git_commit,
             trigger=runner.trigger,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            pid_started=process_start(os.getpid()),
         )
         self._write(self.record)
 
@@ -101,10 +123,12 @@ class RunSession:
                 "finished_at": datetime.now(UTC).isoformat(),
             }
         )
-        self._write(record)  # the report reads the record from the store
-        report = _write_report(runner)
+        report = self._report(record)
         record = record.model_copy(update={"report": report, "seconds": round(time.perf_counter() - self._started, 3)})
         self._write(record)
+        if report is not None and report.startswith(f"reports/{record.run_id}/"):
+            # MLflow gets the report with the run: with tracking on, it is written before it is sent.
+            self._write_report(record, now=_tracking_target(runner, record) is not None)
         tracked = _track(runner, record)  # after the record and report are written: the outbox sends them
         if tracked is not None:
             record = record.model_copy(update={"tracking": tracked})
@@ -137,15 +161,59 @@ class RunSession:
         return None
 
 
-def _track(runner: Runner, record: RunRecord) -> TrackingOutcome | None:
-    """Log the run to MLflow when ``tracking:`` (or $MLFLOWKIT_TRACKING_URI) asks; a server that is down never fails it."""
+    def _report(self, record: RunRecord) -> str | None:
+        """The report's key: an earlier run's when every step was cached and it made the same outputs, else this run's."""
+        store, run_id = self.runner.store, record.run_id
+        index = f"reports/by-outputs/{_outputs_digest(record)}.json"
+        if record.steps and all(s.status == "cached" for s in record.steps):
+            try:
+                earlier = str(store.read_json(index)["report"])
+                if store.exists(earlier):
+                    return earlier
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # no report of these outputs yet (or an unreadable entry): this run writes one
+        from mlflowkit.report import report_key
+
+        key = report_key(run_id)
+        if record.status == "completed":
+            store.write_json(index, {"report": key, "run_id": run_id}, durable=False)  # a lost entry: one more report
+        return key
+
+    def _write_report(self, record: RunRecord, *, now: bool = False) -> None:
+        """Write the report now, or hand it to a process of its own; a report that cannot be made never fails the run."""
+        runner = self.runner
+        if self.report_mode == "background" and runner.store.is_local and not now:
+            cmd = [sys.executable, "-m", "mlflowkit.report", runner.store.root, record.run_id]
+            try:
+                subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    start_new_session=True, close_fds=True,
+                )  # fmt: skip
+                return
+            except OSError as exc:
+                log.warning("run %s: report writer did not start (%s); writing it here", record.run_id, exc)
+        try:
+            from mlflowkit.report import write_report
+
+            write_report(runner.store, runner.run_id, registry=runner.registry)
+        except Exception as exc:
+            log.warning("run %s: no HTML report (%s: %s)", runner.run_id, type(exc).__name__, exc)
+
+
+def _tracking_target(runner: Runner, record: RunRecord) -> TrackingTarget | None:
+    """Where ``tracking:`` (or $MLFLOWKIT_TRACKING_URI) sends the run, or None; a malformed URI is said, not fatal."""
     from mlflowkit.tracking.target import target_for
 
     try:
-        target = target_for(runner.spec, record.model)
-    except ValueError as exc:  # a malformed $MLFLOWKIT_TRACKING_URI: said, not fatal
+        return target_for(runner.spec, record.model)
+    except ValueError as exc:
         log.warning("run %s: not logged to MLflow: %s", record.run_id, exc)
         return None
+
+
+def _track(runner: Runner, record: RunRecord) -> TrackingOutcome | None:
+    """Log the run to MLflow when ``tracking:`` (or $MLFLOWKIT_TRACKING_URI) asks; a server that is down never fails it."""
+    target = _tracking_target(runner, record)
     if target is None:
         return None
     from mlflowkit.tracking.sync import track_run
@@ -156,12 +224,55 @@ def _track(runner: Runner, record: RunRecord) -> TrackingOutcome | None:
     return outcome
 
 
-def _write_report(runner: Runner) -> str | None:
-    """Write the run's HTML report into the store; a report that cannot be made never fails the run."""
-    try:
-        from mlflowkit.report import write_report
+def _outputs_digest(record: RunRecord) -> str:
+    """What a run made, as one hash: every step's output hashes and the version it registered."""
+    made = {s.name: {k: r.sha256 for k, r in sorted(s.outputs.items())} for s in record.steps}
+    version = record.version.model_dump(mode="json") if record.version else None
+    return hashlib.sha256(json.dumps([made, version, record.status], sort_keys=True).encode()).hexdigest()
 
-        return write_report(runner.store, runner.run_id, registry=runner.registry)
-    except Exception as exc:
-        log.warning("run %s: no HTML report (%s: %s)", runner.run_id, type(exc).__name__, exc)
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``); None elsewhere or when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name in parentheses may hold spaces
+
+
+def process_seconds() -> float | None:
+    """How long this process has been running (interpreter start-up included); None without Linux ``/proc``."""
+    started = process_start(os.getpid())
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None if started is None else max(0.0, uptime - started / os.sysconf("SC_CLK_TCK"))
+
+
+def _process_gone(record: RunRecord) -> bool:
+    """Whether the process that wrote a ``running`` record is gone: on this host, its pid dead or reused."""
+    if record.pid is None or record.host != socket.gethostname():
+        return False  # another machine's run, or a record from before pids were kept: cannot tell
+    try:
+        os.kill(record.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, someone else's
+    started = process_start(record.pid)
+    return record.pid_started is not None and started is not None and started != record.pid_started
+
+
+def as_seen(raw: dict[str, Any]) -> dict[str, Any]:
+    """A run record as read back: ``running`` becomes ``killed`` (with an error saying so) when its process is gone."""
+    if raw.get("status") != "running":
+        return raw
+    try:
+        record = RunRecord.model_validate(raw)
+    except ValueError:
+        return raw
+    if not _process_gone(record):
+        return raw
+    gone = f"process {record.pid} on {record.host} ended before the run did"
+    return {**raw, "status": "killed", "error": raw.get("error") or gone}

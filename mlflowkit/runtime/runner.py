@@ -164,7 +164,14 @@ class Runner:
             kind = self.kinds[step.name]
             self._fingerprints[step.name] = kind.fingerprint(self.context(step), kind.Params.model_validate(step.params))
         inputs = {n: {o: r.sha256 for o, r in sorted(upstream.get(n, {}).items())} for n in step.needs}
-        return _key(step.key, inputs, self._fingerprints[step.name])
+        kind = self.kinds[step.name]
+        extra = kind.input_fingerprint(self.context(step), kind.Params.model_validate(step.params), self._inputs(step, upstream))
+        return _key(step.key, inputs, self._fingerprints[step.name], *([extra] if extra is not None else []))
+
+    def _inputs(self, step: PlanStep, upstream: Mapping[str, Mapping[str, Ref]]) -> Inputs:
+        # Plan order: when two upstream steps emit the same name, the later (nearer) one wins.
+        order = tuple(sorted(step.needs, key=self._position.__getitem__))
+        return Inputs({n: upstream[n] for n in step.needs if n in upstream}, order)
 
     def cached(self, step: PlanStep, key: str) -> dict[str, Ref] | None:
         """The step's stored outputs for ``key``, if every one is still there and hashes as its ref says.
@@ -230,9 +237,7 @@ class Runner:
                 return hit
             kind = self.kinds[name]
             params = kind.Params.model_validate(step.params)
-            # Plan order: when two upstream steps emit the same name, the later (nearer) one wins.
-            order = tuple(sorted(step.needs, key=self._position.__getitem__))
-            inputs = Inputs({n: upstream[n] for n in step.needs if n in upstream}, order)
+            inputs = self._inputs(step, upstream)
             outputs: dict[str, Ref] = kind.run(self.context(step, logger, on_report), params, inputs)
             if step.cache:
                 self.store.write_json(

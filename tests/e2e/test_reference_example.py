@@ -1,18 +1,17 @@
-"""The reference example through the real CLI, as a user runs it: ephemeral Prefect, cache, resume, exit codes."""
+"""The reference example through the real CLI, as a user runs it: the local Prefect server, cache, resume, exit codes."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from prefect_home import untouched_state  # tests/helpers, on sys.path through conftest
+from local_server import flow_run, untouched_state  # tests/helpers, on sys.path through conftest
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -20,7 +19,7 @@ CLI = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
 
 
 def cli(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}  # the default: PREFECT_HOME in the state dir
+    base = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}  # the default: the local server's
     base["COLUMNS"] = "200"
     return subprocess.run(
         [*CLI, *args], cwd=project, capture_output=True, text=True, timeout=timeout, check=False, env={**base, **(env or {})}
@@ -33,9 +32,9 @@ def test_run_twice_second_is_all_cache_hits(churn_project: Path) -> None:
     cold = time.perf_counter() - start
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Prefect flow run" in first.stdout
-    # PREFECT_HOME defaults to the state dir: the run is in that folder's database.
-    with sqlite3.connect(churn_project / ".mlflowkit" / "prefect" / "prefect.db") as db:
-        assert db.execute("SELECT count(*) FROM flow_run").fetchone()[0] == 1
+    # The run is a flow run of the local Prefect server, and it completed there.
+    record = json.loads(next((churn_project / ".mlflowkit" / "runs").glob("*.json")).read_text())
+    assert flow_run(record["flow_run_id"])["state_type"] == "COMPLETED"
 
     start = time.perf_counter()
     second = cli(churn_project, "run", "spec.yaml")

@@ -70,6 +70,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, Path, dict[
     env = {
         "MLFLOWKIT_EXAMPLE_DEPLOY_DIR": str(tmp / "deployed"),
         "PREFECT_HOME": str(tmp / "prefect"),
+        "MLFLOWKIT_HOME": os.environ["MLFLOWKIT_HOME"],  # the session's local server, never the user's
+        "MLFLOWKIT_SERVER_PORT": "0",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "COLUMNS": "200",

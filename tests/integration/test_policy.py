@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from prefect_home import untouched_state  # tests/helpers, on sys.path through conftest
+from local_server import untouched_state  # tests/helpers, on sys.path through conftest
 
 import mlflowkit
 from mlflowkit.errors import SpecError, StepFailed

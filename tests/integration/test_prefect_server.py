@@ -9,14 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prefect_home import seeded_database_untouched  # tests/helpers, on sys.path through conftest
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 
-def test_run_reports_to_the_configured_server(churn_project: Path, prefect_server: str) -> None:
+def test_run_reports_to_the_configured_server(churn_project: Path, prefect_server: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"}
     env["PREFECT_API_URL"] = prefect_server
+    env["MLFLOWKIT_HOME"] = str(tmp_path / "home")  # where a local server would keep its state
     cmd = [sys.executable, "-c", "from mlflowkit.cli import main; main()", "run", "spec.yaml"]
     first = subprocess.run(cmd, cwd=churn_project, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -26,8 +26,8 @@ def test_run_reports_to_the_configured_server(churn_project: Path, prefect_serve
     assert flows[0]["state_type"] == "COMPLETED"
     tasks = httpx.post(f"{prefect_server}/task_runs/filter", json={"limit": 50}, timeout=10).json()
     assert sorted(t["name"] for t in tasks) == sorted(["load", "split", "checks", "add_features", "train", "evaluate", "gates", "export", "profile", "register", "deploy"])
-    # No embedded API was used: nothing under the state dir's prefect home.
-    assert seeded_database_untouched(churn_project)  # the configured server, not the embedded API, got the run
+    # The user's server takes precedence: no local server was started.
+    assert not (tmp_path / "home" / "server.json").exists()
 
     # With a real server, even a fully cached run is recorded there (it costs no start-up).
     second = subprocess.run(cmd, cwd=churn_project, env=env, capture_output=True, text=True, timeout=300, check=False)

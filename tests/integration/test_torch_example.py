@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from prefect_home import seed_prefect_home  # tests/helpers, on sys.path through conftest
 
 from mlflowkit.store import registry_at
 
@@ -26,7 +25,6 @@ def test_the_torch_example_runs_through_export_and_register(tmp_path: Path) -> N
     shutil.copytree(REPO / "examples" / "churn-torch", tmp_path / "churn-torch", ignore=shutil.ignore_patterns(".mlflowkit"))
     shutil.copytree(REPO / "examples" / "churn" / "data", tmp_path / "churn" / "data")
     project = tmp_path / "churn-torch"
-    seed_prefect_home(project / ".mlflowkit" / "prefect")
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "COLUMNS": "160"}
     cli = [str(Path(sys.executable).parent / "mlflowkit")]
     done = subprocess.run(

@@ -9,6 +9,7 @@ from kind_harness import Harness, Trained
 
 from mlflowkit.errors import StepFailed
 from mlflowkit.handoff import METRICS, MetricsMeta
+from mlflowkit.kinds.base import Inputs
 from mlflowkit.kinds.evaluate import Evaluate
 
 
@@ -88,3 +89,25 @@ def test_groups_too_small_to_compare_leave_the_disparity_nan(biased: tuple[Harne
     value = MetricsMeta.model_validate(out["metrics"].meta).metrics["demographic_parity_difference"]
     assert value is None or math.isnan(value)  # so a gate on it fails closed (tests/unit/kinds/test_gates.py)
     assert all("fewer than 1000 rows" in row["note"] for row in h.report("fairness").rows or [])
+
+
+def test_the_champion_joins_the_cache_key_unless_it_is_the_model_evaluated(trained: Trained, on_trained: Harness) -> None:
+    """A rerun after the champion changed scores again: the champion's identity is in evaluate's key."""
+    kind = Evaluate()
+    params = kind.Params.model_validate({"metrics": ["accuracy"]})
+    ctx = on_trained.context("evaluate", "run-1")
+    inputs = Inputs({"train": {"model": trained.model, "test": trained.test}}, ("train",))
+
+    def key(p: object = params) -> str | None:
+        return kind.input_fingerprint(ctx, p, inputs)
+
+    before = key()
+    model = on_trained.store.get_bytes(trained.model)
+    for n, data in enumerate((model, model + b"\n"), start=1):
+        on_trained.registry.register("churn", {"model.joblib": data}, {"run_id": f"r{n}"})
+    on_trained.registry.set_alias("churn", "champion", 1, reason="first")
+    assert key() == before  # the champion is the model evaluated: nothing else to score, the cache still holds
+    on_trained.registry.set_alias("churn", "champion", 2, reason="second")
+    other = key()
+    assert other != before and key() == other  # another champion: a new key, stable while it stays
+    assert kind.input_fingerprint(ctx, params.model_copy(update={"champion": False}), inputs) is None

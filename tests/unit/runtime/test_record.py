@@ -4,6 +4,8 @@ called, and reach the record, `runs show` and the report; a record is finished o
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from mlflowkit.handoff import RegisteredVersion, RunRecord, Verdict
 from mlflowkit.report import collect, render
 from mlflowkit.runtime.engine import run_spec
 from mlflowkit.runtime.locations import store_root
-from mlflowkit.runtime.record import RunSession
+from mlflowkit.runtime.record import RunSession, as_seen, process_start
 from mlflowkit.runtime.runner import Runner
 from mlflowkit.store import ArtifactStore, registry_at
 
@@ -123,3 +125,17 @@ def test_records_written_before_the_types_still_list_and_show(tmp_path: Path) ->
     record = RunRecord.model_validate(json.loads(json.dumps(LEGACY)))
     assert record.trigger is not None and record.trigger.scheduled and record.verdict is not None
     assert "schedule" in render(collect(store, str(LEGACY["run_id"])))
+
+
+def test_a_record_on_disk_from_another_host_or_a_live_process_is_not_called_killed() -> None:
+    base = {
+        "run_id": "r", "spec_name": "s", "spec_path": "p", "spec_hash": "h", "model": "m",
+        "status": "running", "started_at": "2026-01-01T00:00:00+00:00",
+    }  # fmt: skip
+    me = {**base, "host": socket.gethostname(), "pid": os.getpid(), "pid_started": process_start(os.getpid())}
+    assert as_seen(me)["status"] == "running"
+    assert as_seen({**me, "pid_started": 1})["status"] == "killed"  # the pid now belongs to another process
+    assert as_seen({**me, "host": "elsewhere", "pid": 2**22 + 1})["status"] == "running"  # cannot tell from here
+    assert as_seen(base)["status"] == "running"  # a record from before pids were kept
+    finished = {**me, "pid_started": 1, "status": "completed"}
+    assert as_seen(finished) is finished  # only a running record can have been killed
