@@ -153,6 +153,11 @@ class StepKind(ABC):
         """
         return None
 
+    @classmethod
+    def prefetch(cls) -> None:
+        """Import the heavy libraries :meth:`run` will need (a run calls it early, in a background thread)."""
+        return  # most kinds import nothing heavy
+
     def input_fingerprint(self, ctx: StepContext, params: Any, inputs: Inputs) -> str | None:
         """Like :meth:`fingerprint`, for outside state whose relevance depends on the step's inputs, or None.
 

@@ -280,6 +280,12 @@ class Checks(StepKind):
     Params = ChecksParams
     summary = "check the data with Great Expectations"
     keeps_columns = True
+
+    @classmethod
+    def prefetch(cls) -> None:
+        from mlflowkit.kinds._gx_run import import_gx
+
+        import_gx()
     list_field = "expectations"
 
     @classmethod

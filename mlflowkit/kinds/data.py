@@ -102,6 +102,11 @@ class Load(StepKind):
         for i, column in enumerate(section.columns or ()):
             yield ("columns", i), column
 
+    @classmethod
+    def prefetch(cls) -> None:
+        import pandas  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
     def fingerprint(self, ctx: StepContext, params: LoadParams) -> str | None:
         import fsspec
 
@@ -183,6 +188,10 @@ class Split(StepKind):
     Params = SplitParams
     summary = "hold out a test set"
     keeps_columns = True
+
+    @classmethod
+    def prefetch(cls) -> None:
+        import sklearn.model_selection  # noqa: F401
 
     def run(self, ctx: StepContext, params: SplitParams, inputs: Inputs) -> dict[str, Ref]:
         from sklearn.model_selection import train_test_split

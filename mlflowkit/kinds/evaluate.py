@@ -8,6 +8,7 @@ the candidate and, when a champion exists, for the champion too, so that gates l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -149,6 +150,13 @@ class Evaluate(StepKind):
             yield ("slices", i), column
         for i, column in enumerate(section.fairness.sensitive_features if section.fairness else ()):
             yield ("fairness", "sensitive_features", i), column
+
+    @classmethod
+    def prefetch(cls) -> None:
+        import sklearn.metrics  # noqa: F401
+
+        with contextlib.suppress(ImportError):  # only fairness needs it; evaluate says so if it is missing
+            import fairlearn.metrics  # noqa: F401
 
     @classmethod
     def metrics_produced(cls, section: Any) -> set[str]:

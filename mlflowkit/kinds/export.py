@@ -70,6 +70,11 @@ class OnnxExport(StepKind):
     keeps_columns = True
 
     @classmethod
+    def prefetch(cls) -> None:
+        import onnxruntime  # noqa: F401
+        import skl2onnx  # noqa: F401
+
+    @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
         deploy = spec.section("deploy")
         limits = [(i, t.max_opset) for i, t in enumerate(getattr(deploy, "targets", None) or ()) if getattr(t, "max_opset", None)]

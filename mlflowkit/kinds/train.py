@@ -136,6 +136,11 @@ class SklearnTrain(StepKind):
                 yield (name, i), column
 
     @classmethod
+    def prefetch(cls) -> None:
+        import sklearn.ensemble
+        import sklearn.pipeline  # noqa: F401
+
+    @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
         yield from check_search(section.search, section.ray, section.params)
         yield from _column_choices(section, spec)

@@ -165,6 +165,8 @@ def run_as_flow(runner: Runner, session: RunSession) -> RunResult:
     with prefect_settings():
         from prefect import Flow, tags
 
+        runner.prefetch.start()  # after Prefect's own imports: the two never import one library at once
+
         def lifecycle(**params: Any) -> Any:
             return _run_steps(runner, session)
 

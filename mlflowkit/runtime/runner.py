@@ -23,6 +23,7 @@ from mlflowkit.errors import MlflowkitError, StepFailed
 from mlflowkit.handoff import Ref, StepRecord, StepStatus, Trigger
 from mlflowkit.kinds.base import Inputs, Report, StepContext
 from mlflowkit.plan.model import Plan, PlanStep
+from mlflowkit.runtime.prefetch import Prefetch
 from mlflowkit.spec.models import SpecBase
 from mlflowkit.store import ArtifactStore, registry_at
 
@@ -124,6 +125,8 @@ class Runner:
         self.errors: dict[str, MlflowkitError] = {}
         self.reports: list[Report] = []
         self._lock = threading.Lock()
+        self.prefetch = Prefetch(list(self.kinds.values()))
+        """Imports the steps' heavy libraries in the background once :meth:`Prefetch.start` is called (a flow does)."""
 
     def context(
         self,
@@ -236,6 +239,7 @@ class Runner:
                 self._finish(step, "cached", time.perf_counter() - start, hit)
                 return hit
             kind = self.kinds[name]
+            self.prefetch.wait_for(kind)  # never import a library while the prefetch thread imports it
             params = kind.Params.model_validate(step.params)
             inputs = self._inputs(step, upstream)
             outputs: dict[str, Ref] = kind.run(self.context(step, logger, on_report), params, inputs)
