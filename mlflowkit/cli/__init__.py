@@ -69,15 +69,20 @@ def _options(
 def main() -> None:
     """Entry point of the ``mlflowkit`` script.
 
-    Exits without tearing the interpreter down: after a run, Python's final garbage collection over
-    the heaps of pandas, scikit-learn, Great Expectations and Prefect takes seconds of CPU and frees
-    nothing the operating system would not. Exit handlers still run and the output is flushed first.
+    After a command that loaded the heavy libraries, exits without tearing the interpreter down:
+    Python's final garbage collection over the heaps of pandas, scikit-learn, Great Expectations and
+    Prefect takes seconds of CPU and frees nothing the operating system would not. Exit handlers
+    still run and the output is flushed first.
     """
     try:
         app()
     except SystemExit as exc:
-        _exit_now(exc.code)
-    _exit_now(0)
+        if not _HEAVY.isdisjoint(sys.modules):
+            _exit_now(exc.code)
+        raise
+
+
+_HEAVY = frozenset({"pandas", "prefect", "sklearn", "great_expectations", "ray", "torch"})
 
 
 def _exit_now(code: object) -> NoReturn:

@@ -80,7 +80,31 @@ def _settings(home: Path, port: int, ui: bool) -> None:
         PREFECT_SERVER_API_PORT=str(port),
         PREFECT_UI_ENABLED="true" if ui else "false",
         PREFECT_SERVER_LOGGING_LEVEL=os.environ.get("PREFECT_SERVER_LOGGING_LEVEL", "WARNING"),
+        PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true",  # a "database is locked" answer is worth a line in the log
     )
+
+
+def _immediate_sqlite_writes() -> None:
+    """Open every SQLite transaction of the server with ``BEGIN IMMEDIATE``.
+
+    Prefect 3.8 opens most with ``BEGIN DEFERRED``: a transaction that reads, then writes while another
+    connection (the task-run recorder, say) has written meanwhile, gets SQLITE_BUSY at once, bypassing
+    the busy timeout; the API answers 503 and the client backs off ~2 s. An immediate transaction
+    takes the write lock when it begins, so it waits in the busy timeout instead (WAL readers outside
+    transactions never wait).
+    """
+    from contextlib import asynccontextmanager
+
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    deferred = AioSqliteConfiguration.begin_transaction
+
+    @asynccontextmanager
+    async def begin_transaction(self: Any, session: Any, with_for_update: bool = False) -> Any:
+        async with deferred(self, session, with_for_update=True) as transaction:
+            yield transaction
+
+    AioSqliteConfiguration.begin_transaction = begin_transaction  # type: ignore[method-assign]
 
 
 def _watch(server: Any, activity: Activity, info: ServerInfo, home: Path, idle: float) -> None:
@@ -112,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
     from prefect.server.api.server import create_app
 
+    _immediate_sqlite_writes()
     activity = Activity(create_app(ephemeral=not args.ui, final=True))
     config = uvicorn.Config(activity, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import mlflowkit
 from mlflowkit.errors import StepFailed
 from mlflowkit.runtime.engine import RunResult, run_spec
+from mlflowkit.runtime.flow import prefect_settings
 
 pytestmark = [pytest.mark.slow]
 
@@ -132,7 +133,7 @@ def test_failed_checks_fail_the_prefect_flow_and_keep_the_validation(churn_proje
 
     from prefect.client.orchestration import get_client
 
-    with get_client(sync_client=True) as client:
+    with prefect_settings(), get_client(sync_client=True) as client:  # the local server the run used
         state = client.read_flow_run(result.flow_run_id).state
         # Raw request: prefect 3.8.8's read_artifacts sends nulls this server version refuses (HTTP 422).
         body = {"artifacts": {"flow_run_id": {"any_": [result.flow_run_id]}}, "limit": 20, "offset": 0, "sort": "KEY_ASC"}

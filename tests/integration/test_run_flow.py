@@ -10,6 +10,7 @@ import pytest
 import mlflowkit
 from mlflowkit.errors import GateFailed
 from mlflowkit.runtime.engine import RunResult, run_spec
+from mlflowkit.runtime.flow import prefect_settings
 from mlflowkit.store import ModelRegistry
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
@@ -34,7 +35,7 @@ def test_flow_has_one_task_per_step_and_registers(churn_project: Path) -> None:
     assert result.orchestrated and result.flow_run_id
     assert [s.status for s in result.steps] == ["ran"] * 11
 
-    with get_client(sync_client=True) as client:
+    with prefect_settings(), get_client(sync_client=True) as client:  # the local server the run used
         flow_run = client.read_flow_run(result.flow_run_id)
         assert flow_run.state and flow_run.state.is_completed()
         assert flow_run.parameters == {"n_estimators": 150, "max_depth": 10, "min_accuracy": 0.7}
@@ -136,7 +137,7 @@ def test_step_reports_become_prefect_artifacts_and_stay_with_the_run(churn_proje
     assert statuses["gates"] == "failed" and statuses["register"] == "skipped"
     assert result.verdict is not None and [r.rule for r in result.verdict.failed()] == ["accuracy >= 0.99"]
     assert not (churn_project / ".mlflowkit" / "registry" / "churn").exists()
-    with get_client(sync_client=True) as client:
+    with prefect_settings(), get_client(sync_client=True) as client:  # the local server the run used
         # Raw request: prefect 3.8.8's read_artifacts sends nulls this server version refuses (HTTP 422).
         body = {"artifacts": {"flow_run_id": {"any_": [result.flow_run_id]}}, "limit": 20, "offset": 0, "sort": "KEY_ASC"}
         artifacts = client.request("POST", "/artifacts/filter", json=body).json()  # type: ignore[arg-type]
