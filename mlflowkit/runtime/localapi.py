@@ -8,7 +8,7 @@ this server (its command line), that its versions are theirs and that it answers
 otherwise. A server left by another version is stopped and replaced. The server stops itself after
 :data:`IDLE_ENV` seconds without a request, so a killed run never leaves one running for good.
 
-This module never imports Prefect (starting the server is a ``subprocess``); :mod:`.localserver` is
+This module never imports Prefect (the server is a process of its own); :mod:`.localserver` is
 the server process.
 """
 
@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from mlflowkit._version import __version__
 from mlflowkit.errors import MlflowkitError
+from mlflowkit.runtime.detached import spawn_detached
 from mlflowkit.runtime.locations import mlflowkit_home
 
 __all__ = [
@@ -187,20 +187,10 @@ def _start(home: Path, *, ui: bool) -> ServerInfo:
     idle = os.environ.get(IDLE_ENV, str(DEFAULT_IDLE))
     args = [sys.executable, "-m", SERVER_MODULE, "--home", str(home), "--port", preferred, "--idle", idle]
     env = {k: v for k, v in os.environ.items() if k not in {"PREFECT_API_URL", "PREFECT_PROFILE"}}
-    # Through a launcher that exits at once: the server is nobody's child (no zombie, no process group
-    # of a run's), and the launcher prints its pid so that an early death is seen at once.
-    launched = subprocess.run(
-        [sys.executable, "-S", "-c", _LAUNCH, str(log), *args, *(["--ui"] if ui else [])],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    if launched.returncode != 0 or not launched.stdout.strip().isdigit():
-        raise MlflowkitError(f"the local Prefect server could not be launched: {launched.stderr.strip()[-500:]}")
-    pid = int(launched.stdout)
+    try:
+        pid = spawn_detached([*args, *(["--ui"] if ui else [])], log=log, env=env)
+    except OSError as exc:
+        raise MlflowkitError(f"the local Prefect server could not be launched: {exc}") from None
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         info = read_state(home)
@@ -213,15 +203,6 @@ def _start(home: Path, *, ui: bool) -> ServerInfo:
         _terminate(pid)
     tail = log.read_text(errors="replace").strip().splitlines()[-15:] if log.exists() else []
     raise MlflowkitError(f"the local Prefect server did not start; log {log}:\n" + "\n".join(tail))
-
-
-_LAUNCH = """
-import subprocess, sys
-with open(sys.argv[1], "ab") as log:
-    p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                         start_new_session=True, close_fds=True)
-print(p.pid)
-"""
 
 
 def _terminate(pid: int, timeout: float = 10.0) -> bool:

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from mlflowkit.handoff import (
     Verdict,
     find_output,
 )
+from mlflowkit.runtime.detached import spawn_detached
 from mlflowkit.runtime.runner import Runner
 
 if TYPE_CHECKING:
@@ -183,12 +183,8 @@ class RunSession:
         """Write the report now, or hand it to a process of its own; a report that cannot be made never fails the run."""
         runner = self.runner
         if self.report_mode == "background" and runner.store.is_local and not now:
-            cmd = [sys.executable, "-m", "mlflowkit.report", runner.store.root, record.run_id]
             try:
-                subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    start_new_session=True, close_fds=True,
-                )  # fmt: skip
+                spawn_detached([sys.executable, "-m", "mlflowkit.report", runner.store.root, record.run_id])
                 return
             except OSError as exc:
                 log.warning("run %s: report writer did not start (%s); writing it here", record.run_id, exc)
