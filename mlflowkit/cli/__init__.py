@@ -82,7 +82,7 @@ def main() -> None:
         raise
 
 
-_HEAVY = frozenset({"pandas", "prefect", "sklearn", "great_expectations", "ray", "torch"})
+_HEAVY = frozenset({"mlflowkit.runtime", "pandas", "prefect", "sklearn", "great_expectations", "ray", "torch"})
 
 
 def _exit_now(code: object) -> NoReturn:
