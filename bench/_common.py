@@ -95,7 +95,7 @@ def scratch_dir(keep: bool = False) -> Path:
 
 
 def bench_env(scratch: Path, *, prefect_home: Path | None = None, bytecode: bool = True, **extra: str) -> dict[str, str]:
-    """The environment for a subprocess: PREFECT_HOME under ``scratch``, no analytics, the embedded Prefect API.
+    """A subprocess environment: PREFECT_HOME and MLFLOWKIT_HOME (the local server's) under ``scratch``, no analytics.
 
     With ``bytecode`` (the default) compiled modules are cached under ``scratch/pycache``, as they would be
     in a user's install; without it nothing is cached (``PYTHONDONTWRITEBYTECODE=1``) and every
@@ -108,8 +108,16 @@ def bench_env(scratch: Path, *, prefect_home: Path | None = None, bytecode: bool
         env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")  # a cache that writes nothing into the repo
     else:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.update(PREFECT_HOME=str(prefect_home or scratch / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
+    env.update(PREFECT_HOME=str(prefect_home or scratch / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               MLFLOWKIT_HOME=str(scratch / "home"), **extra)  # fmt: skip
+    atexit.register(_stop_local_server, scratch / "home")  # a run's local Prefect server, never the user's
     return env
+
+
+def _stop_local_server(home: Path) -> None:
+    from mlflowkit.runtime.localapi import stop_server
+
+    stop_server(home)
 
 
 def run_process(cmd: Sequence[str], *, env: Mapping[str, str], cwd: Path | str | None = None) -> float:

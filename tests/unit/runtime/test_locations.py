@@ -8,7 +8,7 @@ import pytest
 from runtime_project import Project
 
 from mlflowkit.runtime.engine import run_spec
-from mlflowkit.runtime.locations import configured_api_url, embedded_api, state_dir, store_root
+from mlflowkit.runtime.locations import configured_api_url, embedded_api, mlflowkit_home, state_dir, store_root
 
 
 def test_the_store_is_the_override_else_the_environment_else_the_spec_else_the_state_folder(
@@ -44,3 +44,14 @@ def test_the_prefect_api_comes_from_the_environment_or_the_active_profile(tmp_pa
     assert configured_api_url() is None
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     assert configured_api_url() == "http://127.0.0.1:4200/api"
+
+
+def test_the_mlflowkit_home_is_the_environment_else_the_xdg_state_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOWKIT_HOME", str(tmp_path / "mine"))
+    assert mlflowkit_home() == tmp_path / "mine"
+    monkeypatch.delenv("MLFLOWKIT_HOME")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert mlflowkit_home() == tmp_path / "state" / "mlflowkit"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert mlflowkit_home() == tmp_path / "user" / ".local" / "state" / "mlflowkit"  # outside any project
