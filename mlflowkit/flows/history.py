@@ -43,16 +43,18 @@ def _versions(registry: ModelRegistry) -> dict[str, str]:
 def history(records: list[dict[str, Any]], registry: ModelRegistry | None) -> History:
     """Add the registered version and Prefect's view of each run to the records."""
     from mlflowkit.flows.api import ApiUnavailable, PrefectApi
+    from mlflowkit.runtime.localapi import running_server
     from mlflowkit.runtime.locations import configured_api_url
 
     result = History(records=records, versions=_versions(registry) if registry is not None else {})
     for r in records:
         v = r.get("version")
         r["registered"] = f"{v['model']} v{v['version']}" if v else result.versions.get(r["run_id"], "")
-    url = configured_api_url()
+    local = None if configured_api_url() else running_server()  # the local server runs use, if it is up
+    url = configured_api_url() or (local.url if local else None)
     result.api_url = url
     if not url:
-        result.note = "no Prefect server configured (PREFECT_API_URL): state and trigger are from the run records"
+        result.note = "no Prefect server running (PREFECT_API_URL, mlflowkit server start): state and trigger from the records"
         return result
     ids = [r["flow_run_id"] for r in records if r.get("flow_run_id")]
     try:
