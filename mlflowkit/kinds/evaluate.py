@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from mlflowkit.errors import RegistryError, StepFailed
+from mlflowkit.errors import MlflowkitError, RegistryError, StepFailed
 from mlflowkit.handoff import METRICS, MetricsMeta, ModelMeta, meta_of
 from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds._policy import governing_policy
@@ -181,11 +181,17 @@ class Evaluate(StepKind):
         if not params.champion:
             return None
         try:
-            version = ctx.registry.get(ctx.model_name, "champion")
-        except RegistryError:
+            number = ctx.registry.aliases(ctx.model_name).get("champion")
+        except RegistryError:  # no such model yet
+            number = None
+        if number is None:
             return "no champion"
+        try:
+            version = ctx.registry.get(ctx.model_name, number)
+        except MlflowkitError as exc:  # unreadable or refused: the step runs, and its gates fail closed
+            return f"champion v{number} unreadable: {type(exc).__name__}"
         model = inputs.get("model")
-        if model is not None and version.digests.get("model.joblib") == model.sha256:
+        if model is not None and model.sha256 in version.digests.values():  # its model file is these very bytes
             return "no champion"
         return json.dumps([version.model, version.version, version.digests], sort_keys=True)
 
