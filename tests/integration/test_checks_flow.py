@@ -1,6 +1,6 @@
 """Data checks in a run of the reference example: bad data stops the flow before training; warnings do not.
 
-Two runs go through the real ephemeral Prefect API (and one through the CLI); the injected faults
+Two runs go through the local Prefect server (and one through the CLI); the injected faults
 run the same steps without the orchestrator (``orchestrate=False``), which is the kind's behaviour
 under the same runner.
 """

@@ -1,6 +1,6 @@
 """Monitoring end to end: train a champion, check live batches with injected shifts, retrain on drift.
 
-Real registry, real ONNX Runtime scoring, real Prefect flows (the embedded API). Each shifted batch
+Real registry, real ONNX Runtime scoring, real Prefect flows (the local server). Each shifted batch
 must flag exactly the shifted feature and start a retraining run whose new version records the
 drift check that triggered it; an unshifted batch must trigger nothing.
 """

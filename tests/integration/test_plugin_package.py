@@ -3,7 +3,7 @@
 The venv is new (so the dev/tox environment is never changed) and sees this environment's packages
 through a ``.pth`` file, mlflowkit and its dependencies included. Both the example package and a
 deliberately broken one are installed offline with this environment's pip and setuptools; every
-command then runs with that venv's Python in a subprocess, against a real Prefect ephemeral API.
+command then runs with that venv's Python in a subprocess, against the local Prefect server.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Built-in recipes: documented fields, `mlflowkit recipes show`, and `mlflowkit init` projects that run as they are.
 
-A scaffolded project's own test (validate, then run on a real Prefect ephemeral API) is run with
+A scaffolded project's own test (validate, then run on the local Prefect server) is run with
 pytest in a subprocess, from the project's folder, exactly as its README says.
 """
 

@@ -1,4 +1,4 @@
-"""Runs on a real Prefect ephemeral API (started once per session): tasks per step, cache, failures."""
+"""Runs on mlflowkit's local Prefect server (started once per session): tasks per step, cache, failures."""
 
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect_home import seed_prefect_home
 from typer.testing import CliRunner
 
 import mlflowkit
@@ -100,7 +99,6 @@ def project(tmp_path: Path) -> Path:
     text = re.sub(r"(?ms)^checks:.*?(?=^train:)", "", spec.read_text())
     text = text.replace("  - roc_auc >= champion.roc_auc - 0.02\n", "")
     spec.write_text(text.replace("  metrics: [accuracy, f1, roc_auc]\n", "  metrics: [accuracy, f1, roc_auc]\n  bootstrap: {n: 30}\n"))
-    seed_prefect_home(project / ".mlflowkit" / "prefect")
     _git(project, "init", "-q")
     _git(project, "add", "spec.yaml", "data")
     _git(project, "commit", "-q", "-m", "churn")

@@ -1,6 +1,6 @@
 """The real-data matrix: public data sets that ship inside packages, one spec each as a user would write it.
 
-Each spec validates, runs (the CLI, on a real Prefect ephemeral API), beats a DummyClassifier or
+Each spec validates, runs (the CLI, on the local Prefect server), beats a DummyClassifier or
 DummyRegressor on the same held-out rows, passes the export's ONNX parity check, and predicts through
 its signed edge bundle (``mlflowkit edge pull`` + ``edge predict``). Run with ``tox -e realdata`` (outside
 the default run: about ten minutes); the results table is docs/realdata.md (written to
