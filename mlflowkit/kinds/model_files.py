@@ -2,7 +2,7 @@
 
 Whoever can write to a store can rewrite a cache entry *and* the object it points to with a matching
 hash, so a hash alone does not make bytes safe to unpickle. Models are therefore written with skops
-(`save_model`) and read back only when every type the file names is a class of an allowed module
+(`save_model`) and read back only when every type the file names is one a model may be made of
 (`load_model`). A registered version is scored through its ONNX graph in ONNX Runtime when it has one
 (`registered_model`); a pickle (``model.joblib``, from versions registered before skops) is loaded only
 from a version whose signature a trusted key verified.
@@ -40,9 +40,15 @@ __all__ = [
 
 
 _FILE_NAMES = {SKOPS: "model.skops", JOBLIB: "model.joblib"}
-# Modules whose classes a stored model may be made of, besides the estimator allow-list: skops rebuilds
-# them from their state (``__new__`` + ``__setstate__``), without calling anything the file names.
-_BASE_MODULES = ("sklearn", "numpy", "scipy")
+# What a stored model may be made of besides skops' own trusted types: classes of scikit-learn (pipelines,
+# encoders, trees, kernels, losses) and of the estimator allow-list, and numpy's and scipy's data types.
+# skops rebuilds a named class from the file's state (``__new__`` + ``__setstate__``) or calls it with the
+# file's arguments, so every class is a capability: numpy's ``memmap`` creates the file it is given, its
+# ``DataSource`` removes the folder its state names when it is collected. Other numpy and scipy classes
+# are therefore refused, and a class counts only under its own name (``numpy.distutils.fcompiler.gnu.Popen``
+# is subprocess.Popen).
+_CLASS_MODULES = ("sklearn",)
+_DATA_TYPE_MODULES = ("numpy", "scipy")
 _TORCH_MODEL = "mlflowkit.kinds._torch_model.TorchTabularModel"
 _RETRAIN = "rerun the step that trained it (mlflowkit run SPEC --from train) to store it with skops"
 
@@ -86,26 +92,41 @@ def _allowed_modules(policy: Policy | None) -> tuple[str, ...]:
     return ("sklearn", "xgboost", "lightgbm", *extra)
 
 
-def _refused(names: list[str], allowed: tuple[str, ...]) -> list[str]:
-    """The names among ``names`` that are not classes of an allowed module (whole dotted components)."""
+def _refusal(name: str, allowed: tuple[str, ...]) -> str:  # noqa: PLR0911 - one return per reason
+    """Why a stored model may not name ``name`` (``""``: it may): see ``_CLASS_MODULES``."""
+    import warnings
+
+    import numpy as np
+
     from mlflowkit.policy import module_allowed
 
-    refused = []
-    for name in names:
-        if name == _TORCH_MODEL:
-            continue
-        module, _, attr = name.rpartition(".")
-        if not module or not module_allowed(name, list(allowed)):
-            refused.append(name)
-            continue
-        try:
+    if name == _TORCH_MODEL:
+        return ""
+    module, _, attr = name.rpartition(".")
+    data_type = not module_allowed(name, list(allowed)) and module_allowed(name, list(_DATA_TYPE_MODULES))
+    if not module or any(part.startswith("__") for part in name.split(".")):
+        return "not an import path of a class"  # importing numpy.f2py.__main__ would run f2py
+    if not module_allowed(name, list(allowed)) and not data_type:
+        return "outside the allowed modules"
+    try:
+        with warnings.catch_warnings():  # a deprecated module warns on import; the name is judged all the same
+            warnings.simplefilter("ignore")
             found = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            refused.append(name)
-            continue
-        if not isinstance(found, type):  # a function would be called later with the file's arguments
-            refused.append(name)
-    return refused
+    except Exception:  # no such module or class, or its import fails: either way it is not loaded
+        return "no such class"
+    if not isinstance(found, type):
+        return "not a class: a function would be called with the file's arguments"
+    defined = f"{found.__module__}.{found.__qualname__}"
+    if defined != name:
+        return f"it is {defined}, under another name"
+    if data_type and not issubclass(found, np.dtype | np.generic):
+        return "a numpy or scipy class that is not a data type"
+    return ""
+
+
+def _refused(names: list[str], allowed: tuple[str, ...]) -> list[str]:
+    """The names among ``names`` a stored model may not be made of, each with why."""
+    return [f"{name} ({why})" for name in names if (why := _refusal(name, allowed))]
 
 
 def loads_model(
@@ -116,7 +137,7 @@ def loads_model(
     policy: Policy | None = None,
     names: Sequence[str] | None = None,
 ) -> Any:
-    """A model from skops bytes, if every type they name is a class of an allowed module.
+    """A model from skops bytes, if every type they name is one a model may be made of (see ``_CLASS_MODULES``).
 
     Args:
         data: the skops file's bytes (already checked against their hash by the caller).
@@ -128,19 +149,20 @@ def loads_model(
             is judged here all the same, and a file that names any other type is refused by skops.
 
     Raises:
-        UntrustedModel: the file names a function, or a type outside the allowed modules, or is no skops file.
+        UntrustedModel: the file names a function, a type outside the allowed modules, a numpy or scipy class
+            that is not a data type, or a class under a name not its own; or it is no skops file.
     """
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    allowed = (*_BASE_MODULES, *(m.rstrip(".") for m in _allowed_modules(policy)))
+    allowed = tuple(dict.fromkeys((*_CLASS_MODULES, *(m.rstrip(".") for m in _allowed_modules(policy)))))
     try:
         named = list(sio.get_untrusted_types(data=data)) if names is None else [str(n) for n in names]
         refused = _refused(named, allowed)
         if refused:
             raise UntrustedModel(
-                f"{where} names {', '.join(refused)}: not classes of an allowed module ({', '.join(allowed)}); "
-                "it was not loaded"
+                f"{where} names {', '.join(refused)}: a model may be made of classes of {', '.join(allowed)} and of "
+                "numpy and scipy data types only; it was not loaded"
             )
         model = sio.loads(data, trusted=named)
     except UntrustedTypesFoundException as exc:

@@ -11,7 +11,9 @@ import hashlib
 import json
 import logging
 import pickle
+import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,9 @@ from mlflowkit.errors import RegistryError
 from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.store import ArtifactStore, Ref, registry_at
 from mlflowkit.store.trust import SIGNING_KEY_ENV, TRUSTED_KEYS_ENV
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
+from forged_models import popen_model
 
 pytestmark = [pytest.mark.slow]
 
@@ -119,6 +124,31 @@ def test_a_pickle_in_place_of_the_model_is_noticed_and_never_runs(
     refused = _run(project, from_step="evaluate")
     assert not refused.ok and _status(refused)["evaluate"] == "failed"
     assert f"{forged.key} is not a model file mlflowkit can read" in (refused.error or "")
+    assert not marker.exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # as outside pytest: numpy.distutils only warns on import
+def test_a_model_file_naming_a_class_that_runs_code_is_refused(project: tuple[Path, str], tmp_path: Path) -> None:
+    # A skops file, not a pickle: its only type is `numpy.distutils.fcompiler.gnu.Popen`, which is
+    # subprocess.Popen under a numpy name. The store writer plants it and points the train step's cache entry
+    # at it with its true hash; the plain rerun that follows reads it as the model to evaluate.
+    first = _run(project)
+    assert first.ok, first.error
+    store = ArtifactStore(project[1])
+    model = _output(first, "train", "model")
+    marker = tmp_path / "PWNED"
+    forged = store.put_bytes(popen_model(str(marker)), model.media_type)
+    forged = forged.model_copy(update={"meta": {**model.meta, "skops_types": ["numpy.distutils.fcompiler.gnu.Popen"]}})
+    entry = _cache_entry(store, "train")
+    doc = store.read_json(entry)
+    doc["outputs"]["model"] = forged.model_dump(mode="json")
+    store.write_json(entry, doc)
+
+    refused = _run(project)
+    assert not refused.ok and _status(refused)["train"] == "cached" and _status(refused)["evaluate"] == "failed"
+    assert "numpy.distutils.fcompiler.gnu.Popen (it is subprocess.Popen, under another name)" in (refused.error or "")
+    assert "it was not loaded" in (refused.error or "")
+    time.sleep(0.2)
     assert not marker.exists()
 
 

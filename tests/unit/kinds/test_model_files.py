@@ -6,8 +6,11 @@ folder and on S3 (moto)."""
 
 from __future__ import annotations
 
+import gc
 import io
 import pickle
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,9 @@ from mlflowkit.kinds.model_files import (
     save_model,
 )
 from mlflowkit.store import ArtifactStore, ModelRegistry, Ref, Trust
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "helpers"))
+from forged_models import datasource_model, memmap_model, popen_model
 
 
 class _Payload:
@@ -87,14 +93,16 @@ def test_a_skops_file_may_name_classes_of_allowed_modules_only(store: ArtifactSt
 
     # A function would be called later with the file's arguments (clear_data_home deletes a folder).
     ref = save_model(store, FunctionTransformer(func=clear_data_home, kw_args={"data_home": "/tmp/x"}))
-    with pytest.raises(UntrustedModel, match=r"names sklearn\.datasets\._base\.clear_data_home: not classes"):
+    with pytest.raises(UntrustedModel, match=r"names sklearn\.datasets\._base\.clear_data_home \(not a class: a function"):
         load_model(store, ref)
     ref = save_model(store, FunctionTransformer(func=io.open))
     with pytest.raises(UntrustedModel, match=r"io\.open"):
         load_model(store, ref)
 
 
-def test_the_types_a_reference_declares_are_judged_and_bind_the_file(store: ArtifactStore, fitted: tuple[Any, pd.DataFrame]) -> None:
+def test_the_types_a_reference_declares_are_judged_and_bind_the_file(
+    store: ArtifactStore, fitted: tuple[Any, pd.DataFrame]
+) -> None:
     model, frame = fitted
     ref = save_model(store, model)
     assert "sklearn.tree._tree.Tree" in ref.meta["skops_types"]  # declared, so a reader parses the file once
@@ -105,8 +113,64 @@ def test_the_types_a_reference_declares_are_judged_and_bind_the_file(store: Arti
         load_model(store, fewer)
     # ... a function among them, and the judge refuses.
     more = ref.model_copy(update={"meta": {**ref.meta, "skops_types": [*ref.meta["skops_types"], "os.system"]}})
-    with pytest.raises(UntrustedModel, match=r"names os\.system: not classes"):
+    with pytest.raises(UntrustedModel, match=r"names os\.system \(outside the allowed modules\)"):
         load_model(store, more)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # as outside pytest: numpy.distutils only warns on import
+@pytest.mark.parametrize("forge", ["popen", "memmap"])
+def test_a_skops_file_cannot_call_a_class_under_an_allowed_name(store: ArtifactStore, tmp_path: Path, forge: str) -> None:
+    # `numpy.distutils.fcompiler.gnu.Popen` lies under numpy by name, and is subprocess.Popen: a class, which
+    # skops calls with the file's arguments. numpy.memmap is numpy's own, and creates the file it is given.
+    marker = tmp_path / "PWNED"
+    data = popen_model(str(marker)) if forge == "popen" else memmap_model(str(marker))
+    ref = store.put_bytes(data, SKOPS)
+    with pytest.raises(UntrustedModel, match=r"Popen|memmap") as refused:
+        load_model(store, ref)
+    assert "it was not loaded" in str(refused.value)
+    time.sleep(0.2)  # a Popen would have touched it by now
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("module", ["numpy.lib.npyio", "numpy.lib._datasource"])
+def test_a_skops_file_cannot_rebuild_a_numpy_object_that_deletes_on_collection(
+    store: ArtifactStore, tmp_path: Path, module: str
+) -> None:
+    # numpy's DataSource removes the folder its state names when it is garbage-collected.
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "sub" / "precious.txt").write_text("keep")
+    ref = store.put_bytes(datasource_model(str(victim), module), SKOPS)
+    with pytest.raises(UntrustedModel, match=rf"{module}\.DataSource \((a numpy or scipy class that is not a data type|it is)"):
+        load_model(store, ref)
+    gc.collect()
+    assert (victim / "sub" / "precious.txt").read_text() == "keep"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # default settings on a toy table
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        "sklearn.ensemble.HistGradientBoostingClassifier",
+        "sklearn.gaussian_process.GaussianProcessClassifier",
+        "sklearn.neighbors.KNeighborsClassifier",
+        "sklearn.neural_network.MLPClassifier",
+        "sklearn.linear_model.LogisticRegression",
+        "sklearn.calibration.CalibratedClassifierCV",
+    ],
+)
+def test_models_whose_files_name_internal_types_still_load(
+    tmp_path: Path, fitted: tuple[Any, pd.DataFrame], estimator: str
+) -> None:
+    # Kernels, losses, KD-trees, optimizers, binners: classes of scikit-learn that are not estimators.
+    import importlib
+
+    _, frame = fitted
+    module, _, name = estimator.rpartition(".")
+    x, y = frame[["a"]].to_numpy(), frame["label"]
+    model = getattr(importlib.import_module(module), name)().fit(x, y)
+    back = load_model(ArtifactStore(tmp_path / "store"), save_model(ArtifactStore(tmp_path / "store"), model))
+    assert (back.predict(x) == model.predict(x)).all()
 
 
 def _registry(tmp_path: Path, **env: str) -> ModelRegistry:
