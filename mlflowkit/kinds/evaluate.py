@@ -380,7 +380,7 @@ class _Scorer:
                 "matrix": skm.confusion_matrix(self.y, self.pred, labels=self.classes).tolist(),
             }
             if self.proba is not None:
-                body["roc_curves"] = self._roc_curves()
+                body["roc_curves"], body["pr_curves"] = self._curves()
         else:
             body["residuals"] = self._residuals()
         if self.params.slices:
@@ -391,30 +391,35 @@ class _Scorer:
             body["fairness"] = self._fairness(test, self.params.fairness)
         return body
 
-    def _roc_curves(self, points: int = 200, max_classes: int = 10) -> list[dict[str, Any]]:
-        """ROC curve points for the report's plot: the positive class, or one-vs-rest per class (at most 10)."""
+    def _curves(self, points: int = 200, max_classes: int = 10) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """ROC and precision-recall curve points for the plots: the positive class, or one-vs-rest per class (at most 10)."""
         import numpy as np
         from sklearn import metrics as skm
 
         assert self.proba is not None
         y = np.asarray(self.y)
         columns = [self.pos] if len(self.classes) == 2 else list(range(min(len(self.classes), max_classes)))
-        curves = []
+        roc, pr = [], []
+
+        def thin(*arrays: Any) -> list[list[float]]:
+            keep = np.unique(np.linspace(0, len(arrays[0]) - 1, min(points, len(arrays[0]))).round().astype(int))
+            return [[round(float(v), 5) for v in a[keep]] for a in arrays]
+
         for col in columns:
             positive = y == self.classes[col]
             if positive.all() or not positive.any():
                 continue  # one class only on these rows: no curve
+            label = str(self.classes[col])
             fpr, tpr, _ = skm.roc_curve(positive, self.proba[:, col])
-            keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
-            curves.append(
-                {
-                    "label": str(self.classes[col]),
-                    "fpr": [round(float(v), 5) for v in fpr[keep]],
-                    "tpr": [round(float(v), 5) for v in tpr[keep]],
-                    "auc": float(skm.auc(fpr, tpr)),
-                }
+            fpr_kept, tpr_kept = thin(fpr, tpr)
+            roc.append({"label": label, "fpr": fpr_kept, "tpr": tpr_kept, "auc": float(skm.auc(fpr, tpr))})
+            precision, recall, _ = skm.precision_recall_curve(positive, self.proba[:, col])
+            recall_kept, precision_kept = thin(recall, precision)
+            ap = float(skm.average_precision_score(positive, self.proba[:, col]))
+            pr.append(
+                {"label": label, "recall": recall_kept, "precision": precision_kept, "ap": ap, "base": float(positive.mean())}
             )
-        return curves
+        return roc, pr
 
     def _residuals(self, points: int = 500) -> dict[str, Any]:
         """Predicted values and residuals (a sample of at most 500 rows) for the report's plot."""

@@ -1,4 +1,5 @@
-"""The comparison page: runs side by side (differences marked), a chart per metric across them, their curves overlaid.
+"""The comparison page: runs side by side (differences marked), a chart per metric across them, their curves overlaid
+(ROC and precision-recall for classifiers, residuals for regressors).
 
 Self-contained like the run report (``template.html``, inline PNGs drawn with the report's plot helpers);
 the table is the one ``mlflowkit runs compare`` prints, from :func:`mlflowkit.run_summary.compare`.
@@ -15,7 +16,7 @@ from mlflowkit.run_summary import compare
 if TYPE_CHECKING:
     from mlflowkit.run_summary import RunSummary
 
-__all__ = ["metric_chart", "render_comparison", "residuals_overlaid", "roc_overlaid"]
+__all__ = ["metric_chart", "pr_overlaid", "render_comparison", "residuals_overlaid", "roc_overlaid"]
 
 _MAX_METRIC_CHARTS = 12
 
@@ -69,6 +70,33 @@ def roc_overlaid(runs: list[RunSummary]) -> str | None:
             label = _label(run) if len(own) == 1 else f"{_label(run)} · {curve['label']}"
             curves.append({**curve, "label": label})
     return plots.roc_curves(curves) if curves else None
+
+
+def pr_overlaid(runs: list[RunSummary]) -> str | None:
+    """Every run's precision-recall curve on one plot (with each one's average precision); None when no run has one."""
+    from mlflowkit.report import plots
+
+    have = [(run, curve) for run in runs for curve in run.document.get("pr_curves") or []]
+    if not have:
+        return None
+    fig = plots.figure()
+    ax = fig.add_subplot()
+    for i, (run, curve) in enumerate(have):
+        several = len(run.document["pr_curves"]) > 1
+        label = f"{_label(run)} · {curve['label']}" if several else _label(run)
+        color = plots.PALETTE[i % len(plots.PALETTE)]
+        ax.plot(curve["recall"], curve["precision"], color=color, linewidth=2, label=f"{label} (AP {curve['ap']:.3f})")
+    base = have[0][1].get("base")
+    if isinstance(base, float) and len(have) == len(runs):  # one positive class: its share is the chance line
+        ax.axhline(base, linestyle="--", color="#a0aec0", linewidth=1, label="chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("precision-recall (held-out split)")
+    ax.legend(loc="lower left", fontsize="small")
+    ax.grid(alpha=0.3)
+    return plots.data_uri(fig)
 
 
 def residuals_overlaid(runs: list[RunSummary]) -> str | None:
@@ -127,6 +155,8 @@ def render_comparison(runs: list[RunSummary]) -> str:
         curves = []
         if (roc := roc_overlaid(runs)) is not None:
             curves.append(figure_tag(roc, "ROC curves, one per run", "roc"))
+        if (pr := pr_overlaid(runs)) is not None:
+            curves.append(figure_tag(pr, "precision-recall curves, one per run", "pr"))
         if (res := residuals_overlaid(runs)) is not None:
             curves.append(figure_tag(res, "residuals, one colour per run", "residuals"))
         if curves:

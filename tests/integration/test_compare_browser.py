@@ -87,7 +87,7 @@ def test_compare_marks_differences_and_its_page_renders_in_chromium(classificati
     assert html.count('class="diff"') >= 2 and "https://" not in html and "http://" not in html.split("<body>")[0]
     found = probe(tmp_path, html)
     plots = {p["id"]: p for p in found["plots"]}
-    assert {"plot-metric-accuracy", "plot-metric-f1", "plot-metric-roc_auc", "plot-roc"} <= set(plots), sorted(plots)
+    assert {"plot-metric-accuracy", "plot-metric-f1", "plot-metric-roc_auc", "plot-roc", "plot-pr"} <= set(plots), sorted(plots)
     assert all(p["ok"] and p["w"] > 200 and p["h"] > 150 for p in plots.values()), plots
     assert found["external"] == []
     shot = tmp_path / "compare.png"
@@ -112,4 +112,4 @@ def test_a_regression_comparison_overlays_residuals(tmp_path: Path) -> None:
     text = _cli("runs", "compare", *ids, "--html", str(page), "--diff", "--store", str(folder / ".mlflowkit"))
     assert "estimator.n_estimators" in text and "data: rows" not in text  # --diff: only what differs
     plots = {p["id"] for p in probe(tmp_path, page.read_text())["plots"]}
-    assert {"plot-residuals", "plot-metric-rmse", "plot-metric-r2"} <= plots and "plot-roc" not in plots
+    assert {"plot-residuals", "plot-metric-rmse", "plot-metric-r2"} <= plots and not {"plot-roc", "plot-pr"} & plots

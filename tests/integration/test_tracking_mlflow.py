@@ -26,23 +26,19 @@ import mlflowkit
 from mlflowkit.cli import app
 from mlflowkit.scaffold import scaffold
 from mlflowkit.store import ArtifactStore, registry_at
+from mlflowkit.targets.triton_local import free_port
 from mlflowkit.tracking import local_server
 from mlflowkit.tracking.outbox import pending
 
 pytestmark = [pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real `mlflow server` on a free loopback port; its port. Stopped after the module."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    server = local_server.up(folder, port=_free_port(), timeout=180)
+    server = local_server.up(folder, port=free_port(), timeout=180)
     try:
         yield server.port
     finally:
@@ -53,7 +49,7 @@ class Forwarder:
     """A TCP forwarder on loopback: closed (nothing listens on its port) until :meth:`open` — the server 'comes back'."""
 
     def __init__(self, to_port: int) -> None:
-        self.port, self.to_port = _free_port(), to_port
+        self.port, self.to_port = free_port(), to_port
         self._sock: socket.socket | None = None
         self._open: list[socket.socket] = []  # closed in close(), so that none is left to the garbage collector
 

@@ -18,13 +18,8 @@ from runtime_project import Project
 
 from mlflowkit.runtime.engine import run_spec
 from mlflowkit.store import ArtifactStore
+from mlflowkit.targets.triton_local import free_port
 from mlflowkit.tracking.outbox import pending
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -37,7 +32,7 @@ def silent_port() -> Iterator[int]:
 
 
 def test_a_port_nobody_listens_on_queues_the_run_at_once(project: Project) -> None:
-    port = _free_port()
+    port = free_port()
     spec, plan = project(spec_extra=f"tracking: {{uri: 'http://127.0.0.1:{port}', timeout: 5}}\n")
     started = time.monotonic()
     result = run_spec(spec, plan, orchestrate=False)
@@ -81,7 +76,7 @@ print(json.dumps({"ok": result.ok, "tracking": result.tracking and result.tracki
 
 @pytest.mark.parametrize("tracked", [False, True], ids=["without tracking", "server down"])
 def test_runs_without_a_reachable_server_never_import_mlflow(project: Project, tracked: bool) -> None:
-    spec, _ = project(spec_extra=f"tracking: {{uri: 'http://127.0.0.1:{_free_port()}'}}\n" if tracked else "")
+    spec, _ = project(spec_extra=f"tracking: {{uri: 'http://127.0.0.1:{free_port()}'}}\n" if tracked else "")
     done = subprocess.run([sys.executable, "-c", RUN], cwd=spec.spec_dir, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     import json
@@ -98,7 +93,7 @@ def test_tracking_status_lists_the_outbox_and_sync_says_what_is_left(project: Pr
 
     from mlflowkit.cli import app
 
-    spec, plan = project(spec_extra=f"tracking: {{uri: 'http://127.0.0.1:{_free_port()}'}}\n")
+    spec, plan = project(spec_extra=f"tracking: {{uri: 'http://127.0.0.1:{free_port()}'}}\n")
     result = run_spec(spec, plan, orchestrate=False)
     store = ["--store", f"{spec.spec_dir}/.mlflowkit"]
     status = CliRunner().invoke(app, ["tracking", "status", *store], env={"COLUMNS": "250"})
