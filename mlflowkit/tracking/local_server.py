@@ -150,7 +150,9 @@ def up(folder: str | os.PathLike[str], *, port: int = 5000, venv: Path | None = 
         "--workers",
         "1",
     ]
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    # No telemetry (no network here); no GenAI job runner (scoring, trace archival): it costs start-up and shutdown.
+    quiet = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**os.environ, **quiet}
     with open(log, "ab") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     _CHILDREN[process.pid] = process

@@ -307,6 +307,8 @@ def mirror_aliases(client: MlflowClient, registry: ModelRegistry, model: str, ta
     """
     from mlflow.exceptions import MlflowException
 
+    if model not in registry.models():
+        return {}  # nothing registered in this store: MLflow's aliases (maybe another store's) are not ours to move
     name = target.registered_model
     try:
         current = dict(client.get_registered_model(name).aliases or {})

@@ -3,8 +3,9 @@
 Each server is asked for its ``/health`` first, with the target's timeout: a port nobody listens on
 answers at once, a server that accepts but never answers costs one timeout, and then nothing else is
 tried against it until the next run. MLflow's own calls run without retries and with the same timeout
-per request (:func:`mlflowkit.tracking.mlflow_log.bounded_http`); the first failure stops sending to that
-server. What was not sent stays in the outbox, with the reason.
+per request (:func:`mlflowkit.tracking.mlflow_log.bounded_http`); the first request that goes unanswered
+stops sending to that server (an item MLflow refuses for itself does not hold up the others). What was
+not sent stays in the outbox, with the reason.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from mlflowkit.tracking.target import TrackingTarget, remember, remembered
 if TYPE_CHECKING:
     from mlflowkit.store import ArtifactStore, ModelRegistry
 
-__all__ = ["Flushed", "after_alias_move", "flush", "reachable", "track_run"]
+__all__ = ["Flushed", "after_alias_move", "flush", "reachable", "track_run", "unreachable"]
 
 log = logging.getLogger("mlflowkit.tracking")
 BUDGET = 60.0
@@ -56,6 +57,19 @@ def reachable(target: TrackingTarget) -> str | None:
         return f"{target.base} is not reachable ({type(reason).__name__}: {reason})"
 
 
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the server did not answer: refused, reset, timed out."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError | TimeoutError) or type(seen).__module__.startswith(("requests", "urllib3")):
+            return True
+        text = str(seen)
+        if "Max retries exceeded" in text or "timed out" in text or "Connection aborted" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def flush(store: ArtifactStore, registry: ModelRegistry | None, *, budget: float = BUDGET) -> Flushed:
     """Send what the outbox holds, server by server; what fails stays queued with the reason. Never raises."""
     result = Flushed()
@@ -75,7 +89,9 @@ def flush(store: ArtifactStore, registry: ModelRegistry | None, *, budget: float
             logged = _send(store, registry, item)
         except Exception as exc:  # whatever MLflow or the network raised: the run goes on, the item waits
             problem = f"{type(exc).__name__}: {str(exc)[:300]}"
-            down[uri] = result.errors[uri] = problem
+            result.errors[uri] = problem
+            if unreachable(exc):  # no more requests to a server that stopped answering: no retry storm
+                down[uri] = problem
             result.left.append(retry_later(store, item, problem))
             log.warning("MLflow at %s: %s (kept in the outbox; retried on the next run)", uri, problem)
             continue

@@ -79,3 +79,21 @@ def test_the_store_remembers_where_a_model_is_logged(tmp_path: Path) -> None:
     target = TrackingTarget(uri="http://127.0.0.1:5000", experiment="e", registered_model="churn-prod")
     remember(store, "churn", target)
     assert remembered(store, "churn") == target
+
+
+def test_what_counts_as_a_server_that_stopped_answering() -> None:
+    """Only those stop the sending; an item MLflow refuses (or a record gone from the store) waits alone."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    from mlflowkit.tracking.sync import unreachable
+
+    assert unreachable(ConnectionRefusedError(111, "refused")) and unreachable(TimeoutError("timed out"))
+    assert unreachable(requests.exceptions.ReadTimeout("read timeout"))
+    wrapped = MlflowException("API request to http://x/api failed with exception HTTPConnectionPool(...): Max retries exceeded")
+    assert unreachable(wrapped)
+    chained = MlflowException("API request failed")
+    chained.__cause__ = requests.exceptions.ConnectionError("reset")  # as `raise ... from` leaves it
+    assert unreachable(chained)
+    assert not unreachable(MlflowException("INVALID_PARAMETER_VALUE: param 'x' was already logged with another value"))
+    assert not unreachable(FileNotFoundError("runs/r1.json")) and not unreachable(ValueError("bad record"))
