@@ -240,7 +240,7 @@ class ModelRegistry:
         rotating. Whoever runs it vouches for the version: review it first (``models show``).
 
         Raises:
-            RegistryError: no signing key, the version does not exist, or a file no longer matches its digest.
+            RegistryError: no signing key, the version does not exist, or a file no longer matches its digest (or has none).
         """
         if self.trust.signer is None:
             raise RegistryError(f"no signing key: set {SIGNING_KEY_ENV} to the private key (PEM file or text)")
@@ -414,7 +414,12 @@ class ModelRegistry:
         except FileNotFoundError:
             raise RegistryError(f"model {model!r} v{version} file {name!r} is missing ({self.storage.where(key)})") from None
         expected = record.digests.get(name)
-        if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        if expected is None:  # every file gets one at registration: a missing digest was removed
+            raise RegistryError(
+                f"model {model!r} v{version} file {name!r} has no digest in its version.json, so nothing vouches for "
+                f"its bytes ({self.storage.where(key)}); refused"
+            )
+        if hashlib.sha256(data).hexdigest() != expected:
             raise RegistryError(
                 f"model {model!r} v{version} file {name!r} is damaged: its SHA-256 no longer matches "
                 f"the one recorded at registration ({self.storage.where(key)})"

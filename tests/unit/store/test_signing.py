@@ -104,6 +104,25 @@ def test_unsigned_and_foreign_versions_and_signing_after_review(root: str, keys:
         owner.sign("churn", 2)
 
 
+def test_a_file_without_a_digest_is_neither_read_nor_signed(root: str, keys: dict[str, Path]) -> None:
+    # Every file gets a digest at registration. A registry writer who drops one from an unsigned version and
+    # replaces the file (an old version's model.joblib, say) would have it vouched for by `models sign --all`,
+    # and a signed pickle is loaded.
+    plain = _registry(root)
+    plain.register("churn", {"model.joblib": b"old pickle", "metrics.json": b"{}"}, {})
+    plain.storage.write("churn/versions/1/model.joblib", b"payload")
+    doc = json.loads(plain.storage.read("churn/versions/1/version.json"))
+    del doc["digests"]["model.joblib"]
+    plain.storage.write("churn/versions/1/version.json", json.dumps(doc).encode())
+    with pytest.raises(RegistryError, match=r"churn.* v1 file 'model.joblib' has no digest in its version.json"):
+        plain.read_file("churn", 1, "model.joblib")
+    owner = _registry(root, MLFLOWKIT_SIGNING_KEY=str(keys["old"]))
+    with pytest.raises(RegistryError, match=r"has no digest"):
+        owner.sign("churn", 1)
+    with pytest.raises(FileNotFoundError):
+        owner.storage.read("churn/versions/1/version.sig")
+
+
 def test_rotating_keys(root: str, keys: dict[str, Path]) -> None:
     import os
 
