@@ -12,13 +12,33 @@ from typing import Any
 
 from mlflowkit.errors import SpecIssue
 
-__all__ = ["interpolate"]
+__all__ = ["SECRET_VARIABLES", "interpolate"]
+
+# Variables that hold key material mlflowkit itself reads (the registry's signing key, `store.trust`). A
+# spec may not copy them, nor any value holding a PEM private key: spec values land in run records, the
+# report and registry lineage, which whoever reads the store can read.
+SECRET_VARIABLES = frozenset({"MLFLOWKIT_SIGNING_KEY"})
+_PRIVATE_PEM = "PRIVATE KEY-----"
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _ENV = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.S)
 _PARAM = re.compile(r"^params\.([A-Za-z_][A-Za-z0-9_]*)$")
 
 Path = tuple[str | int, ...]
+
+
+def _from_env(name: str, default: str | None, env: Mapping[str, str], report: Callable[[str, str], None]) -> str | None:
+    """The value of ``${env:NAME}`` (or its default); None after reporting why there is none to give."""
+    if name in SECRET_VARIABLES or _PRIVATE_PEM in env.get(name, ""):
+        hint = "key material stays in the environment; a spec names where a key is (signing: {key_env: VAR})"
+        report(f"${{env:{name}}} holds key material, which a spec may not copy", hint)
+        return None
+    if name in env:
+        return env[name]
+    if default is not None:
+        return default
+    report(f"environment variable {name!r} is not set", f"set it, or write ${{env:{name}:-default}}")
+    return None
 
 
 def interpolate(
@@ -38,16 +58,12 @@ def interpolate(
     if not isinstance(data, str) or "${" not in data:
         return data
 
+    def report(message: str, hint: str) -> None:
+        issues.append(make_issue(path, message, hint=hint))
+
     def resolve(expr: str) -> Any:
         if m := _ENV.match(expr):
-            name, default = m.group(1), m.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            hint = f"set it, or write ${{env:{name}:-default}}"
-            issues.append(make_issue(path, f"environment variable {name!r} is not set", hint=hint))
-            return None
+            return _from_env(m.group(1), m.group(2), env, report)
         if m := _PARAM.match(expr):
             name = m.group(1)
             if name in params:

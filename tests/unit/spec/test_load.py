@@ -145,6 +145,28 @@ def test_an_environment_value_is_text_and_validate_says_so_where_a_number_is_nee
     assert "text" in issue.hint
 
 
+PEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIDn0\n-----END PRIVATE KEY-----\n"
+
+
+@pytest.mark.parametrize(("name", "value"), [("MLFLOWKIT_SIGNING_KEY", "/ci/secrets/registry.pem"), ("EDGE_KEY", PEM)])
+def test_a_spec_cannot_copy_key_material_from_the_environment(tmp_path: Path, name: str, value: str) -> None:
+    # Params land in run records, the report and registry lineage, all in the shared store: a spec author
+    # who may not run code (a policy limits the step modules) would read the CI's signing key there.
+    text = SPEC.replace("  min_accuracy: 0.7", f"  min_accuracy: 0.7\n  note: ${{env:{name}}}")
+    error = _error(tmp_path, text, env={name: value})
+    (issue,) = error.issues
+    assert issue.path == "params.note" and issue.line == _line_of(tmp_path / "spec.yaml", f"${{env:{name}}}")
+    assert f"${{env:{name}}} holds key material" in issue.message
+    assert value not in str(error)
+
+
+def test_the_names_of_key_variables_are_those_mlflowkit_reads() -> None:
+    from mlflowkit.spec.interpolate import SECRET_VARIABLES
+    from mlflowkit.store.trust import SIGNING_KEY_ENV
+
+    assert SIGNING_KEY_ENV in SECRET_VARIABLES
+
+
 def test_unresolved_references_are_all_reported_without_follow_on_errors(tmp_path: Path) -> None:
     text = SPEC.replace("${env:CHURN_DIR:-data}/churn.csv", "${env:CHURN_DIR}").replace("${params.max_depth}", "${params.depth}")
     error = _error(tmp_path, text)
