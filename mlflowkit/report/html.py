@@ -130,7 +130,8 @@ def _checks(data: ReportData) -> str:
     if data.checks:
         c = data.checks
         head = _badge("PASS" if c.get("passed") else "FAIL", "pass" if c.get("passed") else "fail")
-        summary = f"<p>{head} {c.get('checks', 0)} checks, {c.get('failed', 0)} failed, {c.get('warned', 0)} warned</p>"
+        counts = [_cell(c.get(k, 0)) for k in ("checks", "failed", "warned")]
+        summary = f"<p>{head} {counts[0]} checks, {counts[1]} failed, {counts[2]} warned</p>"
         rows = [
             {
                 "expectation": str(r.get("expectation", "")).removeprefix("expect_"),
@@ -169,7 +170,7 @@ def _metrics(data: ReportData, plots: Any) -> str:
         if champion.get("version") is not None:
             row[f"champion v{champion['version']}"] = (champion.get("metrics") or {}).get(name)
         rows.append(row)
-    out = [f"<p>{m.get('n_test', '?')} held-out rows.</p>", _table(rows)]
+    out = [f"<p>{_cell(m.get('n_test', '?'))} held-out rows.</p>", _table(rows)]
     if champion.get("note"):
         out.append(f'<p class="note">champion: {escape(champion["note"])}</p>')
     figures = []
@@ -195,7 +196,7 @@ def _metrics(data: ReportData, plots: Any) -> str:
         out.append("<h3>Fairness by group</h3>")
         out.append(
             f"<p>positive label {escape(str(fairness.get('positive_label')))}; groups under "
-            f"{fairness.get('min_group_size')} rows are left out of the disparity metrics.</p>"
+            f"{_cell(fairness.get('min_group_size'))} rows are left out of the disparity metrics.</p>"
         )
         groups = fairness.get("groups") or []
         metric_cols = [k for k in (groups[0] if groups else {}) if k not in {"feature", "group", "rows", "note"}]
@@ -318,8 +319,8 @@ def _model_card(data: ReportData) -> str:
     parity = c.get("parity") or {}
     if parity:
         out.append(
-            f"<p>ONNX parity with the trained model on {parity.get('rows')} held-out rows: max |Δprobability| "
-            f"{parity.get('max_abs_diff')}, {parity.get('disagreeing_rows')} rows disagree.</p>"
+            f"<p>ONNX parity with the trained model on {_cell(parity.get('rows'))} held-out rows: max |Δprobability| "
+            f"{_cell(parity.get('max_abs_diff'))}, {_cell(parity.get('disagreeing_rows'))} rows disagree.</p>"
         )
     endpoints = _endpoints(data)
     out.append("<h3>Endpoints</h3>")

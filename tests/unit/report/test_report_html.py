@@ -88,3 +88,30 @@ def test_write_report_puts_it_in_the_store(tmp_path: Path) -> None:
     assert (tmp_path / key).read_text().startswith("<!DOCTYPE html>")
     with pytest.raises(FileNotFoundError):
         write_report(store, "nope")
+
+
+def test_documents_a_store_writer_rewrote_cannot_put_markup_in_the_page(tmp_path: Path) -> None:
+    # Run records and their documents are not signed: whoever writes the store can rewrite a metrics document
+    # and the record's reference to it. Every value is text on the page, numbers included.
+    store = ArtifactStore(tmp_path)
+    record = store.read_json(f"runs/{_run(store)}.json")
+    evaluate = record["steps"][0]
+    metrics = json.loads(store.get_bytes(evaluate["outputs"]["metrics"]["key"]))
+    script = "<script>alert(1)</script>"
+    metrics["n_test"] = script
+    metrics["fairness"]["min_group_size"] = script
+    forged = store.put_bytes(json.dumps(metrics).encode(), "application/json")
+    evaluate["outputs"]["metrics"] = forged.model_dump(mode="json")
+    checks = {"passed": True, "checks": script, "failed": script, "warned": script, "results": []}
+    record["steps"].append({"name": "checks", "kind": "checks", "status": "ran", "seconds": 1,
+                            "outputs": {"validation": put_json(store, checks, "application/vnd.mlflowkit.validation+json")}})  # fmt: skip
+    contract = {**CONTRACT, "parity": {"rows": script, "max_abs_diff": script, "disagreeing_rows": script}}
+    record["steps"][1]["outputs"]["contract"] = put_json(store, contract, "application/json")
+    store.write_json("runs/r1.json", record)
+    page = render(collect(store, "r1"))
+    assert "<script" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
+
+
+def put_json(store: ArtifactStore, obj: object, media_type: str) -> dict[str, object]:
+    return store.put_bytes(json.dumps(obj).encode(), media_type).model_dump(mode="json")
