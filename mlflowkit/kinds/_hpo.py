@@ -264,11 +264,12 @@ def _score_fold(shared: dict[str, Any], fold: int, params: dict[str, Any]) -> di
     node_ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
     where = {"node": context.get_node_id(), "node_ip": node_ip, "gcs_address": context.gcs_address}
     start = time.perf_counter()
-    from mlflowkit.kinds._threads import limit_threads
+    from mlflowkit.kinds._threads import limit_threads, quiet_step_n_jobs
 
     try:
         model = clone(template).set_params(**params)
-        with limit_threads(shared.get("threads", 1)):  # trials side by side share the cores: one pool each
+        # Trials side by side share the cores: one pool each, and the train step set each trial's n_jobs.
+        with limit_threads(shared.get("threads", 1)), quiet_step_n_jobs(True):
             model.fit(x.iloc[train], y.iloc[train])
             score = float(check_scoring(model, scoring=metric)(model, x.iloc[test], y.iloc[test]))
     except Exception as exc:  # the estimator may raise anything for a bad combination

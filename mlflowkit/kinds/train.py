@@ -25,7 +25,7 @@ from mlflowkit.kinds._estimators import (
 from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds._hpo import RangeSpace, RaySettings, SearchParams, candidates, check_search, run_search
 from mlflowkit.kinds._sklearn_catalog import EstimatorInfo, param_problems, value_hint, value_problem
-from mlflowkit.kinds._threads import available_cpus, limit_threads
+from mlflowkit.kinds._threads import available_cpus, limit_threads, quiet_step_n_jobs
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 from mlflowkit.kinds.model_files import save_model
 from mlflowkit.policy.rules import module_allowed
@@ -206,7 +206,7 @@ class SklearnTrain(StepKind):
             raise StepFailed(ctx.step, f"cannot create {params.estimator} with params {kwargs}: {exc}") from exc
         model = _pipeline(estimator, x) if params.preprocess == "auto" else estimator
         try:
-            with limit_threads(cpus):
+            with limit_threads(cpus), quiet_step_n_jobs("n_jobs" in fit_kwargs and "n_jobs" not in kwargs):
                 model.fit(x, y)
         except (ValueError, TypeError) as exc:
             raise StepFailed(ctx.step, f"{params.estimator}.fit failed: {exc}") from exc

@@ -43,6 +43,7 @@ def test_the_fingerprint_follows_the_file(harness: Harness) -> None:
         ({"source": "t.csv", "target": "churn"}, "target column 'churn' is not in t.csv (did you mean 'churned'?)"),
         ({"source": "t.csv", "target": "churned", "columns": ["nope"]}, "columns ['nope'] are not in t.csv"),
         ({"source": "empty.csv", "target": "churned"}, "data.source empty.csv: "),
+        ({"source": "t.csv", "target": "churned", "positive": "Yes"}, "data.positive 'Yes' is not a value of 'churned' (no, yes)"),
     ],
 )
 def test_load_refuses_with_a_message_naming_the_problem(harness: Harness, params: dict[str, object], message: str) -> None:
@@ -54,11 +55,12 @@ def test_load_refuses_with_a_message_naming_the_problem(harness: Harness, params
 
 def test_split_holds_out_a_stratified_test_set_and_keeps_the_meta(harness: Harness) -> None:
     write_table(harness.spec_dir / "t.csv", rows=200)
-    dataset = harness.run(Load, {"source": "t.csv", "target": "churned"})["dataset"]
+    dataset = harness.run(Load, {"source": "t.csv", "target": "churned", "positive": "no"})["dataset"]
     parts = harness.run(Split, {"test_size": 0.25, "seed": 1}, {"dataset": dataset})
     train, test = (TableMeta.model_validate(parts[p].meta) for p in ("train", "test"))
     assert (train.rows, test.rows, train.part, test.part) == (150, 50, "train", "test")
     assert train.target == test.target == "churned"
+    assert parts["train"].meta["positive"] == parts["test"].meta["positive"] == "no"  # data.positive reaches train and evaluate
     assert train.data_fingerprint == TableMeta.model_validate(dataset.meta).data_fingerprint
     whole, held = load_frame(harness.store, dataset), load_frame(harness.store, parts["test"])
     assert abs((held.churned == "yes").mean() - (whole.churned == "yes").mean()) < 0.02  # stratified

@@ -8,9 +8,11 @@ import pytest
 from kind_harness import Harness, Trained
 
 from mlflowkit.errors import StepFailed
-from mlflowkit.handoff import METRICS, MetricsMeta
+from mlflowkit.handoff import METRICS, MetricsMeta, Ref
+from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds.base import Inputs
 from mlflowkit.kinds.evaluate import Evaluate
+from mlflowkit.kinds.model_files import load_model
 
 
 def test_metrics_and_no_champion_yet(trained: Trained, on_trained: Harness) -> None:
@@ -111,3 +113,67 @@ def test_the_champion_joins_the_cache_key_unless_it_is_the_model_evaluated(train
     other = key()
     assert other != before and key() == other  # another champion: a new key, stable while it stays
     assert kind.input_fingerprint(ctx, params.model_copy(update={"champion": False}), inputs) is None
+
+
+def _with_meta(ref: Ref, **meta: object) -> Ref:
+    """The same artifact with other meta (as another spec's load step would have carried it)."""
+    return Ref.model_validate({**ref.model_dump(), "meta": {**ref.meta, **meta}})
+
+
+def test_binary_metrics_are_about_data_positive(trained: Trained, on_trained: Harness) -> None:
+    from sklearn import metrics as skm
+
+    test = load_frame(on_trained.store, trained.test)
+    predicted = load_model(on_trained.store, trained.model).predict(test.drop(columns=["churned"]))
+    proba = load_model(on_trained.store, trained.model).predict_proba(test.drop(columns=["churned"]))
+    names = ["precision", "recall", "f1", "roc_auc"]
+    found = {}
+    for positive in (None, "no", "yes"):
+        model = trained.model if positive is None else _with_meta(trained.model, positive=positive)
+        out = on_trained.run(Evaluate, {"metrics": names, "champion": False}, {"model": model, "test": trained.test})
+        found[positive] = MetricsMeta.model_validate(out["metrics"].meta).metrics
+    # Without data.positive the positive class is the greater label ('yes'); with it, the named one.
+    assert found[None] == found["yes"]
+    assert found["no"]["f1"] == pytest.approx(skm.f1_score(test["churned"], predicted, pos_label="no"))
+    assert found["no"]["recall"] == pytest.approx(skm.recall_score(test["churned"], predicted, pos_label="no"))
+    assert found["yes"]["f1"] == pytest.approx(skm.f1_score(test["churned"], predicted, pos_label="yes"))
+    assert found["no"]["f1"] != pytest.approx(found["yes"]["f1"])
+    assert found["no"]["roc_auc"] == pytest.approx(skm.roc_auc_score(test["churned"] == "no", proba[:, 0]))
+
+
+def test_multiclass_roc_auc_is_one_vs_rest_macro_averaged(trained: Trained, on_trained: Harness) -> None:
+    from sklearn import metrics as skm
+
+    from mlflowkit.kinds.train import SklearnTrain
+
+    three = _with_meta(trained.train, target="contract")
+    model = on_trained.run(SklearnTrain, {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 20, "max_depth": 4}}, {"train": three})["model"]
+    test = _with_meta(trained.test, target="contract")
+    out = on_trained.run(Evaluate, {"metrics": ["roc_auc", "f1"], "champion": False}, {"model": model, "test": test})
+    metrics = MetricsMeta.model_validate(out["metrics"].meta).metrics
+    frame = load_frame(on_trained.store, trained.test)
+    fitted = load_model(on_trained.store, model)
+    proba = fitted.predict_proba(frame.drop(columns=["contract"]))
+    per_class = [skm.roc_auc_score(frame["contract"] == label, proba[:, i]) for i, label in enumerate(fitted.classes_)]
+    assert len(per_class) == 3
+    assert metrics["roc_auc"] == pytest.approx(sum(per_class) / 3)  # each class against the rest, the plain mean
+    assert metrics["f1"] == pytest.approx(skm.f1_score(frame["contract"], fitted.predict(frame.drop(columns=["contract"])), average="macro"))
+
+
+def test_a_slice_where_a_metric_is_undefined_shows_the_reason_not_nan_or_a_warning(
+    biased: tuple[Harness, dict[str, object]],
+) -> None:
+    import warnings
+
+    h, inputs = biased
+    params = {"metrics": ["accuracy", "roc_auc", "f1"], "slices": ["gender"], "champion": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not one of scikit-learn's warnings reaches the user
+        h.run(Evaluate, params, inputs)  # type: ignore[arg-type]
+    rows = {row["slice"]: row for row in h.report("slices").rows or []}
+    # Every woman in the biased data churns: on her slice roc_auc is not defined.
+    female = rows["gender=female"]
+    assert female["roc_auc"] is None and "roc_auc: Only one class" in female["note"]
+    assert isinstance(female["accuracy"], float)
+    male = rows["gender=male"]
+    assert isinstance(male["roc_auc"], float) and male["note"] == ""

@@ -46,3 +46,47 @@ def test_a_regressor_is_a_regression_model(trained: Trained, on_trained: Harness
 def test_bad_estimators_fail_the_step_naming_it(trained: Trained, on_trained: Harness, params: dict[str, object], message: str) -> None:
     with pytest.raises(StepFailed, match=message):
         on_trained.run(SklearnTrain, params, {"train": trained.train}, step="train")
+
+
+def test_excluded_columns_stay_out_of_the_model_and_in_the_data_for_fairness(trained: Trained, on_trained: Harness) -> None:
+    from mlflowkit.handoff import MetricsMeta
+    from mlflowkit.kinds.evaluate import Evaluate
+
+    params = {"estimator": "sklearn.tree.DecisionTreeClassifier", "exclude": ["customer_id", "gender"]}
+    model = on_trained.run(SklearnTrain, params, {"train": trained.train})["model"]
+    meta = ModelMeta.model_validate(model.meta)
+    assert meta.features == ("tenure_months", "monthly_charges", "contract")
+    fitted = load_model(on_trained.store, model)
+    assert list(fitted.feature_names_in_) == ["tenure_months", "monthly_charges", "contract"]
+    # Evaluate still reads the excluded column for fairness and slices.
+    evaluate = {"metrics": ["accuracy"], "slices": ["gender"], "fairness": {"sensitive_features": ["gender"]}, "champion": False}
+    out = on_trained.run(Evaluate, evaluate, {"model": model, "test": trained.test})
+    assert "demographic_parity_difference" in MetricsMeta.model_validate(out["metrics"].meta).metrics
+    assert {row["group"] for row in on_trained.report("fairness").rows or []} == {"female", "male"}
+
+
+def test_features_are_the_inputs_in_their_order(trained: Trained, on_trained: Harness) -> None:
+    params = {"estimator": "sklearn.tree.DecisionTreeClassifier", "features": ["contract", "tenure_months"]}
+    model = on_trained.run(SklearnTrain, params, {"train": trained.train})["model"]
+    assert ModelMeta.model_validate(model.meta).features == ("contract", "tenure_months")
+    assert list(load_model(on_trained.store, model).feature_names_in_) == ["contract", "tenure_months"]
+
+
+def test_the_positive_class_reaches_the_model_meta(trained: Trained, on_trained: Harness) -> None:
+    from mlflowkit.handoff import Ref
+
+    train = Ref.model_validate({**trained.train.model_dump(), "meta": {**trained.train.meta, "positive": "no"}})
+    model = on_trained.run(SklearnTrain, {"estimator": "sklearn.tree.DecisionTreeClassifier"}, {"train": train})["model"]
+    assert ModelMeta.model_validate(model.meta).positive == "no"
+
+
+def test_the_n_jobs_the_step_sets_draws_no_warning_but_the_users_own_does(trained: Trained, on_trained: Harness) -> None:
+    import warnings
+
+    # scikit-learn 1.8+ says LogisticRegression's n_jobs "has no effect": about the step's CPUs, the user wrote nothing.
+    params = {"estimator": "sklearn.linear_model.LogisticRegression", "features": ["tenure_months", "contract"], "cpus": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        on_trained.run(SklearnTrain, {**params, "params": {"max_iter": 2000}}, {"train": trained.train})
+    with pytest.warns(FutureWarning, match="n_jobs"):
+        on_trained.run(SklearnTrain, {**params, "params": {"max_iter": 2000, "n_jobs": 2}}, {"train": trained.train})
