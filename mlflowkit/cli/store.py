@@ -23,27 +23,33 @@ app = typer.Typer(
 
 @app.command("verify")
 def verify(
-    repair: Annotated[bool, typer.Option("--repair", help="Remove damaged objects and the cache entries that use them.")] = False,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Remove damaged objects, refused models and the cache entries that use them.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     store: StoreOpt = None,
     spec: SpecOpt = None,
 ) -> None:
     """Walk objects, cache, registry and runs; report each damaged file with what was expected and found.
 
-    With --repair, damaged objects and the cache entries pointing at damaged or missing outputs are
-    removed, so the next run recomputes them. Registry damage and unreadable run records are reported
+    Models a cache entry names are also judged by the types they name, as a run would before loading them.
+    With --repair, damaged objects, refused models and the cache entries pointing at them (or at missing
+    outputs) are removed, so the next run recomputes them. Registry damage and unreadable run records are reported
     only: nothing rebuilds them. Exits 1 while damage remains.
     """
+    from mlflowkit.kinds.model_files import SKOPS, model_refusal
     from mlflowkit.policy import registry_trust
     from mlflowkit.store import ArtifactStore, registry_at
-    from mlflowkit.store.verify import to_json, verify_store
+    from mlflowkit.store.verify import Inspect, to_json, verify_store
 
     root = store_uri(store, spec)
     try:
         st = ArtifactStore(root)
-        registry = registry_at(root, trust=registry_trust(governing_policy(spec)))
+        policy = governing_policy(spec)
+        registry = registry_at(root, trust=registry_trust(policy))
         say = None if as_json else lambda area: err.print(f"[dim]checking {area}[/]")
-        report = verify_store(st, registry, repair=repair, progress=say)
+        models = Inspect("a model mlflowkit may load", lambda data, where: model_refusal(data, where=where, policy=policy))
+        report = verify_store(st, registry, repair=repair, progress=say, inspect={SKOPS: models})
     except MlflowkitError as exc:
         fail(exc)
     if as_json:

@@ -34,6 +34,7 @@ __all__ = [
     "load_model",
     "loads_model",
     "model_file_name",
+    "model_refusal",
     "registered_model",
     "save_model",
 ]
@@ -129,6 +130,40 @@ def _refused(names: list[str], allowed: tuple[str, ...]) -> list[str]:
     return [f"{name} ({why})" for name in names if (why := _refusal(name, allowed))]
 
 
+def _judged(data: bytes, *, where: str, policy: Policy | None, names: Sequence[str] | None) -> tuple[list[str], tuple[str, ...]]:
+    """The types the skops bytes name (``names`` when the reference declares them), judged; and the modules allowed.
+
+    Raises:
+        UntrustedModel: a type it may not be made of, or bytes that are no skops file.
+    """
+    import skops.io as sio
+
+    allowed = tuple(dict.fromkeys((*_CLASS_MODULES, *(m.rstrip(".") for m in _allowed_modules(policy)))))
+    try:
+        named = list(sio.get_untrusted_types(data=data)) if names is None else [str(n) for n in names]
+    except Exception as exc:  # not a skops file at all: zip or schema errors of any kind
+        raise UntrustedModel(f"{where} is not a model file mlflowkit can read ({type(exc).__name__}: {exc})") from exc
+    refused = _refused(named, allowed)
+    if refused:
+        raise UntrustedModel(
+            f"{where} names {', '.join(refused)}: a model may be made of classes of {', '.join(allowed)} and of "
+            "numpy and scipy data types only; it was not loaded"
+        )
+    return named, allowed
+
+
+def model_refusal(data: bytes, *, where: str, policy: Policy | None = None) -> str | None:
+    """Why `loads_model` would refuse these skops bytes, judged from the names they hold (nothing is rebuilt); None if not.
+
+    ``mlflowkit store verify`` asks it of every model a cache entry names.
+    """
+    try:
+        _judged(data, where=where, policy=policy, names=None)
+    except UntrustedModel as exc:
+        return str(exc)
+    return None
+
+
 def loads_model(
     data: bytes,
     *,
@@ -155,20 +190,11 @@ def loads_model(
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    allowed = tuple(dict.fromkeys((*_CLASS_MODULES, *(m.rstrip(".") for m in _allowed_modules(policy)))))
+    named, allowed = _judged(data, where=where, policy=policy, names=names)
     try:
-        named = list(sio.get_untrusted_types(data=data)) if names is None else [str(n) for n in names]
-        refused = _refused(named, allowed)
-        if refused:
-            raise UntrustedModel(
-                f"{where} names {', '.join(refused)}: a model may be made of classes of {', '.join(allowed)} and of "
-                "numpy and scipy data types only; it was not loaded"
-            )
         model = sio.loads(data, trusted=named)
     except UntrustedTypesFoundException as exc:
         raise UntrustedModel(f"{where}: {exc}; it was not loaded") from exc
-    except UntrustedModel:
-        raise
     except Exception as exc:  # not a skops file at all: zip or schema errors of any kind
         raise UntrustedModel(f"{where} is not a model file mlflowkit can read ({type(exc).__name__}: {exc})") from exc
     return _confined(model, where=where, spec_dir=spec_dir, allowed=allowed)

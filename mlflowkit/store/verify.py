@@ -1,14 +1,16 @@
 """Check a whole store: every object against its hash, cache entries, registry versions and logs, run records.
 
 ``mlflowkit store verify`` runs `verify_store`; with ``repair`` it removes what a rerun can rebuild (a
-damaged object, a cache entry that points at one) so that the next run recomputes it. Registry damage
-and unreadable run records cannot be rebuilt: they are reported and stay.
+damaged object, a cache entry that points at one, an output whose content a reader would refuse) so
+that the next run recomputes it. Registry damage and unreadable run records cannot be rebuilt: they are
+reported and stay.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,11 +18,11 @@ from mlflowkit.errors import RegistryError
 from mlflowkit.store.artifacts import ArtifactStore, Ref, object_sha
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Mapping
 
     from mlflowkit.store.registry import ModelRegistry
 
-__all__ = ["Finding", "VerifyReport", "to_json", "verify_store"]
+__all__ = ["Finding", "Inspect", "VerifyReport", "to_json", "verify_store"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,19 @@ class Finding:
     expected: str
     found: str
     repaired: bool = False
+
+
+@dataclass(frozen=True)
+class Inspect:
+    """A content check for outputs of one media type, beyond their hash.
+
+    Attributes:
+        what: what the content must be, for the report (``a model mlflowkit may load``).
+        check: (the bytes, where they are) -> why a reader would refuse them, or None.
+    """
+
+    what: str
+    check: Callable[[bytes, str], str | None]
 
 
 @dataclass
@@ -81,8 +96,15 @@ def _objects(store: ArtifactStore, report: VerifyReport, *, repair: bool) -> dic
     return damaged
 
 
-def _cache(store: ArtifactStore, report: VerifyReport, damaged: dict[str, str], *, repair: bool) -> None:
-    """A cache entry must be JSON naming outputs that are there and hash as their refs say."""
+def _refusal(store: ArtifactStore, ref: Ref, inspect: Mapping[str, Inspect]) -> str | None:
+    found = inspect.get(ref.media_type)
+    return None if found is None else found.check(store.get_bytes(ref), store.where(ref))
+
+
+def _cache(
+    store: ArtifactStore, report: VerifyReport, damaged: dict[str, str], *, repair: bool, inspect: Mapping[str, Inspect]
+) -> None:
+    """A cache entry must be JSON naming outputs that are there, hash as their refs say, and pass ``inspect``."""
     for key in store.list_keys("cache/"):
         if not key.endswith(".json"):
             continue
@@ -100,6 +122,12 @@ def _cache(store: ArtifactStore, report: VerifyReport, damaged: dict[str, str], 
                 found = f"{ref.key}: {'missing' if problem == 'missing' else problem}"
                 expected = f"{ref.key} with sha256 {ref.sha256}"
                 report.findings.append(Finding("cache", store.where(key), expected, found, repair and _remove(store, key)))
+                break
+            if (refused := _refusal(store, ref, inspect)) is not None:
+                # Every hash checks out (its writer wrote the entry too): the content is what is wrong.
+                removed = repair and _remove(store, key) and _remove(store, ref.key)
+                expected = f"{ref.key}: {inspect[ref.media_type].what}"
+                report.findings.append(Finding("cache", store.where(key), expected, refused, removed))
                 break
 
 
@@ -148,6 +176,7 @@ def verify_store(
     *,
     repair: bool = False,
     progress: Callable[[str], None] | None = None,
+    inspect: Mapping[str, Inspect] | None = None,
 ) -> VerifyReport:
     """Check every object, cache entry, registry version and run record of ``store``.
 
@@ -157,13 +186,15 @@ def verify_store(
         repair: remove damaged objects and the cache entries that point at damaged or missing outputs,
             so that the next run recomputes them.
         progress: called with the name of each area as it is checked.
+        inspect: content checks by media type for the outputs cache entries name (a model's types); an
+            output that fails one is reported, and ``repair`` removes it and its cache entry.
     """
     report = VerifyReport()
     say = progress or (lambda _: None)
     say("objects")
     damaged = _objects(store, report, repair=repair)
     say("cache")
-    _cache(store, report, damaged, repair=repair)
+    _cache(store, report, damaged, repair=repair, inspect=inspect or {})
     if registry is not None:
         say("registry")
         with contextlib.suppress(FileNotFoundError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from mlflowkit.cli import app
 from mlflowkit.edge.signing import generate_keypair
 from mlflowkit.store import ArtifactStore, ModelRegistry, Ref, Trust
 from mlflowkit.store.trust import SIGNING_KEY_ENV, TRUSTED_KEYS_ENV
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "helpers"))
+from forged_models import popen_model
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -39,8 +43,15 @@ def _verify(store: ArtifactStore, *args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(result.stdout)
 
 
+def _skops_model() -> bytes:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    return sio.dumps(LogisticRegression().fit([[0.0], [1.0]], [0, 1]))
+
+
 def test_a_clean_store_verifies(store: ArtifactStore) -> None:
-    _cached_step(store, "train", {"model": store.put_bytes(b"model", "application/vnd.skops")})
+    _cached_step(store, "train", {"model": store.put_bytes(_skops_model(), "application/vnd.skops")})
     ModelRegistry(store.uri.rstrip("/") + "/registry").register("churn", {"m": b"1"}, {})
     code, report = _verify(store)
     assert code == 0 and report["findings"] == [] and report["unsigned"] == ["churn v1"]
@@ -72,6 +83,24 @@ def test_a_damaged_object_is_found_and_repair_drops_it_and_its_cache_entry(store
     assert store.exists("runs/r1.json")  # history stays
     code, report = _verify(store)
     assert code == 0 and report["findings"] == []
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # as outside pytest: numpy.distutils only warns on import
+def test_a_planted_model_with_true_hashes_is_found_and_repair_drops_it(store: ArtifactStore, tmp_path: Path) -> None:
+    # Every hash checks out (the store writer wrote the cache entry too); what the file names does not.
+    marker = tmp_path / "PWNED"
+    planted = store.put_bytes(popen_model(str(marker)), "application/vnd.skops")
+    entry = _cached_step(store, "train", {"model": planted})
+    code, report = _verify(store)
+    assert code == 1
+    (finding,) = report["findings"]
+    assert finding["area"] == "cache" and finding["where"] == store.where(entry)
+    assert finding["expected"] == f"{planted.key}: a model mlflowkit may load"
+    assert "numpy.distutils.fcompiler.gnu.Popen (it is subprocess.Popen, under another name)" in finding["found"]
+    code, report = _verify(store, "--repair")
+    assert code == 0 and report["findings"][0]["repaired"]
+    assert not store.exists(entry) and not store.exists(planted)
+    assert not marker.exists()
 
 
 def test_unreadable_cache_entries_and_run_records(store: ArtifactStore) -> None:
