@@ -69,3 +69,17 @@ def test_missing_objects_and_documents(store: ArtifactStore) -> None:
     store.write_json("runs/r1.json", {"run_id": "r1"})
     assert store.problem("runs/r1.json") is None  # a document has no hash to check, only presence
     assert store.get_bytes("runs/r1.json").startswith(b"{")
+
+
+def test_no_reader_in_mlflowkit_is_handed_a_store_path() -> None:
+    # A path is hashed, then reopened by its reader: a swap between the two goes unseen. Readers get the
+    # checked bytes instead (get_bytes, read_file); only the store itself may offer a path, for other callers.
+    import mlflowkit
+
+    package = Path(mlflowkit.__file__).parent
+    users = [
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if ".local_path(" in p.read_text(encoding="utf-8") and p.name != "artifacts.py"
+    ]
+    assert users == []
