@@ -173,6 +173,46 @@ def test_models_whose_files_name_internal_types_still_load(
     assert (back.predict(x) == model.predict(x)).all()
 
 
+@pytest.mark.parametrize("location", ["absolute", "secret.txt", "../work/secret.txt"])
+def test_an_onnx_graph_cannot_read_a_file_through_external_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str
+) -> None:
+    # A graph may keep a tensor's bytes in an outside file by path; one planted in the store or the registry
+    # would output the file it names (a key, a credential). Sessions are built from bytes, and ONNX Runtime
+    # then refuses any external data.
+    from onnx import TensorProto, helper
+
+    from mlflowkit.kinds.model_files import OnnxModel
+    from mlflowkit.targets.contract import Contract
+
+    (tmp_path / "work").mkdir()
+    secret = tmp_path / "work" / "secret.txt"
+    secret.write_text("SECRET-KEY-MATERIAL-1234")
+    monkeypatch.chdir(tmp_path / "work")  # where a relative location would be looked up
+    tensor = TensorProto(name="W", data_type=TensorProto.INT32, dims=[6], data_location=TensorProto.EXTERNAL)
+    where = str(secret) if location == "absolute" else location
+    for key, value in (("location", where), ("offset", "0"), ("length", "24")):
+        tensor.external_data.add(key=key, value=value)
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["W"], ["y"])],
+        "leak",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [6])],
+        initializer=[tensor],
+    )
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    contract = Contract(
+        layout="matrix",
+        inputs=({"name": "x", "dtype": "float32", "shape": [1]},),
+        outputs=({"name": "y", "dtype": "int32", "shape": [6]},),
+        features=("x",),
+        opset={"": 17},
+    )
+    with pytest.raises(Exception, match="ONNXRuntimeError") as refused:  # ORT raises its own Fail class
+        OnnxModel(data, contract)
+    assert "SECRET" not in str(refused.value)
+
+
 def _registry(tmp_path: Path, **env: str) -> ModelRegistry:
     return ModelRegistry(tmp_path / "registry", trust=Trust.load(environ=env))
 
