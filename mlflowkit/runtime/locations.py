@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlflowkit.errors import SpecError, SpecIssue
+
 if TYPE_CHECKING:
     from mlflowkit.spec.models import SpecBase
 
@@ -25,10 +27,23 @@ def state_dir(spec: SpecBase) -> Path:
 
 
 def store_root(spec: SpecBase, override: str | None = None) -> str:
-    """Where artifacts and the registry live: ``--store``, else ``MLFLOWKIT_STORE``, else ``spec.store``, else state dir."""
-    root = override or os.environ.get("MLFLOWKIT_STORE") or spec.store
+    """Where artifacts and the registry live: ``--store``, else ``MLFLOWKIT_STORE``, else ``spec.store``, else state dir.
+
+    Raises:
+        SpecError: ``--store`` or ``$MLFLOWKIT_STORE`` names a local file, a system folder or a folder this user
+            cannot write (validate checked ``spec.store`` the same way, at its line).
+    """
+    from_env = os.environ.get("MLFLOWKIT_STORE")
+    root = override or from_env or spec.store
     if root is None:
         return str(state_dir(spec))
+    given = "--store" if override else "$MLFLOWKIT_STORE" if from_env else None
+    if given is not None:
+        from mlflowkit.spec.checks import store_problem
+
+        if (problem := store_problem(root, spec.spec_dir)) is not None:
+            hint = f"point {given} at a folder of the project's, or leave it out (the spec's store, else .mlflowkit/)"
+            raise SpecError([SpecIssue(problem, path="store", file=given, hint=hint)])
     if "://" not in root and not os.path.isabs(root):
         return os.path.join(spec.spec_dir, root)
     return root

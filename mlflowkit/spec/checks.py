@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mlflowkit.spec.schedule import Schedule
     from mlflowkit.spec.sources import Sources
 
-__all__ = ["CHECKS", "check", "run_checks"]
+__all__ = ["CHECKS", "check", "run_checks", "store_problem"]
 
 Check = Callable[["SpecBase", "Sources"], Iterator[SpecIssue]]
 CHECKS: list[Check] = []
@@ -165,33 +165,35 @@ def data_columns(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
 _SYSTEM_ROOTS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr")
 
 
-def _store_problem(location: str, spec_dir: str) -> tuple[str, str] | None:
-    """What keeps a local store ``location`` from holding artifacts, with what to do; None when nothing does.
+def store_problem(location: str, spec_dir: str) -> str | None:
+    """What keeps a local store ``location`` from holding artifacts; None when nothing does.
 
-    A remote store (``s3://...``) is not checked here: reaching it needs credentials the run has.
+    A path relative to ``spec_dir`` is read from there. A remote store (``s3://...``) is not checked here:
+    reaching it needs credentials the run has. ``runtime.locations.store_root`` asks the same of
+    ``--store`` and ``$MLFLOWKIT_STORE``.
     """
     if "://" in location and not location.startswith("file://"):
         return None
     raw = location.removeprefix("file://")
     path = os.path.realpath(os.path.join(spec_dir, os.path.expanduser(raw)))
-    fix = "point store: at a folder of the project's (or leave it out: .mlflowkit/ next to the spec)"
     if path == os.sep or any(path == root or path.startswith(root + os.sep) for root in _SYSTEM_ROOTS):
-        return f"{raw} is a system folder ({path}), not a place for artifacts", fix
+        return f"{raw} is a system folder ({path}), not a place for artifacts"
     if os.path.exists(path) and not os.path.isdir(path):
-        return f"{raw} is a file, not a folder", fix
+        return f"{raw} is a file, not a folder"
     existing = path
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK | os.X_OK):
-        return f"{raw} cannot be written by this user ({existing} is not writable)", fix
+        return f"{raw} cannot be written by this user ({existing} is not writable)"
     return None
 
 
 @check
 def store_location(spec: SpecBase, sources: Sources) -> Iterator[SpecIssue]:
     """A local ``store:`` is a folder this user can write, not a file or a system folder."""
-    if spec.store is not None and (problem := _store_problem(spec.store, spec.spec_dir)) is not None:
-        yield sources.issue(("store",), problem[0], hint=problem[1])
+    if spec.store is not None and (problem := store_problem(spec.store, spec.spec_dir)) is not None:
+        hint = "point store: at a folder of the project's (or leave it out: .mlflowkit/ next to the spec)"
+        yield sources.issue(("store",), problem, hint=hint)
 
 
 @check

@@ -92,3 +92,34 @@ def test_a_target_with_one_class_stops_at_train_and_registers_nothing(tmp_path: 
     assert "target 'churned' has 1 class (only 'yes') in the training split; a classifier needs two or more" in result.exception.reason
     assert [s.name for s in result.steps if s.status == "ran"] == ["load", "split", "checks"]
     assert not (tmp_path / ".mlflowkit" / "registry").exists() or not any((tmp_path / ".mlflowkit" / "registry").rglob("version.json"))
+
+
+@pytest.mark.parametrize(
+    ("how", "store", "said"),
+    [
+        ("env", "/proc/mlflowkit-store", "/proc/mlflowkit-store is a system folder"),
+        ("env", "data/churn.csv", "data/churn.csv is a file, not a folder"),
+        ("--store", "data/churn.csv", "data/churn.csv is a file, not a folder"),
+    ],
+)
+def test_a_store_given_outside_the_spec_is_refused_the_same_way(
+    how: str, store: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # validate checks spec.store at its line; --store and $MLFLOWKIT_STORE are only known when the run starts.
+    _project(tmp_path, "data: {source: data/churn.csv, target: churned}\n")
+    data = (tmp_path / "data" / "churn.csv").read_bytes()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    if how == "env":
+        monkeypatch.setenv("MLFLOWKIT_STORE", store)
+        result = _cli(tmp_path, "run", "spec.yaml")
+    else:
+        monkeypatch.delenv("MLFLOWKIT_STORE", raising=False)
+        result = _cli(tmp_path, "run", "spec.yaml", "--store", store)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output
+    given = "$MLFLOWKIT_STORE" if how == "env" else "--store"
+    assert f"{given}: store: {said}" in output, output
+    assert f"hint: point {given} at a folder" in output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "data" / "churn.csv").read_bytes() == data
