@@ -138,6 +138,8 @@ def _run_steps(runner: Runner, session: RunSession) -> Any:
     from prefect.runtime import flow_run
     from prefect.states import Failed
 
+    if flow_run.id and session.record.flow_run_id is None:
+        session.flow_run_started(str(flow_run.id))  # a run killed from here on still names its flow run
     tasks = _make_tasks(runner)
     futures: dict[str, Any] = {}
     for step in runner.plan.steps:

@@ -88,6 +88,11 @@ class RunSession:
         )
         self._write(self.record)
 
+    def flow_run_started(self, flow_run_id: str) -> None:
+        """Name the Prefect flow run in the ``running`` record as soon as it exists."""
+        self.record = self.record.model_copy(update={"flow_run_id": flow_run_id})
+        self._write(self.record)
+
     def _write(self, record: RunRecord) -> None:
         self.runner.store.write_json(f"runs/{record.run_id}.json", record.to_json())
 

@@ -161,5 +161,6 @@ def test_a_killed_run_is_marked_killed_and_leaves_no_process_of_its_own(tmp_path
     assert listed.returncode == 0 and "killed" in listed.stdout and "running" not in listed.stdout
     record = json.loads(next((tmp_path / ".mlflowkit" / "runs").glob("*.json")).read_text())
     assert record["status"] == "running" and record["pid"] == proc.pid  # on disk as left; read back as killed
+    assert flow_run(record["flow_run_id"])["state_type"] == "RUNNING"  # named as soon as the flow run existed
     shown = _cli(tmp_path, "runs", "show", record["run_id"])
     assert "killed" in shown.stdout and f"process {proc.pid}" in shown.stdout
