@@ -223,7 +223,11 @@ class Evaluate(StepKind):
             champion_meta = self._champion(ctx, x=x, y=y, test=test, params=params, task=task, positive=positive)
             body["champion"] = champion_meta
 
-        ctx.report("metrics", "metrics on the held-out split", rows=_metric_rows(values, body.get("ci", {}), champion_meta))
+        title = "metrics on the held-out split"
+        if len(candidate.classes) == 2:  # say which class precision, recall, f1 and roc_auc are about
+            body["positive_label"] = str(candidate.classes[candidate.pos])
+            title += f" (positive class: {body['positive_label']})"
+        ctx.report("metrics", title, rows=_metric_rows(values, body.get("ci", {}), champion_meta))
         if params.fairness:
             ctx.report("fairness", "fairness by group", rows=body["fairness"]["groups"])
         if params.slices:

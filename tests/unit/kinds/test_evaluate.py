@@ -132,6 +132,7 @@ def test_binary_metrics_are_about_data_positive(trained: Trained, on_trained: Ha
         model = trained.model if positive is None else _with_meta(trained.model, positive=positive)
         out = on_trained.run(Evaluate, {"metrics": names, "champion": False}, {"model": model, "test": trained.test})
         found[positive] = MetricsMeta.model_validate(out["metrics"].meta).metrics
+        assert on_trained.report("metrics").title == f"metrics on the held-out split (positive class: {positive or 'yes'})"
     # Without data.positive the positive class is the greater label ('yes'); with it, the named one.
     assert found[None] == found["yes"]
     assert found["no"]["f1"] == pytest.approx(skm.f1_score(test["churned"], predicted, pos_label="no"))
