@@ -41,7 +41,10 @@ def models_list(store: StoreOpt = None, spec: SpecOpt = None) -> None:
     for col in ("model", "versions", "latest", "aliases"):
         table.add_column(col)
     for name in registry.models():
-        versions = registry.versions(name)
+        try:
+            versions = registry.versions(name)
+        except MlflowkitError as exc:  # a record that is not its folder's, or no record at all: named, no traceback
+            fail(exc)
         aliases = ", ".join(f"{a} → v{v}" for a, v in sorted(registry.aliases(name).items()))
         table.add_row(name, str(len(versions)), f"v{versions[-1].version}" if versions else "-", aliases)
     out.print(table)

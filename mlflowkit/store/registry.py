@@ -208,7 +208,7 @@ class ModelRegistry:
         raw = self._read_manifest(model, version)
         if self.trust.enforcing:
             self._check_signature(model, version, raw)
-        return self._parse_version(self._version_key(model, version), raw)
+        return self._parse_version(model, version, raw)
 
     def _check_signature(self, model: str, version: int, manifest: bytes) -> Signature:
         sig_key = self._version_key(model, version, SIGNATURE_FILE)
@@ -245,7 +245,7 @@ class ModelRegistry:
         if self.trust.signer is None:
             raise RegistryError(f"no signing key: set {SIGNING_KEY_ENV} to the private key (PEM file or text)")
         raw = self._read_manifest(model, version)
-        record = self._parse_version(self._version_key(model, version), raw)
+        record = self._parse_version(model, version, raw)
         for name in record.files:
             self._checked_bytes(record, name)
         signature = self.trust.sign(raw)
@@ -253,16 +253,27 @@ class ModelRegistry:
         self.storage.write(self._version_key(model, version, SIGNATURE_FILE), signature)
         return self._check_signature(model, version, raw)
 
-    def _parse_version(self, key: str, raw: bytes) -> ModelVersion:
+    def _parse_version(self, model: str, version: int, raw: bytes) -> ModelVersion:
+        """The record in ``model``'s version ``version`` folder, which must be that version's own.
+
+        A genuine, signed record copied from another version or model would otherwise be read as this one.
+        """
+        key = self._version_key(model, version)
         try:
-            return ModelVersion.model_validate_json(raw)
+            record = ModelVersion.model_validate_json(raw)
         except ValueError as exc:
             raise RegistryError(f"{self.storage.where(key)} is not a version record: {exc}") from None
+        if (record.model, record.version) != (model, version):
+            raise RegistryError(
+                f"{self.storage.where(key)} is the record of {record.model} v{record.version}, not {model} v{version}: "
+                "it was copied there; refused"
+            )
+        return record
 
     def _load_versions(self, model: str) -> list[ModelVersion]:
-        keys = [self._version_key(model, n) for n in self._require_model(model)]
-        found = self.storage.read_many(keys)
-        return [self._parse_version(k, found[k]) for k in keys if k in found]
+        numbers = self._require_model(model)
+        found = self.storage.read_many([self._version_key(model, n) for n in numbers])
+        return [self._parse_version(model, n, found[k]) for n in numbers if (k := self._version_key(model, n)) in found]
 
     # ----------------------------------------------------------------- versions
 

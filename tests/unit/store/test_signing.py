@@ -123,6 +123,27 @@ def test_a_file_without_a_digest_is_neither_read_nor_signed(root: str, keys: dic
         owner.storage.read("churn/versions/1/version.sig")
 
 
+def test_a_signed_record_replayed_under_another_version_is_refused(root: str, keys: dict[str, Path]) -> None:
+    # The registry writer copies a version.json and its signature, both genuine, into another version's folder:
+    # an old or weaker version of the same model, or another model's, would then be read as churn v2.
+    signer = _registry(root, MLFLOWKIT_SIGNING_KEY=str(keys["old"]))
+    signer.register("churn", {"model.onnx": b"weak"}, {"metrics": {"auc": 0.6}})
+    signer.register("churn", {"model.onnx": b"strong"}, {"metrics": {"auc": 0.9}})
+    signer.register("fraud", {"model.onnx": b"fraud model"}, {"metrics": {"auc": 0.99}})
+    reader = _registry(root, MLFLOWKIT_TRUSTED_KEYS=str(keys["old.pub"]))
+    storage = signer.storage
+    for source in ("churn/versions/1", "fraud/versions/1"):
+        for name in ("version.json", "version.sig"):
+            storage.write(f"churn/versions/2/{name}", storage.read(f"{source}/{name}"))
+        with pytest.raises(RegistryError, match=r"churn/versions/2/version.json is the record of (churn|fraud) v1, not churn v2"):
+            reader.get("churn", 2)
+        with pytest.raises(RegistryError, match="not churn v2"):
+            reader.read_file("churn", 2, "model.onnx")
+    listed = CliRunner().invoke(app, ["models", "list", "--store", root])
+    assert listed.exit_code == 1 and "not churn v2" in " ".join(listed.output.split())
+    assert listed.exception is None or isinstance(listed.exception, SystemExit)  # said, not a traceback
+
+
 def test_rotating_keys(root: str, keys: dict[str, Path]) -> None:
     import os
 
