@@ -11,7 +11,9 @@ What a run waits for, each timed interleaved with its unchecked baseline on the 
    checked against their SHA-256, parsed from memory);
 3. loading the trained random forest (150 trees; before: ``joblib.load``; now: skops with the trusted-type check);
 4. scoring the champion on the held-out rows, load included (before: the unpickled forest; now: its ONNX
-   graph in ONNX Runtime).
+   graph in ONNX Runtime);
+5. ``mlflowkit store verify`` of the reference example's store (before: every object re-hashed; now:
+   also the types every cached model names judged, nothing rebuilt).
 
     python bench/verified_reads.py --repeat 7 [--rows 1000000]
 """
@@ -87,6 +89,15 @@ def cached_rerun(scratch: Path, repeat: int) -> None:
     size = sum((work / ".mlflowkit" / k).stat().st_size for k in objects)
     title = f"0. cached rerun of examples/churn ({len(objects)} objects, {size / 1e6:.1f} MB; cold run {fmt_seconds(cold)})"
     print_table(TIMING_HEADERS, timing_rows([*timings, rerun], timings[0]), title)
+
+    from mlflowkit.kinds.model_files import SKOPS, model_refusal
+    from mlflowkit.store.verify import Inspect, verify_store
+
+    models = {SKOPS: Inspect("a model mlflowkit may load", lambda data, where: model_refusal(data, where=where))}
+    timings = interleaved([("hashes only (before)", lambda: verify_store(ArtifactStore(store), None)),
+                           ("hashes and model types (now)", lambda: verify_store(ArtifactStore(store), None, inspect=models))],
+                          repeat)  # fmt: skip
+    print_table(TIMING_HEADERS, timing_rows(timings, timings[0]), "5. `store verify` of the same store (no registry)")
 
 
 def main() -> None:
