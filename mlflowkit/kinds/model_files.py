@@ -42,7 +42,8 @@ __all__ = [
 
 _FILE_NAMES = {SKOPS: "model.skops", JOBLIB: "model.joblib"}
 # What a stored model may be made of besides skops' own trusted types: classes of scikit-learn (pipelines,
-# encoders, trees, kernels, losses) and of the estimator allow-list, and numpy's and scipy's data types.
+# encoders, trees, kernels, losses) and of the estimator allow-list, and numpy's and scipy's data types
+# (dtypes, scalars, sparse matrices: a KNN keeps its one-hot encoded training rows as one).
 # skops rebuilds a named class from the file's state (``__new__`` + ``__setstate__``) or calls it with the
 # file's arguments, so every class is a capability: numpy's ``memmap`` creates the file it is given, its
 # ``DataSource`` removes the folder its state names when it is collected. Other numpy and scipy classes
@@ -97,8 +98,6 @@ def _refusal(name: str, allowed: tuple[str, ...]) -> str:  # noqa: PLR0911 - one
     """Why a stored model may not name ``name`` (``""``: it may): see ``_CLASS_MODULES``."""
     import warnings
 
-    import numpy as np
-
     from mlflowkit.policy import module_allowed
 
     if name == _TORCH_MODEL:
@@ -120,9 +119,17 @@ def _refusal(name: str, allowed: tuple[str, ...]) -> str:  # noqa: PLR0911 - one
     defined = f"{found.__module__}.{found.__qualname__}"
     if defined != name:
         return f"it is {defined}, under another name"
-    if data_type and not issubclass(found, np.dtype | np.generic):
+    if data_type and not issubclass(found, _data_types()):
         return "a numpy or scipy class that is not a data type"
     return ""
+
+
+def _data_types() -> tuple[type, ...]:
+    """The numpy and scipy classes a model may hold: dtypes, scalar types, sparse matrices and arrays (data, no behaviour)."""
+    import numpy as np
+    from scipy import sparse
+
+    return (np.dtype, np.generic, sparse.spmatrix, sparse.sparray)
 
 
 def _refused(names: list[str], allowed: tuple[str, ...]) -> list[str]:

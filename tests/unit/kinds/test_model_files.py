@@ -173,6 +173,24 @@ def test_models_whose_files_name_internal_types_still_load(
     assert (back.predict(x) == model.predict(x)).all()
 
 
+@pytest.mark.parametrize("estimator", ["KNeighborsClassifier", "SVC"])
+def test_models_that_keep_sparse_training_rows_still_load(
+    tmp_path: Path, fitted: tuple[Any, pd.DataFrame], estimator: str
+) -> None:
+    # A one-hot encoding of many categories is sparse, and a KNN (or an SVC's support vectors) keeps those rows.
+    from scipy import sparse
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    _, frame = fitted
+    x, y = sparse.csr_matrix(np.eye(len(frame))[:, :40]), frame["label"]
+    model = {"KNeighborsClassifier": KNeighborsClassifier, "SVC": SVC}[estimator]().fit(x, y)
+    ref = save_model(ArtifactStore(tmp_path / "store"), model)
+    assert any(t.startswith("scipy.sparse.") for t in ref.meta["skops_types"])
+    back = load_model(ArtifactStore(tmp_path / "store"), ref)
+    assert (back.predict(x) == model.predict(x)).all()
+
+
 @pytest.mark.parametrize("location", ["absolute", "secret.txt", "../work/secret.txt"])
 def test_an_onnx_graph_cannot_read_a_file_through_external_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str
