@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflowkit.policy.model import Policy
-from mlflowkit.store.trust import Trust
+
+if TYPE_CHECKING:  # the store package loads fsspec: not for validate, which reads the policy but no store
+    from mlflowkit.store.trust import Trust
 
 __all__ = ["registry_trust"]
 
@@ -20,6 +23,8 @@ def registry_trust(policy: Policy | None, *, environ: Mapping[str, str] | None =
     Raises:
         RegistryError: a key cannot be read (named with the policy rule's file:line:col).
     """
+    from mlflowkit.store.trust import Trust
+
     if policy is None:
         return Trust.load(environ=environ)
     folder = Path(str(policy._meta.get("path", "."))).parent

@@ -197,7 +197,7 @@ def test_cli_prints_each_issue_on_one_line(tmp_path: Path) -> None:
 
 
 def test_validate_stays_light() -> None:
-    heavy = ["prefect", "ray", "great_expectations", "onnxruntime", "pandas", "sklearn", "torch"]
+    heavy = ["prefect", "ray", "great_expectations", "onnxruntime", "pandas", "sklearn", "torch", "numpy", "fsspec", "pyarrow"]
     script = (
         "import json, sys\n"
         "from mlflowkit.cli import app\n"
