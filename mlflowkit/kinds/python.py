@@ -8,10 +8,12 @@ gets its declared inputs and typed params instead (see :mod:`mlflowkit.steps`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,15 @@ def _source_file(spec_dir: str, module_name: str) -> str | None:
     return found.origin if found is not None and found.has_location else None
 
 
+def _drop_bytecode(origin: str) -> None:
+    """Remove the cached bytecode of ``origin``: Python trusts a .pyc whose source has the same size and
+    whole-second mtime, so an edit made within the second it was imported (``* 2`` to ``* 3``) would run the
+    old code under the new code's cache key."""
+    # No cached bytecode (or none possible): the import compiles the source.
+    with contextlib.suppress(OSError, NotImplementedError, ValueError):
+        os.remove(importlib.util.cache_from_source(origin))
+
+
 def _import(ctx: StepContext, uses: str) -> Callable[..., Any]:
     module_name, _, attr = uses.partition(":")
     from mlflowkit.kinds._policy import governing_policy
@@ -64,6 +75,8 @@ def _import(ctx: StepContext, uses: str) -> Callable[..., Any]:
         # notebook or a long-lived worker must run the code next to *this* spec.
         for name in [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]:
             del sys.modules[name]
+    if origin:
+        _drop_bytecode(origin)
     importlib.invalidate_caches()
     try:
         module = importlib.import_module(module_name)

@@ -47,6 +47,10 @@ PORT_ENV = "MLFLOWKIT_SERVER_PORT"
 DEFAULT_PORT = 4280
 DEFAULT_IDLE = 3600.0
 SERVER_MODULE = "mlflowkit.runtime.localserver"
+_used_port: int | None = None
+"""The port this process's runs last talked to. Prefect's in-process services (events, concurrency slots) keep
+the API URL they were first given, so a server started again for this process (after an idle stop or a
+replacement) takes that port back when it is free; otherwise a notebook's next run would wait on a dead URL."""
 _START_TIMEOUT = 120.0  # a first start on a loaded machine migrates a new database: tens of seconds
 
 
@@ -168,22 +172,24 @@ def ensure_server(*, ui: bool = False, home: Path | None = None) -> ServerInfo:
     Raises:
         MlflowkitError: the server did not come up (its log's last lines say why).
     """
+    global _used_port  # noqa: PLW0603 (one value per process, on purpose)
     home = home or mlflowkit_home()
     with _lock(home):  # type: ignore[attr-defined]
         info = running_server(home)
-        if info is not None and _current(info, ui):
-            return info
-        stale = read_state(home)
-        if stale is not None and stale.host == socket.gethostname() and _is_our_server(stale.pid):
-            _terminate(stale.pid)  # another version's (or one without the UI asked for): replace it
-        return _start(home, ui=ui)
+        if info is None or not _current(info, ui):
+            stale = read_state(home)
+            if stale is not None and stale.host == socket.gethostname() and _is_our_server(stale.pid):
+                _terminate(stale.pid)  # another version's (or one without the UI asked for): replace it
+            info = _start(home, ui=ui)
+        _used_port = info.port
+        return info
 
 
 def _start(home: Path, *, ui: bool) -> ServerInfo:
     """Start a server process, detached from this one, and wait until it answers."""
     _state_file(home).unlink(missing_ok=True)
     log = home / "server.log"
-    preferred = os.environ.get(PORT_ENV, str(DEFAULT_PORT))
+    preferred = str(_used_port) if _used_port else os.environ.get(PORT_ENV, str(DEFAULT_PORT))
     idle = os.environ.get(IDLE_ENV, str(DEFAULT_IDLE))
     args = [sys.executable, "-m", SERVER_MODULE, "--home", str(home), "--port", preferred, "--idle", idle]
     env = {k: v for k, v in os.environ.items() if k not in {"PREFECT_API_URL", "PREFECT_PROFILE"}}

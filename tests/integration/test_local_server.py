@@ -1,5 +1,6 @@
 """The local Prefect server: one per user, reused, replaced when stale, off a taken port, stopped when idle; killed and
-concurrent runs. Real servers and real CLI processes, on the session's MLFLOWKIT_HOME (its database migrated once)."""
+concurrent runs. Real servers and real CLI processes, under a home of this module's own: these tests stop and
+replace its server, which must not be the one the rest of the session's runs talk to."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +25,19 @@ from mlflowkit.runtime.flow import prefect_settings
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 CLI = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _own_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """MLFLOWKIT_HOME for this module only (its database migrated once here); its server stopped at the end."""
+    home = tmp_path_factory.mktemp("local-server-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOWKIT_HOME", str(home))
+        mp.setattr(localapi, "_used_port", None)  # this process's other runs talk to the session's server
+        try:
+            yield home
+        finally:
+            localapi.stop_server(home)
 
 
 def _home() -> Path:
@@ -55,6 +70,7 @@ def test_a_running_server_is_reused_and_a_stale_one_from_another_version_is_repl
 
 def test_a_taken_port_moves_the_server_to_a_free_one(monkeypatch: pytest.MonkeyPatch) -> None:
     localapi.stop_server()
+    monkeypatch.setattr(localapi, "_used_port", None)  # no earlier port of this process to take back
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
@@ -164,3 +180,11 @@ def test_a_killed_run_is_marked_killed_and_leaves_no_process_of_its_own(tmp_path
     assert flow_run(record["flow_run_id"])["state_type"] == "RUNNING"  # named as soon as the flow run existed
     shown = _cli(tmp_path, "runs", "show", record["run_id"])
     assert "killed" in shown.stdout and f"process {proc.pid}" in shown.stdout
+
+
+def test_a_server_started_again_for_this_process_takes_its_port_back() -> None:
+    """Prefect's in-process services keep the first API URL: a notebook's next run after an idle stop needs the same one."""
+    first = localapi.ensure_server()
+    localapi.stop_server()
+    again = localapi.ensure_server()
+    assert again.pid != first.pid and again.url == first.url

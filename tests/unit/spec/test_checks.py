@@ -8,7 +8,7 @@ from mlflowkit.spec import checks
 
 
 def test_every_check_is_registered() -> None:
-    helpers = {"check", "run_checks"}
+    helpers = {"check", "run_checks", "store_problem"}
     defined = [
         fn
         for name, fn in inspect.getmembers(checks, inspect.isfunction)
