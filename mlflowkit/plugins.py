@@ -58,7 +58,7 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...] | set[str]) -> 
 
 
 @cache
-def _entry_points(path: tuple[str, ...]) -> metadata.EntryPoints:
+def _entry_points(path: tuple[str, ...]) -> metadata.SelectableGroups:
     """Every installed entry point, read once per import path (reading them walks every distribution's
     metadata: a fifth of a cached rerun's time when each plug-in group read them again)."""
     del path  # the cache key: a package installed onto a new path is seen
