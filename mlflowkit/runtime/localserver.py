@@ -57,6 +57,9 @@ class Activity:
 def _bind(port: int) -> socket.socket:
     """A listening socket on loopback: ``port`` if free, else any free port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A port whose last server just stopped still has its closed connections in TIME_WAIT; reusing it is
+    # what a server started again for the same process needs (a port another process listens on stays taken).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
     except OSError:
