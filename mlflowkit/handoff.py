@@ -364,12 +364,14 @@ class RunResult(RunRecord):
         """The run as a notebook shows it: status, verdict, version, the gates' metrics, links to the report and MLflow."""
         from html import escape
 
+        from mlflowkit.fmt import number
+
         color = {"completed": "#276749", "failed": "#c53030"}.get(self.status, "#b7791f")
         rows = [("spec", f"{self.spec_name} ({self.spec_path})"), ("duration", f"{self.seconds:.1f} s")]
         if self.verdict is not None:
             failed = ", ".join(r.rule for r in self.verdict.failed())
             rows.append(("gates", ("pass" if self.verdict.passed else f"FAIL: {failed}")))
-            rows += [(name, "n/a" if v is None else f"{v:.4f}") for name, v in self.verdict.metrics.items()]
+            rows += [(name, "n/a" if v is None else number(v)) for name, v in self.verdict.metrics.items()]
         registered = "nothing"
         if self.version is not None:
             registered = self.version.label() + (f" ({self.version.alias})" if self.version.alias else "")

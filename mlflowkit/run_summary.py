@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError
+from mlflowkit.fmt import interval, number
 from mlflowkit.handoff import METRICS, SKOPS, DataFingerprint, ModelMeta, Ref, RunRecord, TableMeta, find_output
 
 if TYPE_CHECKING:
@@ -297,11 +298,11 @@ class ComparedRow:
 
 
 def fmt(value: Any) -> str:
-    """A value as the comparison shows it: 4 significant decimals for floats, ``-`` for nothing."""
+    """A value as the comparison shows it: numbers in the one format (:func:`mlflowkit.fmt.number`), ``-`` for nothing."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}" if math.isfinite(value) else "n/a"
+        return number(value)
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, default=str)
     return str(value)
@@ -312,7 +313,7 @@ def _metric(run: RunSummary, name: str) -> str:
     if value is None:
         return "-"
     ci = run.intervals.get(name)
-    return fmt(value) + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+    return fmt(value) + (f" {interval(ci[0], ci[1])}" if ci else "")
 
 
 def _rule(run: RunSummary, rule: str) -> str:

@@ -111,8 +111,10 @@ def verdict_table(verdict: Verdict) -> None:
     for col in ("rule", "value", "threshold", "result", "note"):
         table.add_column(col)
 
+    from mlflowkit.fmt import number
+
     def fmt(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.4f}"
+        return "n/a" if value is None else number(value)
 
     for rule in verdict.rules:
         table.add_row(

@@ -25,6 +25,7 @@ from mlflowkit.cli.common import (
 from mlflowkit.cli.help import HelpGroup
 from mlflowkit.cli.tracking import mirror_alias_move
 from mlflowkit.errors import MlflowkitError
+from mlflowkit.fmt import number
 
 __all__ = ["app"]
 
@@ -169,7 +170,7 @@ def _metrics_table(metrics: dict[str, Any], champion: dict[str, Any]) -> Table:
 
 def _number(value: object) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{value:.4f}"
+        return number(value)
     return "n/a" if value is None else str(value)
 
 

@@ -96,12 +96,23 @@ class _Progress:
         for col in columns:
             table.add_column(col)
         for row in report.rows:
-            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+            table.add_row(*(_cell(row.get(c)) for c in columns))
         out.print(table)
 
     def step_finished(self, record: StepRecord) -> None:
         note = f"  [red]{record.error}[/]" if record.error else ""
         out.print(f"  {self.icons.get(record.status, '?')} {record.name:<16} {record.status:<7} {record.seconds:7.2f}s{note}")
+
+
+def _cell(value: object) -> str:
+    """A step report's value in the terminal: numbers in the one format (:func:`mlflowkit.fmt.number`)."""
+    from mlflowkit.fmt import number
+
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return number(value)
+    return str(value)
 
 
 def _summary(result: RunResult) -> None:

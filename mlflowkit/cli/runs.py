@@ -12,6 +12,7 @@ from rich.table import Table
 
 from mlflowkit.cli.common import SpecOpt, StoreOpt, err, open_registry, out, store_uri, verdict_table
 from mlflowkit.cli.help import HelpGroup
+from mlflowkit.fmt import interval
 
 __all__ = ["app", "report"]
 
@@ -120,7 +121,7 @@ def runs_list(
         metrics = []
         for name in metric or []:
             value, ci = summary.metrics.get(name), summary.intervals.get(name)
-            metrics.append(fmt(value) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and value is not None else ""))  # 95% interval
+            metrics.append(fmt(value) + (f" {interval(*ci)}" if ci and value is not None else ""))  # 95% interval
         table.add_row(
             r["run_id"],
             r["spec_name"],

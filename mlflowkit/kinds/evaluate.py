@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import MlflowkitError, RegistryError, StepFailed
+from mlflowkit.fmt import interval, number
 from mlflowkit.handoff import METRICS, MetricsMeta, ModelMeta, meta_of
 from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds._policy import governing_policy
@@ -237,12 +238,9 @@ class Evaluate(StepKind):
             ctx.report(
                 "residuals",
                 "residuals (actual - predicted) on the held-out split",
-                rows=[
-                    {"mean": round(res["mean"], 4), "std": round(res["std"], 4), "max_abs": round(res["max_abs"], 4)}
-                    | {k: round(v, 4) for k, v in res["quantiles"].items()}
-                ],
+                rows=[{"mean": res["mean"], "std": res["std"], "max_abs": res["max_abs"]} | res["quantiles"]],
             )
-        ctx.logger.info("metrics: %s", ", ".join(f"{k}={v:.4f}" for k, v in values.items()))
+        ctx.logger.info("metrics: %s", ", ".join(f"{k}={number(v)}" for k, v in values.items()))
         meta = MetricsMeta.model_validate({"metrics": values, "n_test": len(test), "champion": champion_meta})
         data = json.dumps(body, sort_keys=True, indent=2, default=_json_default).encode()
         return {"metrics": ctx.store.put_bytes(data, METRICS, meta.model_dump(mode="json"))}
@@ -546,12 +544,12 @@ class _Scorer:
 def _metric_rows(values: dict[str, float], ci: dict[str, list[float]], champion: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows = []
     for name, value in values.items():
-        row: dict[str, Any] = {"metric": name, "value": round(value, 4)}
+        row: dict[str, Any] = {"metric": name, "value": value}
         if name in ci:
-            row["ci"] = f"[{ci[name][0]:.4f}, {ci[name][1]:.4f}]"
+            row["ci"] = interval(*ci[name])
         if champion and champion.get("metrics"):
             other = champion["metrics"].get(name)
-            row[f"champion v{champion['version']}"] = None if other is None else round(other, 4)
+            row[f"champion v{champion['version']}"] = other
         rows.append(row)
     return rows
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import GateFailed
+from mlflowkit.fmt import number
 from mlflowkit.gate_rules import GateRule, GateSyntaxError, Rule, parse_rule
 from mlflowkit.handoff import VERDICT, ChampionScores, MetricsMeta, RuleResult, Verdict
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
@@ -172,4 +173,4 @@ def _store(ctx: StepContext, verdict: Verdict) -> Ref:
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
+    return "n/a" if value is None else number(value)

@@ -18,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlflowkit.fmt import number
 from mlflowkit.monitor.profile import OTHER, _bin_fractions, is_numeric, summarize
 
 if TYPE_CHECKING:
@@ -244,9 +245,9 @@ def _performance(
     if check.max_drop is not None and isinstance(baseline, int | float) and math.isfinite(baseline):
         limit = baseline + check.max_drop if name in _LOWER_IS_BETTER else baseline - check.max_drop
         if worse(value, limit):
-            reasons.append(f"{name} {value:.4f} vs {baseline:.4f} at evaluation (allowed change {check.max_drop:g})")
+            reasons.append(f"{name} {number(value)} vs {number(baseline)} at evaluation (allowed change {check.max_drop:g})")
     if check.min_value is not None and worse(value, check.min_value):
-        reasons.append(f"{name} {value:.4f} beyond the limit {check.min_value:g}")
+        reasons.append(f"{name} {number(value)} beyond the limit {check.min_value:g}")
     return {
         "metric": name,
         "value": value,

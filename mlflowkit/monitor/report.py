@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from mlflowkit.fmt import number
+
 if TYPE_CHECKING:
     from mlflowkit.monitor.drift import DriftReport, FeatureDrift
 
@@ -78,7 +80,7 @@ def _metrics(f: FeatureDrift) -> str:
     rows = []
     for name, value in f.metrics.items():
         limit = f.thresholds.get(name)
-        shown = "—" if value is None else f"{value:.4g}"
+        shown = "—" if value is None else number(value)
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{shown}</td><td>{'' if limit is None else f'{limit:.3g}'}</td></tr>")
     return "<table><tr><th>metric</th><th>value</th><th>threshold</th></tr>" + "".join(rows) + "</table>"
 
@@ -105,8 +107,8 @@ def render_html(report: DriftReport, *, data: str, check_id: str, spec_name: str
     perf = ""
     if report.performance:
         p = report.performance
-        value = "—" if p.get("value") is None else f"{p['value']:.4f}"
-        baseline = "—" if not isinstance(p.get("baseline"), int | float) else f"{p['baseline']:.4f}"
+        value = "—" if p.get("value") is None else number(p["value"])
+        baseline = "—" if not isinstance(p.get("baseline"), int | float) else number(p["baseline"])
         perf = (
             f"<h2>Performance on {p['rows']} labelled rows</h2><table><tr><th>metric</th><th>live</th>"
             f"<th>at evaluation</th><th>status</th></tr><tr><td>{p['metric']}</td><td>{value}</td><td>{baseline}</td>"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from mlflowkit.fmt import number
 from mlflowkit.report.html import figure_tag, page
 from mlflowkit.run_summary import compare
 
@@ -44,7 +45,7 @@ def metric_chart(name: str, runs: list[RunSummary]) -> str:
             top = max(top, high)
         tops.append(top)
         ax.annotate(
-            f"{values[i]:.4f}", (i, top), ha="center", va="bottom", fontsize="small", xytext=(0, 3), textcoords="offset points"
+            number(values[i]), (i, top), ha="center", va="bottom", fontsize="small", xytext=(0, 3), textcoords="offset points"
         )
     ax.set_xticks(range(len(have)), [_label(r) for r in have], rotation=20 if len(have) > 3 else 0, fontsize="small")
     low_end = min([*values, *(r.intervals[name][0] for r in have if name in r.intervals)], default=0.0)

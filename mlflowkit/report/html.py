@@ -6,13 +6,13 @@ Every value is escaped; plots are inline data URIs; the page links to nothing ou
 from __future__ import annotations
 
 import json
-import math
 from html import escape
 from importlib import resources
 from string import Template
 from typing import TYPE_CHECKING, Any
 
 from mlflowkit._version import __version__
+from mlflowkit.fmt import interval, number
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -35,7 +35,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+        return number(value)
     if isinstance(value, dict | list):
         return escape(json.dumps(value, default=str))
     return escape(str(value))
@@ -166,7 +166,7 @@ def _metrics(data: ReportData, plots: Any) -> str:
     for name, value in values.items():
         row: dict[str, Any] = {"metric": name, "value": value}
         if name in ci:
-            row["confidence interval"] = f"[{ci[name][0]:.4f}, {ci[name][1]:.4f}]" if None not in ci[name] else "n/a"
+            row["confidence interval"] = interval(*ci[name])
         if champion.get("version") is not None:
             row[f"champion v{champion['version']}"] = (champion.get("metrics") or {}).get(name)
         rows.append(row)
@@ -276,12 +276,12 @@ def _model_card(data: ReportData) -> str:
     if not c:
         return '<p class="note">no exported model in this run (no <code>export</code> step): no contract to integrate against</p>'
     name = data.version.model if data.version else data.run.model
-    number = data.version.version if data.version else None
+    version = data.version.version if data.version else None
     lineage = data.registered.lineage if data.registered else {}
     out = [
         _kv(
             [
-                ("model", f"{name} v{number}" if number else f"{name} (not registered in this run)"),
+                ("model", f"{name} v{version}" if version else f"{name} (not registered in this run)"),
                 ("format", f"ONNX, opset {(c.get('opset') or {}).get('', '?')}; contract {c.get('format')}"),
                 ("layout", c.get("layout")),
                 ("predicts", c.get("target")),
@@ -290,7 +290,7 @@ def _model_card(data: ReportData) -> str:
                 ("probability output", c.get("probability_output")),
                 (
                     "metrics",
-                    ", ".join(f"{k}={v:.4f}" for k, v in (lineage.get("metrics") or {}).items() if isinstance(v, int | float))
+                    ", ".join(f"{k}={number(v)}" for k, v in (lineage.get("metrics") or {}).items() if isinstance(v, int | float))
                     or None,
                 ),
             ]

@@ -90,7 +90,10 @@ def _show_in_ui(plan: Plan) -> Any:
 
         key = _artifact_key(plan.name, report.step, report.key)
         if report.rows is not None:
-            create_table_artifact(report.rows, key=key, description=report.title)
+            from mlflowkit.fmt import number  # numbers as the terminal and the report write them
+
+            rows = [{k: number(v) if isinstance(v, float) else v for k, v in row.items()} for row in report.rows]
+            create_table_artifact(rows, key=key, description=report.title)
         else:
             create_markdown_artifact(report.markdown or "", key=key, description=report.title)
 

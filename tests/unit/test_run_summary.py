@@ -76,8 +76,8 @@ def test_side_by_side_marks_what_differs() -> None:
     rows = {(r.section, r.name): r for r in compare(RUNS[:2])}
     assert rows[("params", "n_estimators")].values == ("100", "300") and rows[("params", "n_estimators")].differs
     assert not rows[("params", "estimator.max_depth")].differs
-    assert rows[("metrics", "roc_auc")].values == ("0.8100 [0.7900, 0.8300]", "0.7900 [0.7700, 0.8100]")
+    assert rows[("metrics", "roc_auc")].values == ("0.81 [0.79, 0.83]", "0.79 [0.77, 0.81]")
     assert rows[("gates", "verdict")].values == ("pass", "fail")
-    assert rows[("gates", "roc_auc >= 0.8")].values == ("pass (0.8100 vs 0.8000)", "FAIL (0.7900 vs 0.8000)")
+    assert rows[("gates", "roc_auc >= 0.8")].values == ("pass (0.81 vs 0.8)", "FAIL (0.79 vs 0.8)")
     assert not rows[("data", "content sha256")].differs and rows[("data", "rows")].values == ("100", "100")
     assert {s for s, _ in rows} == {"run", "params", "metrics", "gates", "data", "lineage"}
