@@ -321,7 +321,11 @@ def _rule(run: RunSummary, rule: str) -> str:
     found = next((r for r in verdict.rules if r.rule == rule), None) if verdict else None
     if found is None:
         return "-"
-    detail = f" ({fmt(found.value)} vs {fmt(found.threshold)})" if found.value is not None else ""
+    # A rule that compared nothing (no champion yet, a missing metric) says why instead.
+    if found.value is not None:
+        detail = f" ({fmt(found.value)} vs {fmt(found.threshold)})"
+    else:
+        detail = f" ({found.note})" if found.note else ""
     return ("pass" if found.passed else "FAIL") + detail
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mlflowkit.handoff import DataFingerprint, RuleResult, RunRecord, Verdict
@@ -81,3 +83,19 @@ def test_side_by_side_marks_what_differs() -> None:
     assert rows[("gates", "roc_auc >= 0.8")].values == ("pass (0.81 vs 0.8)", "FAIL (0.79 vs 0.8)")
     assert not rows[("data", "content sha256")].differs and rows[("data", "rows")].values == ("100", "100")
     assert {s for s, _ in rows} == {"run", "params", "metrics", "gates", "data", "lineage"}
+
+
+def _with_rule(run: RunSummary, rule: RuleResult) -> RunSummary:
+    verdict = run.record.verdict
+    assert verdict is not None
+    record = run.record.model_copy(update={"verdict": verdict.model_copy(update={"rules": (*verdict.rules, rule)})})
+    return dataclasses.replace(run, record=record)
+
+
+def test_a_rule_that_compared_nothing_says_why() -> None:
+    note = "no champion yet; on_missing_baseline=pass"
+    rule = RuleResult(rule="roc_auc >= champion.roc_auc - 0.02", passed=True, note=note)
+    first = _with_rule(_run("r1", roc=0.81, n=100), rule)
+    second = _with_rule(_run("r2", roc=0.79, n=300), rule.model_copy(update={"value": 0.79, "threshold": 0.79, "note": ""}))
+    rows = {(r.section, r.name): r for r in compare([first, second])}
+    assert rows[("gates", "roc_auc >= champion.roc_auc - 0.02")].values == (f"pass ({note})", "pass (0.79 vs 0.79)")
