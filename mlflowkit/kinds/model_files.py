@@ -15,7 +15,7 @@ import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlflowkit.errors import MlflowkitError
+from mlflowkit.errors import MlflowkitError, RegistryError
 from mlflowkit.handoff import JOBLIB, SKOPS
 
 if TYPE_CHECKING:
@@ -292,6 +292,34 @@ class OnnxClassifier(OnnxModel):
         return normalised
 
 
+def _onnx_model(registry: ModelRegistry, version: ModelVersion) -> OnnxModel:
+    """A version's ONNX graph in ONNX Runtime; bytes that are no contract or no graph are a RegistryError naming the file.
+
+    Without trusted keys a registry writer can replace a file and its digest alike (docs/threat-model.md):
+    the bytes then pass ``read_file`` and only the parser can tell.
+    """
+    from pydantic import ValidationError
+
+    from mlflowkit.targets.contract import Contract
+
+    name, number = version.model, version.version
+    hint = "it was damaged or replaced: mlflowkit store verify lists what else does not verify, and trusted keys refuse a forgery"
+    try:
+        contract = Contract.model_validate_json(registry.read_file(name, number, "contract.json"))
+    except ValidationError as exc:
+        where = registry.file_path(name, number, "contract.json")
+        raise RegistryError(f"{name} v{number}: {where} is not a model contract ({exc.error_count()} errors); {hint}") from exc
+    cls = OnnxClassifier if contract.probability_output else OnnxModel
+    try:
+        return cls(registry.read_file(name, number, "model.onnx"), contract)
+    except RegistryError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...), none importable up front
+        where = registry.file_path(name, number, "model.onnx")
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RegistryError(f"{name} v{number}: ONNX Runtime cannot load {where} ({reason}); {hint}") from exc
+
+
 def registered_model(
     registry: ModelRegistry, version: ModelVersion, *, spec_dir: str | None = None, policy: Policy | None = None
 ) -> Any:
@@ -303,13 +331,9 @@ def registered_model(
         RegistryError: a file is missing, damaged, or (with trusted keys) the version does not verify.
         UntrustedModel: only a pickle, and nothing vouches for it; or a skops file naming refused types.
     """
-    from mlflowkit.targets.contract import Contract
-
     name, number = version.model, version.version
     if {"model.onnx", "contract.json"} <= set(version.files):
-        contract = Contract.model_validate_json(registry.read_file(name, number, "contract.json"))
-        cls = OnnxClassifier if contract.probability_output else OnnxModel
-        return cls(registry.read_file(name, number, "model.onnx"), contract)
+        return _onnx_model(registry, version)
     if "model.skops" in version.files:
         data = registry.read_file(name, number, "model.skops")
         return loads_model(data, where=registry.file_path(name, number, "model.skops"), spec_dir=spec_dir, policy=policy)

@@ -252,6 +252,29 @@ def test_a_registered_version_is_scored_through_its_onnx_graph(tmp_path: Path, f
     assert np.allclose(proba, model.predict_proba(features), atol=1e-5) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("file", ["model.onnx", "contract.json"])
+def test_a_replaced_onnx_version_without_keys_is_a_registry_error_naming_the_file(
+    tmp_path: Path, fitted: tuple[Any, pd.DataFrame], file: str
+) -> None:
+    # Without trusted keys a registry writer's replacement (its digest rewritten too) passes read_file: the parser
+    # is what notices, and it must say which file, not raise ONNX Runtime's or pydantic's own error.
+    from mlflowkit.errors import RegistryError
+    from mlflowkit.kinds.export import export_onnx
+
+    model, frame = fitted
+    onnx, contract = export_onnx(model, frame, features=["a", "b"], classes=["no", "yes"], target="label")
+    files = {"model.onnx": onnx, "contract.json": contract.model_dump_json().encode()}
+    files[file] = files[file][:-7] + b"\x00garbage"
+    registry = _registry(tmp_path)
+    version = registry.register("churn", files, {})
+    with pytest.raises(RegistryError) as refused:
+        registered_model(registry, version)
+    message = str(refused.value)
+    assert message.startswith("churn v1: ") and registry.file_path("churn", 1, file) in message
+    assert "damaged or replaced" in message and "mlflowkit store verify" in message
+    assert "\n" not in message
+
+
 def test_a_registered_skops_model_without_onnx(tmp_path: Path, fitted: tuple[Any, pd.DataFrame]) -> None:
     model, frame = fitted
     store = ArtifactStore(tmp_path / "store")
