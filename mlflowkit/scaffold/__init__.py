@@ -1,13 +1,16 @@
-"""``mlflowkit init``: a ready-to-run project from a recipe (spec, sample data, README, a test).
+"""``mlflowkit init``: a ready-to-run project from a recipe (spec, sample data, README, a test, editor set-up).
 
 The sample data is generated here, deterministically and without a download, so that a scaffolded
 project validates and runs as it is. Templates live in ``templates/<recipe>/`` (``{{name}}`` is
-replaced by the project's name); the README and the test are shared by every recipe.
+replaced by the project's name); the README and the test are shared by every recipe. The spec's
+JSON Schema is written beside it and named by a ``yaml-language-server`` modeline and the VS Code
+settings, so an editor checks and completes the spec as it is typed (docs/editor.md).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 import re
@@ -18,10 +21,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflowkit.spec.recipe import Recipe
 
-__all__ = ["TEMPLATES", "scaffold", "scaffoldable"]
+__all__ = ["SCHEMA_FILE", "TEMPLATES", "scaffold", "scaffoldable"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 DATA_FILE = "data/sample.csv"
+SCHEMA_FILE = "mlflowkit.schema.json"
+# The YAML language server (VS Code's YAML extension, neovim's yamlls, ...) reads this first line; the
+# path is relative to the spec.
+MODELINE = f"# yaml-language-server: $schema=./{SCHEMA_FILE}\n"
 
 
 def scaffoldable() -> list[str]:
@@ -86,8 +93,6 @@ _DATA: dict[str, Callable[[int, int], list[dict[str, Any]]]] = {
 
 
 def _fields_table(recipe: Recipe) -> str:
-    import json
-
     lines = ["| field | required | default | description |", "|---|---|---|---|"]
     ordered = sorted(recipe.fields.items(), key=lambda item: not item[1].required)
     for path, field in ordered:
@@ -108,6 +113,7 @@ def scaffold(recipe_name: str, dest: Path, *, name: str | None = None, rows: int
     """
     from mlflowkit.plugins import did_you_mean, recipes
     from mlflowkit.spec.recipe import load_recipe
+    from mlflowkit.spec.schema import json_schema
 
     if recipe_name not in scaffoldable():
         hint = did_you_mean(recipe_name, scaffoldable())
@@ -130,7 +136,9 @@ def scaffold(recipe_name: str, dest: Path, *, name: str | None = None, rows: int
         return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], text)
 
     written: dict[str, str] = {
-        "spec.yaml": fill((folder / "spec.yaml.tmpl").read_text()),
+        "spec.yaml": MODELINE + fill((folder / "spec.yaml.tmpl").read_text()),
+        SCHEMA_FILE: json.dumps(json_schema(), indent=2, sort_keys=True) + "\n",
+        ".vscode/settings.json": json.dumps({"yaml.schemas": {f"./{SCHEMA_FILE}": ["spec.yaml"]}}, indent=2) + "\n",
         "README.md": fill((TEMPLATES / "README.md.tmpl").read_text()),
         f"tests/test_{module}.py": fill((TEMPLATES / "test_spec.py.tmpl").read_text()),
         ".gitignore": ".mlflowkit/\n__pycache__/\n",

@@ -6,18 +6,23 @@ pytest in a subprocess, from the project's folder, exactly as its README says.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
+from jsonschema.exceptions import best_match
 from typer.testing import CliRunner
 
 from mlflowkit.cli import app
 from mlflowkit.plugins import recipes
 from mlflowkit.scaffold import scaffoldable
 from mlflowkit.spec.recipe import load_recipe
+from mlflowkit.spec.schema import json_schema
 
 BUILTIN = ["tabular-classification", "tabular-regression", "torch-tabular-classification"]
 
@@ -59,6 +64,29 @@ def test_init_writes_the_same_sample_data_every_time(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "data" / "sample.csv").read_bytes() == (tmp_path / "b" / "data" / "sample.csv").read_bytes()
     readme = (tmp_path / "a" / "README.md").read_text()
     assert "| `data.target` | yes |" in readme and "mlflowkit run spec.yaml" in readme
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_init_sets_up_editors_with_the_schema_the_spec_passes(name: str, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    result = CliRunner().invoke(app, ["init", "--recipe", name, str(project)])
+    assert result.exit_code == 0, result.output
+    text = (project / "spec.yaml").read_text()
+    # The YAML language server reads the schema's path (relative to the spec) from the first line ...
+    assert text.splitlines()[0] == "# yaml-language-server: $schema=./mlflowkit.schema.json"
+    # ... VS Code's YAML extension from the workspace settings, the path relative to the project.
+    settings = json.loads((project / ".vscode" / "settings.json").read_text())
+    assert settings == {"yaml.schemas": {"./mlflowkit.schema.json": ["spec.yaml"]}}
+    schema = json.loads((project / "mlflowkit.schema.json").read_text())
+    assert schema == json_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    spec = yaml.safe_load(text)
+    assert list(validator.iter_errors(spec)) == []
+    # A typo is reported by the key's name, where it is, as an editor would underline it.
+    error = best_match(validator.iter_errors({**spec, "evalute": spec["evaluate"]}))
+    assert error is not None and list(error.absolute_path) == [] and "'evalute' was unexpected" in error.message
+    error = best_match(validator.iter_errors({**spec, "data": {**spec["data"], "targte": "x"}}))
+    assert error is not None and list(error.absolute_path) == ["data"] and "'targte' was unexpected" in error.message
 
 
 @pytest.mark.prefect

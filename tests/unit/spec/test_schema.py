@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from jsonschema.exceptions import best_match
 
 from mlflowkit.spec.load import load_spec
 from mlflowkit.spec.schema import json_schema
@@ -47,3 +48,40 @@ def test_every_field_is_described() -> None:
         if not prop.get("description")
     ]
     assert missing == []
+
+
+def _best_error(instance: dict[str, object]) -> jsonschema.ValidationError:
+    error = best_match(jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).iter_errors(instance))
+    assert error is not None, "expected the schema to refuse the spec"
+    return error
+
+
+def test_a_typo_is_reported_in_the_recipe_branch_not_as_a_spec_of_no_recipe() -> None:
+    good = yaml.safe_load((REPO / "specs" / "reference" / "minimal.yaml").read_text())
+    # A top-level typo: `recipe:` picks the branch, whose additionalProperties names the key.
+    error = _best_error({**good, "evalute": {"metrics": ["accuracy"]}})
+    assert (list(error.absolute_path), error.validator) == ([], "additionalProperties")
+    assert "'evalute' was unexpected" in error.message
+    # In a section: the recipe's kind runs it unless `kind:` names another, so the typo is found there too.
+    error = _best_error({**good, "train": {"estimator": "sklearn.linear_model.LogisticRegression", "estimater": "x"}})
+    assert (list(error.absolute_path), error.validator) == (["train"], "additionalProperties")
+    assert "'estimater' was unexpected" in error.message
+    # `kind: torch` makes the torch kind's params apply to the section.
+    error = _best_error({**good, "train": {"kind": "torch", "epochs": "many"}})
+    assert list(error.absolute_path) == ["train", "epochs"] and error.validator == "type"
+    # An unknown recipe, or none, is said as such.
+    error = _best_error({**good, "recipe": "tabular-clasification"})
+    assert list(error.absolute_path) == ["recipe"] and error.validator == "enum"
+    error = _best_error({k: v for k, v in good.items() if k != "recipe"})
+    assert error.validator == "required" and "'recipe'" in error.message
+
+
+def test_the_root_names_each_recipe_branch_by_its_recipe() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    assert "anyOf" not in schema and "oneOf" not in schema
+    branches = {rule["if"]["properties"]["recipe"]["const"]: rule["then"]["$ref"] for rule in schema["allOf"]}
+    assert branches == {
+        name: f"#/$defs/Spec_{name.replace('-', '_')}"
+        for name in ("tabular-classification", "tabular-regression", "torch-tabular-classification")
+    }
+    assert schema["properties"]["recipe"]["enum"] == sorted(branches)
