@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError
 from mlflowkit.fmt import interval, number
-from mlflowkit.handoff import METRICS, SKOPS, DataFingerprint, ModelMeta, Ref, RunRecord, TableMeta, find_output
+from mlflowkit.handoff import METRICS, SKOPS, DataFingerprint, ModelMeta, Ref, RunRecord, TableMeta, Verdict, find_output
 
 if TYPE_CHECKING:
     from mlflowkit.store import ArtifactStore
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ComparedRow",
     "RunFilter",
+    "RunOutcome",
     "RunSummary",
     "compare",
     "data_fingerprint",
@@ -36,6 +37,7 @@ __all__ = [
     "last_output",
     "metrics_document",
     "model_meta",
+    "outcome",
     "read_records",
     "sort_key",
     "summarize",
@@ -183,6 +185,54 @@ def summarize(store: ArtifactStore, record: RunRecord) -> RunSummary:
         fingerprint=data_fingerprint(record, meta),
         document=doc,
     )
+
+
+# ------------------------------------------------------------------------------------------ what a run produced
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished run produced, in words: the end of ``mlflowkit run`` and the flow run's summary say it."""
+
+    registered: str
+    """``churn v3 → champion``, or ``nothing: <why>`` (the gates failed, the run stopped at a step, ...)."""
+    verdict: str | None
+    """``passed (4 rules)`` or ``failed: <rule> (value v, threshold t)``; None when no gates step decided."""
+    failed_step: str | None
+    """The step that stopped the run (the first failure in plan order), or None."""
+
+
+def _failed_rules(verdict: Verdict) -> str:
+    return "; ".join(
+        f"{r.rule} ({r.note})" if r.value is None else f"{r.rule} (value {fmt(r.value)}, threshold {fmt(r.threshold)})"
+        for r in verdict.failed()
+    )
+
+
+def outcome(record: RunRecord) -> RunOutcome:
+    """What ``record``'s run registered (or why nothing), its verdict with the failing rules, and where it stopped."""
+    failed_step = next((s.name for s in record.steps if s.status == "failed"), None)
+    verdict = record.verdict
+    said = None
+    if verdict is not None:
+        n = len(verdict.rules)
+        said = f"passed ({n} rule{'s' if n != 1 else ''})" if verdict.passed else f"failed: {_failed_rules(verdict)}"
+    version = record.version
+    if version is not None:
+        registered = version.label() + (f" → {version.alias}" if version.alias else " (no alias)")
+        if version.held:
+            registered += f", held back from champion: {version.held}"
+    elif verdict is not None and not verdict.passed:
+        registered = "nothing: the gates failed"
+        if verdict.rejected_version is not None:
+            registered += f" (the candidate is kept as {record.model} v{verdict.rejected_version}, alias rejected)"
+    elif failed_step is not None:
+        registered = f"nothing: the run stopped at step {failed_step}"
+    elif record.status != "completed":
+        registered = f"nothing: the run is {record.status}"
+    else:
+        registered = "nothing: no step of this spec registers a model"
+    return RunOutcome(registered=registered, verdict=said, failed_step=failed_step)
 
 
 # ------------------------------------------------------------------------------------------ choosing runs

@@ -21,7 +21,7 @@ from mlflowkit.errors import MlflowkitError, SpecError
 if TYPE_CHECKING:
     from mlflowkit.flows.deploy import Registration
 
-__all__ = ["app"]
+__all__ = ["app", "describe_schedule"]
 
 app = typer.Typer(
     help="Specs as Prefect deployments: schedules, runs from the Prefect UI, a serving process or a work pool.",
@@ -133,7 +133,7 @@ def list_(
     for d in sorted(found, key=lambda d: (d["flow_name"], d["name"])):
         spec = Path(d["spec_path"]) if d["spec_path"] else None
         schedules = "; ".join(
-            f"{s.get('slug') or '?'}: {_describe(s.get('schedule') or {})}{'' if s.get('active') else ' (paused)'}"
+            f"{s.get('slug') or '?'}: {describe_schedule(s.get('schedule') or {})}{'' if s.get('active') else ' (paused)'}"
             for s in d.get("schedules", [])
         )
         status = "spec deleted" if spec is not None and not spec.exists() else "ok"
@@ -145,10 +145,43 @@ def list_(
     out.print(table)
 
 
-def _describe(schedule: dict[str, object]) -> str:
-    tz = schedule.get("timezone") or "UTC"
+def _duration(seconds: float) -> str:
+    """``6 hours``, ``1 day``, ``1 hour 30 minutes``: an interval as a person says it."""
+    parts, left = [], round(seconds)
+    for name, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+    return " ".join(parts) or f"{seconds} seconds"
+
+
+def describe_schedule(schedule: dict[str, object]) -> str:
+    """A Prefect schedule as its spec would write it: ``cron 0 2 * * * (Europe/Berlin)``,
+    ``every 6 hours from 2026-12-03 12:00 (America/New_York)``, ``rrule FREQ=WEEKLY;BYDAY=SU (UTC)``.
+
+    Prefect keeps an interval's anchor and adds a ``DTSTART`` line to an rrule; the anchor is shown in the
+    schedule's timezone, the ``DTSTART`` it added is left out.
+    """
+    import datetime
+    import zoneinfo
+
+    tz = str(schedule.get("timezone") or "UTC")
     if schedule.get("cron"):
         return f"cron {schedule['cron']} ({tz})"
-    if schedule.get("interval"):
-        return f"every {schedule['interval']} s ({tz})"
-    return f"rrule {schedule.get('rrule')} ({tz})"
+    interval = schedule.get("interval")
+    if isinstance(interval, int | float):
+        said = f"every {_duration(float(interval))}"
+        anchor = schedule.get("anchor_date")
+        if isinstance(anchor, str):
+            try:
+                when = datetime.datetime.fromisoformat(anchor.replace("Z", "+00:00")).astimezone(zoneinfo.ZoneInfo(tz))
+                said += f" from {when:%Y-%m-%d %H:%M}"
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                said += f" from {anchor}"
+        return f"{said} ({tz})"
+    rules = [
+        line.removeprefix("RRULE:")
+        for line in str(schedule.get("rrule") or "").splitlines()
+        if line.strip() and not line.upper().startswith("DTSTART")
+    ]
+    return f"rrule {'; '.join(rules) or '?'} ({tz})"

@@ -100,8 +100,8 @@ class _Progress:
         out.print(table)
 
     def step_finished(self, record: StepRecord) -> None:
-        note = f"  [red]{record.error}[/]" if record.error else ""
-        out.print(f"  {self.icons.get(record.status, '?')} {record.name:<16} {record.status:<7} {record.seconds:7.2f}s{note}")
+        # A failure's message is printed once, at the end of the run, with its hint.
+        out.print(f"  {self.icons.get(record.status, '?')} {record.name:<16} {record.status:<7} {record.seconds:7.2f}s")
 
 
 def _cell(value: object) -> str:
@@ -124,12 +124,86 @@ def _summary(result: RunResult) -> None:
     out.print(table)
 
 
+def _raised_at(exc: BaseException | None) -> str | None:
+    """``file:line in function`` of the innermost frame of the project's own code that raised (a user's step)."""
+    import site
+    import traceback
+
+    cause = exc.__cause__ if exc is not None else None
+    if cause is None or cause.__traceback__ is None:
+        return None
+    skip = (os.path.dirname(os.__file__), os.path.dirname(typer.__file__).rsplit(os.sep, 1)[0], *site.getsitepackages())
+    skip += (str(Path(__file__).resolve().parents[1]),)  # mlflowkit itself
+    frames = [f for f in traceback.extract_tb(cause.__traceback__) if not f.filename.startswith(skip)]
+    if not frames:
+        return None
+    frame = frames[-1]
+    where = os.path.relpath(frame.filename) if not os.path.relpath(frame.filename).startswith("..") else frame.filename
+    return f"{where}:{frame.lineno} in {frame.name}"
+
+
+def _hint(result: RunResult, spec_path: Path) -> str:
+    """What to do about a failed run: where a user's code raised, or what to change; rerunning reuses the cache."""
+    from mlflowkit.errors import GateFailed, StepFailed
+
+    exc = result.exception
+    again = f"`mlflowkit run {spec_path}` again reruns only what changed"
+    if isinstance(exc, GateFailed):
+        return f"the candidate was not registered; improve the model or revise the rule under gates: in {spec_path}, then {again}"
+    raised = _raised_at(exc)
+    if raised is not None:
+        return f"raised at {raised} (-v shows the traceback); fix it, then {again}"
+    if isinstance(exc, StepFailed) and result.report_path:
+        return f"the report shows what step {exc.step!r} saw; after a fix, {again}"
+    return f"after a fix, {again}"
+
+
+def _end(result: RunResult, spec_path: Path, took: float) -> None:
+    """The run's end: what it registered (or why nothing), its verdict, the report, the time; a failure's cause once."""
+    from mlflowkit.errors import GateFailed
+    from mlflowkit.run_summary import outcome
+
+    said = outcome(result)
+    where = f"Prefect flow run {result.flow_run_id}" if result.orchestrated else "all steps cached; no flow run needed"
+    rows = [("registered", said.registered)]
+    if said.verdict is not None:
+        rows.append(("verdict", said.verdict))
+    rows.append(("report", result.report_path or "-"))
+    for name, value in rows:
+        color = "red" if value.startswith(("failed", "nothing")) and not result.ok else ""
+        shown = escape(value)
+        out.print(f"[bold]{name:<11}[/]{f'[{color}]{shown}[/]' if color else shown}")
+    if result.ok:
+        out.print(f"[green]done[/] in {took:.2f}s ({where})")
+        return
+    # The cause, once: a failed gate is the verdict line above; anything else is the step's message.
+    if not isinstance(result.exception, GateFailed):
+        err.print(f"[bold red]error[/]: {escape(result.error or 'the run failed')}")
+    step = f" at step {said.failed_step}" if said.failed_step else ""
+    err.print(f"[bold]hint[/]: {escape(_hint(result, spec_path))}")
+    err.print(f"[red]failed[/]{step} in {took:.2f}s ({where})")
+
+
+def _open_report(result: RunResult) -> None:
+    """Open the report in the user's browser (``$BROWSER`` or the system's), or say why not."""
+    import webbrowser
+
+    path = result.report_path
+    if not path or "://" in path:
+        why = "the run has no report" if not path else f"{escape(path)} is not a local file"
+        err.print(f"[yellow]warning[/]: report not opened: {why}")
+        return
+    if not webbrowser.open(Path(path).as_uri()):
+        err.print(f"[yellow]warning[/]: no browser to open {escape(path)} (set $BROWSER)")
+
+
 def run(
     spec_path: SpecArg,
     set_: SetOpt = None,
     store: StoreOpt = None,
     from_step: Annotated[str | None, typer.Option("--from", help="Rerun this step and every step after it.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+    open_report: Annotated[bool, typer.Option("--open", help="Open the run's HTML report in a browser when it ends.")] = False,
 ) -> None:
     """Run a spec as a Prefect flow; unchanged steps are taken from the cache."""
     spec = load_spec_file(spec_path, set_)
@@ -152,13 +226,20 @@ def run(
 
     out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
     try:
-        result = run_spec(spec, compiled, store=store, from_step=from_step, progress=_Progress(), report="background")
+        result = run_spec(
+            spec,
+            compiled,
+            store=store,
+            from_step=from_step,
+            progress=_Progress(),
+            report="inline" if open_report else "background",  # a report to open must be written first
+            verbose=verbose,
+        )
     except MlflowkitError as exc:  # the policy changed since loading, the store cannot be opened: nothing ran
         fail(exc)
     _summary(result)
     if result.verdict and any(s.status == "cached" and find_output(s.outputs, VERDICT) for s in result.steps):
         verdict_table(result.verdict)  # the step that decided was cached: its live report was not printed
-    where = "Prefect flow run " + str(result.flow_run_id) if result.orchestrated else "all steps cached; no flow run needed"
     if result.tracking is not None and result.tracking.url:
         out.print(f"MLflow: {result.tracking.url}", markup=False)
     elif result.tracking is not None:
@@ -166,11 +247,11 @@ def run(
     from mlflowkit.runtime.record import process_seconds
 
     took = process_seconds() or result.seconds  # what the user waited: start-up and loading the spec included
-    if result.ok:
-        out.print(f"[green]done[/] in {took:.2f}s ({where})")
-        return
-    assert result.exception is not None
-    fail(result.exception)
+    _end(result, spec_path, took)
+    if open_report:
+        _open_report(result)
+    if not result.ok:
+        raise typer.Exit(result.exception.exit_code if result.exception is not None else 1)
 
 
 def schema(

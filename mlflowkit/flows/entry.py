@@ -65,12 +65,16 @@ def spec_flow(spec_path: str | os.PathLike[str]) -> Any:
     def lifecycle(**params: Any) -> Any:
         from prefect.states import Failed
 
+        from mlflowkit.errors import MlflowkitError
         from mlflowkit.plan.compile import compile_spec
         from mlflowkit.policy.governed import load_spec
-        from mlflowkit.runtime.flow import run_in_flow
+        from mlflowkit.runtime.flow import expected_failure, run_in_flow
 
-        loaded = load_spec(path, overrides=params)  # a bad value from the UI fails the run, naming the param
-        result = run_in_flow(loaded, compile_spec(loaded))
+        try:
+            loaded = load_spec(path, overrides=params)  # a bad value from the UI fails the run, naming the param
+            result = run_in_flow(loaded, compile_spec(loaded))
+        except MlflowkitError as exc:  # a refusal (the spec, the policy, the store): a failed run, not a crash
+            return expected_failure(exc)
         if not result.ok:
             return Failed(message=result.error or "the run failed")
         return {"run_id": result.run_id, "model": result.model, "version": result.version, "report": result.report}

@@ -30,6 +30,7 @@ def run_spec(
     orchestrate: bool | None = None,
     trigger: Trigger | Mapping[str, Any] | None = None,
     report: ReportMode = "inline",
+    verbose: bool | None = None,
 ) -> RunResult:
     """Run a compiled spec and write its run record.
 
@@ -45,6 +46,8 @@ def run_spec(
             of the version it registers.
         report: ``background`` writes the HTML report in a process of its own, so the call returns when the
             last step is done (the CLI does); ``inline`` has it written before the call returns.
+        verbose: for a flow, whether Prefect's own log lines reach the terminal (False: only the steps'
+            warnings; None: as Prefect is configured). The flow run's logs in Prefect get them either way.
 
     Returns:
         The run's result; ``result.ok`` says whether every step finished.
@@ -68,5 +71,5 @@ def run_spec(
     else:
         from mlflowkit.runtime.flow import run_as_flow
 
-        return run_as_flow(runner, session)
+        return run_as_flow(runner, session, verbose=verbose)
     return session.finish()

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlflowkit.errors import MlflowkitError
-from mlflowkit.handoff import Ref, RunResult, Trigger
+from mlflowkit.handoff import RunResult, Trigger
 from mlflowkit.kinds.base import Report
 from mlflowkit.plan.model import Plan
 from mlflowkit.runtime.locations import embedded_api, mlflowkit_home, store_root
@@ -27,7 +27,7 @@ from mlflowkit.runtime.record import RunSession
 from mlflowkit.runtime.runner import Progress, Runner
 from mlflowkit.spec.models import SpecBase
 
-__all__ = ["flow_tags", "prefect_settings", "run_as_flow", "run_in_flow"]
+__all__ = ["expected_failure", "flow_tags", "prefect_settings", "run_as_flow", "run_in_flow", "run_logging"]
 
 log = logging.getLogger("mlflowkit.runtime")
 
@@ -42,6 +42,7 @@ def prefect_settings() -> Iterator[None]:
     wanted = {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+        "DO_NOT_TRACK": "1",  # the client's own telemetry, and its first-run banner in a terminal
     }
     local = embedded_api()
     if local:  # a configured server keeps the user's own PREFECT_HOME (and profile)
@@ -70,6 +71,66 @@ def prefect_settings() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a failed state with ``exc_info=True`` and no exception: the line would end in ``NoneType: None``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+class _StepWarningsOnly(logging.Filter):
+    """For the terminal without ``-v``: of the flow's and tasks' records, only the steps' own warnings and errors.
+
+    Prefect's lines (states, ``NotReady``, tracebacks of a failure mlflowkit reports itself) and this
+    module's summary stay in the flow run's logs; other libraries' warnings pass as before.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        import prefect
+
+        self._ours = (os.path.dirname(prefect.__file__) + os.sep, __file__)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("prefect"):
+            return True
+        return record.levelno >= logging.WARNING and not record.pathname.startswith(self._ours)
+
+
+@contextmanager
+def run_logging(verbose: bool | None) -> Iterator[None]:
+    """Logging for a flow run: its records at INFO go to the flow run's logs; the terminal as ``verbose`` says.
+
+    Prefect's run loggers take the level of ``PREFECT_LOGGING_LEVEL`` (the CLI used to set WARNING to keep
+    the terminal quiet, which also kept every step message out of the Prefect UI). Here the level is
+    at most INFO, and ``verbose=False`` quiets the console handler instead.
+    """
+    import prefect.main  # noqa: F401  (Prefect configures its logging when this loads; filters go on its handlers)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(n) for n in ("prefect.flow_runs", "prefect.task_runs")]
+    levels = [lg.level for lg in loggers]
+    no_empty = _NoEmptyTraceback()
+    for lg in loggers:
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
+        lg.addFilter(no_empty)
+    quiet = _StepWarningsOnly()
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)] if verbose is False else []
+    for handler in consoles:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+            lg.removeFilter(no_empty)
+        for handler in consoles:
+            handler.removeFilter(quiet)
 
 
 def flow_tags(plan: Plan) -> list[str]:
@@ -101,10 +162,16 @@ def _show_in_ui(plan: Plan) -> Any:
 
 
 def _make_tasks(runner: Runner) -> dict[str, Any]:
-    """One Prefect task per step of the runner's plan."""
+    """One Prefect task per step of the runner's plan.
+
+    A task reads its inputs from the runner (``runner.outputs``), not from Prefect parameters: Prefect
+    refuses to start a task whose upstream parameter failed, and such a task keeps a generated name
+    (``register-4f6``) and logs an error of its own. Here every task starts, under its step's name, and
+    one whose upstream step did not finish ends as ``Skipped`` without running.
+    """
     from prefect import get_run_logger, task
     from prefect.cache_policies import NO_CACHE
-    from prefect.states import Failed
+    from prefect.states import Completed, Failed
 
     show = _show_in_ui(runner.plan)
     tasks = {}
@@ -115,7 +182,11 @@ def _make_tasks(runner: Runner) -> dict[str, Any]:
 
     for step in runner.plan.steps:
 
-        def body(upstream: dict[str, dict[str, Ref]], _name: str = step.name) -> Any:
+        def body(_name: str = step.name, _needs: tuple[str, ...] = step.needs) -> Any:
+            missing = [n for n in _needs if n not in runner.outputs]
+            if missing:
+                return Completed(name="Skipped", message=f"not run: step {missing[0]!r} did not finish")
+            upstream = {n: runner.outputs[n] for n in _needs}
             try:
                 return runner.execute(_name, upstream, get_run_logger(), on_report=show)
             except MlflowkitError as exc:
@@ -137,43 +208,78 @@ def _make_tasks(runner: Runner) -> dict[str, Any]:
 
 
 def _run_steps(runner: Runner, session: RunSession) -> Any:
-    """Inside a flow run: submit every step, wait, finish the run record, and show it in the UI."""
+    """Inside a flow run: submit every step, wait, finish the run record, and show it in the UI.
+
+    Returns the flow run's final state: Failed with mlflowkit's message when the run failed (an expected
+    failure is a failed run, not a crashed engine), else what the run made.
+    """
+    from prefect import get_run_logger
+    from prefect.futures import wait
     from prefect.runtime import flow_run
     from prefect.states import Failed
+    from prefect.utilities.annotations import allow_failure
 
-    if flow_run.id and session.record.flow_run_id is None:
-        session.flow_run_started(str(flow_run.id))  # a run killed from here on still names its flow run
-    tasks = _make_tasks(runner)
-    futures: dict[str, Any] = {}
-    for step in runner.plan.steps:
-        futures[step.name] = tasks[step.name].submit({n: futures[n] for n in step.needs})
-    for future in futures.values():
-        future.wait()
-    result = session.finish(flow_run_id=str(flow_run.id) if flow_run.id else None)
+    logger = get_run_logger()
+    try:
+        if flow_run.id and session.record.flow_run_id is None:
+            session.flow_run_started(str(flow_run.id))  # a run killed from here on still names its flow run
+        tasks = _make_tasks(runner)
+        futures: dict[str, Any] = {}
+        for step in runner.plan.steps:
+            # wait_for, not parameters: every task starts, named, and skips itself when an upstream step failed
+            futures[step.name] = tasks[step.name].submit(wait_for=[allow_failure(futures[n]) for n in step.needs])
+        wait(list(futures.values()))
+        result = session.finish(flow_run_id=str(flow_run.id) if flow_run.id else None)
+    except MlflowkitError as exc:  # e.g. the store refused a write: say why, as for a failed step
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
     try:
         _publish_summary(runner, result)
     except Exception as exc:  # the UI's view is a courtesy; the run's outcome is already recorded
         log.warning("run %s: no summary artifact (%s: %s)", runner.run_id, type(exc).__name__, exc)
+    for line in _outcome_lines(runner, result):
+        logger.info("%s", line)
     if not result.ok:  # the first failure in plan order is the cause; the steps after it did not run
+        logger.error("%s", result.error or "the run failed")
         return Failed(message=result.error or "the run failed")
     return {"run_id": result.run_id, "model": result.model, "version": result.version}
 
 
-def run_as_flow(runner: Runner, session: RunSession) -> RunResult:
+def expected_failure(exc: MlflowkitError) -> Any:
+    """The Failed state (with mlflowkit's message, logged once) for a flow run that mlflowkit refused to run.
+
+    A flow function that raises is shown by Prefect as an engine crash with a traceback; a refusal
+    (a parameter from the UI that breaks the spec, the policy, a store that cannot be opened) is a
+    failed run whose message says why.
+    """
+    from prefect import get_run_logger
+    from prefect.states import Failed
+
+    get_run_logger().error("%s", exc)
+    return Failed(message=str(exc))
+
+
+def run_as_flow(runner: Runner, session: RunSession, *, verbose: bool | None = None) -> RunResult:
     """Run the runner's plan as a new Prefect flow run (on the local server, or the configured one).
+
+    Args:
+        runner: the run's steps.
+        session: its record.
+        verbose: False keeps Prefect's own lines (states, tracebacks) out of the terminal, True shows them
+            at INFO; None leaves Prefect's console as configured. The flow run's logs get them either way.
 
     Returns:
         The finished run; if the flow ended before it could finish the record, it is finished here.
     """
     plan = runner.plan
     session.orchestrated = True
-    with prefect_settings():
+    with prefect_settings(), run_logging(verbose):
         from prefect import Flow, tags
 
         runner.prefetch.start()  # after Prefect's own imports: the two never import one library at once
 
         def lifecycle(**params: Any) -> Any:
-            return _run_steps(runner, session)
+            return _run_steps(runner, session)  # an expected failure returns a Failed state; it never raises
 
         # Prefect reads flow parameters from the signature: expose the spec's params with their values.
         lifecycle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -226,7 +332,8 @@ def run_in_flow(spec: SpecBase, plan: Plan, *, store: str | None = None, progres
     runner = Runner(spec, plan, store_root(spec, store), progress=progress, trigger=trigger, policy=policy)
     session = RunSession(runner, flow_run_id=flow_run_id)
     session.orchestrated = True
-    _run_steps(runner, session)
+    with run_logging(None):
+        _run_steps(runner, session)
     assert session.result is not None  # _run_steps finishes it
     return session.result
 
@@ -242,6 +349,72 @@ def _auto_scheduled(flow_run_id: str | None) -> bool:
             return bool(client.read_flow_run(uuid.UUID(flow_run_id)).auto_scheduled)
     except Exception:  # the record says "unknown" rather than fail the run over it
         return False
+
+
+def _outcome_lines(runner: Runner, result: RunResult) -> list[str]:
+    """The run's end as the flow run's log says it: what was registered, the verdict, the report."""
+    from mlflowkit.run_summary import outcome
+
+    said = outcome(result)
+    lines = [f"registered: {said.registered}"]
+    if said.verdict is not None:
+        lines.append(f"verdict: {said.verdict}")
+    if result.report_path:
+        lines.append(f"report: {result.report_path} (`mlflowkit report {result.run_id}`)")
+    return lines
+
+
+def _md(value: object) -> str:
+    """A value for a markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(runner: Runner, result: RunResult) -> str:
+    """The run summary artifact: outcome, the verdict's rules, the metrics, where the report is, the steps.
+
+    The HTML report lives on the machine that ran the flow; the artifact carries its key content so a
+    Prefect UI user sees it without that file.
+    """
+    from mlflowkit.fmt import interval
+    from mlflowkit.run_summary import fmt, metrics_document, outcome
+
+    said = outcome(result)
+    lines = [
+        f"# {result.spec_name}: {result.status}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| registered | {_md(said.registered)} |",
+        f"| verdict | {_md(said.verdict or 'no gates decided')} |",
+        f"| report | `{_md(result.report_path or '-')}` (`mlflowkit report {result.run_id}`) |",
+        f"| run | `{result.run_id}` |",
+        f"| spec | `{_md(result.spec_path)}` (sha256 {result.spec_hash[:12]}) |",
+        f"| params | `{_md(json.dumps(result.params, sort_keys=True))}` |",
+        f"| steps | {', '.join(f'{s.name} {s.status}' for s in result.steps)} |",
+    ]
+    if result.error:
+        lines.append(f"| error | {_md(result.error)} |")
+    if result.verdict is not None and result.verdict.rules:
+        lines += ["", "## Gates", "", "| rule | value | threshold | result | note |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {_md(r.rule)} | {fmt(r.value)} | {fmt(r.threshold)} | {'pass' if r.passed else '**FAIL**'} | {_md(r.note)} |"
+            for r in result.verdict.rules
+        ]
+    try:
+        document = metrics_document(runner.store, result)
+    except Exception:  # an unreadable document leaves the metrics out, not the summary
+        document = {}
+    values = {**(document.get("metrics") or {}), **((document.get("fairness") or {}).get("metrics") or {})}
+    if not values and result.verdict is not None:
+        values = dict(result.verdict.metrics)
+    if values:
+        intervals = document.get("ci") or {}
+        lines += ["", "## Metrics (held-out split)", "", "| metric | value | interval |", "|---|---|---|"]
+        for name, value in values.items():
+            ci = intervals.get(name)
+            shown = interval(ci[0], ci[1]) if isinstance(ci, list | tuple) and len(ci) == 2 else ""
+            lines.append(f"| {_md(name)} | {fmt(value) if isinstance(value, int | float) else _md(value)} | {shown} |")
+    return "\n".join(lines)
 
 
 def _publish_summary(runner: Runner, result: RunResult) -> None:
@@ -264,22 +437,8 @@ def _publish_summary(runner: Runner, result: RunResult) -> None:
                     client.update_flow_run(flow_run_id, tags=[*tags, tag])
         except Exception as exc:  # a missing tag is a cosmetic loss; the record and the artifact carry it too
             log.warning("could not tag flow run %s with %s: %s", result.flow_run_id, tag, exc)
-    lines = [
-        f"# {result.spec_name}: {result.status}",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| run | `{result.run_id}` |",
-        f"| model | {version.label() if version else result.model + ' (no version registered)'} |",
-        f"| spec | `{result.spec_path}` (sha256 {result.spec_hash[:12]}) |",
-        f"| params | `{json.dumps(result.params, sort_keys=True)}` |",
-        f"| steps | {', '.join(f'{s.name} {s.status}' for s in result.steps)} |",
-        f"| report | `{runner.store.root}/{result.report}` (`mlflowkit report {result.run_id}`) |"
-        if result.report
-        else "| report | - |",
-    ]
-    if result.error:
-        lines.append(f"| error | {result.error.replace('|', '/')} |")
     create_markdown_artifact(
-        "\n".join(lines), key=_artifact_key(runner.plan.name, "run-summary"), description=f"run {result.run_id}: {result.status}"
+        summary_markdown(runner, result),
+        key=_artifact_key(runner.plan.name, "run-summary"),
+        description=f"run {result.run_id}: {result.status}",
     )

@@ -123,6 +123,15 @@ def test_two_specs_become_deployments_with_their_schedules(registered: dict[str,
     assert shallow["parameters"] == {"max_depth": 4}
 
 
+def test_flows_list_shows_schedules_as_the_spec_wrote_them(specs_dir: Path, prefect_server: str, registered: object) -> None:
+    listed = _cli("flows", "list", api=prefect_server, cwd=specs_dir)
+    assert listed.returncode == 0, listed.stderr
+    assert "nightly: cron 0 2 * * * (Europe/Berlin)" in listed.stdout
+    assert "weekly-big: rrule FREQ=WEEKLY;BYDAY=SU;BYHOUR=4 (UTC) (paused)" in listed.stdout
+    assert "schedule-1: every 6 hours from " in listed.stdout and "(America/New_York)" in listed.stdout
+    assert "DTSTART" not in listed.stdout
+
+
 def test_registering_again_is_idempotent(specs_dir: Path, prefect_server: str, registered: dict[str, dict[str, object]]) -> None:
     result = _cli("flows", "deploy", str(specs_dir), api=prefect_server, cwd=specs_dir)
     assert result.returncode == 0, result.stderr

@@ -99,3 +99,38 @@ def test_a_rule_that_compared_nothing_says_why() -> None:
     second = _with_rule(_run("r2", roc=0.79, n=300), rule.model_copy(update={"value": 0.79, "threshold": 0.79, "note": ""}))
     rows = {(r.section, r.name): r for r in compare([first, second])}
     assert rows[("gates", "roc_auc >= champion.roc_auc - 0.02")].values == (f"pass ({note})", "pass (0.79 vs 0.79)")
+
+
+def _ended(**update: object) -> RunRecord:
+    fields: dict[str, object] = {"run_id": "r", "spec_name": "churn", "spec_path": "spec.yaml", "spec_hash": "ab" * 32}
+    return RunRecord.model_validate({**fields, "model": "churn", "started_at": "t", "status": "completed", **update})
+
+
+def test_a_runs_outcome_says_what_it_registered_or_why_nothing() -> None:
+    from mlflowkit.handoff import RegisteredVersion, StepRecord
+    from mlflowkit.run_summary import outcome
+
+    passed = Verdict(passed=True, rules=(RuleResult(rule="roc_auc >= 0.8", passed=True, value=0.9, threshold=0.8),))
+    failed = Verdict(
+        passed=False,
+        rules=(
+            RuleResult(rule="roc_auc >= 0.8", passed=False, value=0.7, threshold=0.8),
+            RuleResult(rule="f1 >= champion.f1", passed=False, note="f1 is NaN"),
+        ),
+        rejected_version=4,
+    )
+    steps = (StepRecord(name="load", kind="load", status="ran"), StepRecord(name="checks", kind="checks", status="failed"))
+
+    champion = outcome(_ended(verdict=passed, version=RegisteredVersion(model="churn", version=3, alias="champion")))
+    assert (champion.registered, champion.verdict, champion.failed_step) == ("churn v3 → champion", "passed (1 rule)", None)
+    held = outcome(_ended(version=RegisteredVersion(model="churn", version=3, alias="challenger", held="approval needed")))
+    assert held.registered == "churn v3 → challenger, held back from champion: approval needed" and held.verdict is None
+    assert outcome(_ended(version=RegisteredVersion(model="churn", version=3))).registered == "churn v3 (no alias)"
+
+    gates = outcome(_ended(status="failed", verdict=failed, steps=(StepRecord(name="gates", kind="gates", status="failed"),)))
+    assert gates.registered == "nothing: the gates failed (the candidate is kept as churn v4, alias rejected)"
+    assert gates.verdict == "failed: roc_auc >= 0.8 (value 0.7, threshold 0.8); f1 >= champion.f1 (f1 is NaN)"
+    assert gates.failed_step == "gates"
+    stopped = outcome(_ended(status="failed", steps=steps))
+    assert (stopped.registered, stopped.verdict, stopped.failed_step) == ("nothing: the run stopped at step checks", None, "checks")
+    assert outcome(_ended()).registered == "nothing: no step of this spec registers a model"
