@@ -115,6 +115,12 @@ def s3_root(s3_server: str) -> str:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from mlflowkit.runtime.localapi import stop_server
 
+    if "prefect" in sys.modules:  # the last runs' logs and events reach the server before it stops
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for worker in (APILogWorker, EventsWorker):
+            worker.drain_all(timeout=30)
     stop_server(Path(_MLFLOWKIT_HOME))
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
     shutil.rmtree(_MLFLOWKIT_HOME, ignore_errors=True)
