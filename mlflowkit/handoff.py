@@ -317,6 +317,9 @@ class RunRecord(_Doc):
     spec_path: str = Field(description="The spec file.")
     spec_hash: str = Field(description="sha256 of the resolved spec.")
     model: str = Field(description="The registered model the spec produces.")
+    description: str = Field("", description="The spec's ``description``.")
+    intended_use: str = Field("", description="The spec's ``model_card.intended_use``.")
+    limitations: str = Field("", description="The spec's ``model_card.limitations``.")
     params: dict[str, Any] = Field(default_factory=dict, description="The run's ``params:`` values.")
     status: Literal["running", "completed", "failed", "killed"] = Field(
         description="``running`` until the run ends; ``killed`` when read back while its process is gone (see ``pid``)."
@@ -333,6 +336,9 @@ class RunRecord(_Doc):
     version: RegisteredVersion | None = Field(None, description="The version a register step made (ran or cached).")
     trigger: Trigger | None = Field(None, description="What started the run, when a person did not.")
     report: str | None = Field(None, description="Store key of the run's HTML report.")
+    libraries: dict[str, str] = Field(
+        default_factory=dict, description="Versions of the libraries the run's process loaded (distribution name -> version)."
+    )
     tracking: TrackingOutcome | None = Field(None, description="Whether the run reached its MLflow server (``tracking:``).")
     host: str | None = Field(None, description="The machine whose process ran it.")
     pid: int | None = Field(None, description="The process that ran it, on ``host``.")

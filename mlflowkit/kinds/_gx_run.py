@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlflowkit.fmt import number
 from mlflowkit.kinds._frames import load_frame
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mlflowkit.kinds._check_plan import Planned
     from mlflowkit.store import ArtifactStore, Ref
 
-__all__ = ["Outcome", "Result", "evaluate", "failure_message", "report_rows", "run_gx"]
+__all__ = ["Outcome", "Result", "evaluate", "expected_text", "failure_message", "report_rows", "run_gx"]
 
 _TAG = "mlflowkit_check"  # meta key on each GX expectation: maps GX's results back to the plan
 
@@ -51,6 +52,7 @@ class Result:
             "table": p.table,
             "severity": p.severity,
             "passed": self.passed,
+            "expected": expected_text(p),
             "observed": self.observed,
             "unexpected_count": self.unexpected_count,
             "unexpected_percent": self.unexpected_percent,
@@ -309,12 +311,50 @@ def _show(value: Any, limit: int = 60) -> str:
     if value is None:
         text = ""
     elif isinstance(value, float):
-        text = f"{value:.6g}"
+        text = number(value)
     elif isinstance(value, str | int):
         text = str(value)
     else:
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_NOT_EXPECTATIONS = {"column", "mostly", "result_format", "catch_exceptions", "meta", "row_condition", "condition_parser"}
+
+
+def expected_text(p: Planned) -> str:
+    """What the check allows, in words: ``18 to 120 (99% of rows)``, ``one of a, b, c``, ``>= 1000``."""
+    kw = {k: v for k, v in p.kwargs.items() if k not in _NOT_EXPECTATIONS and v is not None}
+    if p.expectation == "leakage":
+        return "no id in both train and test"
+    if "min_value" in kw or "max_value" in kw:
+        low, high = kw.pop("min_value", None), kw.pop("max_value", None)
+        low_op = ">" if kw.pop("strict_min", False) else ">="
+        high_op = "<" if kw.pop("strict_max", False) else "<="
+        if low is not None and high is not None:
+            text = f"{_show(low)} to {_show(high)}"
+        else:
+            text = f"{low_op} {_show(low)}" if low is not None else f"{high_op} {_show(high)}"
+    elif "value_set" in kw:
+        values = list(kw.pop("value_set") or [])
+        text = "one of " + ", ".join(_show(v) for v in values[:8]) + (f" (+{len(values) - 8})" if len(values) > 8 else "")
+    elif "value" in kw:
+        text = f"= {_show(kw.pop('value'))}"
+    elif "regex" in kw:
+        text = f"matches {kw.pop('regex')}"
+    elif "type_" in kw:
+        text = f"type {kw.pop('type_')}"
+    elif "column_list" in kw:
+        text = "columns " + ", ".join(map(str, kw.pop("column_list")))
+    elif not kw:
+        text = {
+            "expect_column_values_to_not_be_null": "no missing values",
+            "expect_column_values_to_be_unique": "unique values",
+        }.get(p.expectation, "-")
+    else:
+        text = ", ".join(f"{k}={_show(v)}" for k, v in kw.items())
+    mostly = p.kwargs.get("mostly")
+    return text + (f" ({number(mostly * 100)}% of rows)" if isinstance(mostly, int | float) and mostly < 1 else "")
 
 
 def observed_text(r: Result) -> str:
@@ -362,6 +402,7 @@ def report_rows(outcome: Outcome) -> list[dict[str, Any]]:
                 "expectation": p.name,
                 "column": _show(p.column),
                 "on": p.table,
+                "expected": expected_text(p),
                 "observed": observed,
                 "unexpected": "" if r.unexpected_count is None else str(r.unexpected_count),
                 "sample": _show(r.sample) if r.sample else "",

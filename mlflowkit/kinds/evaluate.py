@@ -100,6 +100,15 @@ class BootstrapParams(Params):
     seed: int = Field(42, description="Random seed of the resampling.")
 
 
+class ImportanceParams(Params):
+    """Permutation feature importance: how much the first metric worsens when one column's values are shuffled."""
+
+    rows: int = Field(500, ge=20, le=100_000, description="Held-out rows sampled for it (the cost is rows x features x repeats).")
+    repeats: int = Field(3, ge=1, le=50, description="Shuffles per column; the report shows their mean and spread.")
+    max_features: int = Field(30, ge=1, le=1000, description="Most columns scored (the first ones the model reads).")
+    seed: int = Field(0, description="Seed of the sample and the shuffles.")
+
+
 class EvaluateParams(Params):
     """Which metrics to compute on the held-out split, and how."""
 
@@ -123,6 +132,10 @@ class EvaluateParams(Params):
     bootstrap: BootstrapParams | None = Field(None, description="Confidence intervals by bootstrap resampling.")
     fairness: FairnessParams | None = Field(None, description="Fairness metrics across sensitive groups (fairlearn).")
     champion: bool = Field(True, description="Also score the current champion on the same held-out rows.")
+    importance: ImportanceParams | None = Field(
+        default_factory=ImportanceParams,
+        description="Permutation feature importance on a sample of the held-out rows (shown in the report); null: none.",
+    )
 
 
 class Evaluate(StepKind):
@@ -221,8 +234,10 @@ class Evaluate(StepKind):
 
         champion_meta: dict[str, Any] | None = None
         if params.champion:
-            champion_meta = self._champion(ctx, x=x, y=y, test=test, params=params, task=task, positive=positive)
+            champion_meta, curves = self._champion(ctx, x=x, y=y, test=test, params=params, task=task, positive=positive)
             body["champion"] = champion_meta
+            if curves:
+                body["champion_curves"] = curves
 
         title = "metrics on the held-out split"
         if len(candidate.classes) == 2:  # say which class precision, recall, f1 and roc_auc are about
@@ -255,29 +270,34 @@ class Evaluate(StepKind):
         params: EvaluateParams,
         task: str,
         positive: Any,
-    ) -> dict[str, Any]:
-        """The champion's metrics on the same rows, or a note saying why there are none."""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The champion's metrics on the same rows (or a note saying why there are none), and its curves for the report."""
         try:
             number = ctx.registry.aliases(ctx.model_name).get("champion")
         except RegistryError:  # no such model yet
             number = None
         if number is None:
-            return {"version": None, "metrics": None, "note": "no champion yet"}
+            return {"version": None, "metrics": None, "note": "no champion yet"}, {}
         try:  # a champion that does not verify (forged, unsigned) is refused here: its gates fail closed
             version = ctx.registry.get(ctx.model_name, number)
             # Its ONNX graph when it has one: no pickle.
             model = registered_model(ctx.registry, version, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
-            quick = params.model_copy(update={"bootstrap": None, "slices": []})
+            quick = params.model_copy(update={"bootstrap": None, "slices": [], "importance": None})
             champion_x = _inputs(x, version.lineage.get("features"))
             scored = _Scorer(model, champion_x, y, quick, task, positive=positive).everything(test)
         except Exception as exc:  # an old champion may not fit today's columns: record it, gates fail closed
             note = f"champion v{number} could not score this data: {type(exc).__name__}: {exc}"
             ctx.logger.warning(note)
-            return {"version": number, "metrics": None, "note": note}
+            return {"version": number, "metrics": None, "note": note}, {}
         metrics = dict(scored["metrics"])
         if params.fairness:
             metrics.update(scored["fairness"]["metrics"])
-        return {"version": number, "metrics": metrics, "note": ""}
+        curves = {k: scored[k] for k in CURVES if k in scored}
+        return {"version": number, "metrics": metrics, "note": ""}, curves
+
+
+CURVES = ("confusion_matrix", "roc_curves", "pr_curves", "calibration", "residuals")
+"""The parts of a scored model's document drawn in the report; the champion's are kept beside the candidate's."""
 
 
 def _inputs(x: pd.DataFrame, features: list[str] | None) -> pd.DataFrame:
@@ -304,7 +324,7 @@ class _Scorer:
     ) -> None:
         import numpy as np
 
-        self.params, self.task, self.y = params, task, y
+        self.params, self.task, self.y, self.model, self.x = params, task, y, model, x
         self.pred = model.predict(x)
         self.classes = list(getattr(model, "classes_", np.unique(y))) if task == "classification" else []
         self.proba = model.predict_proba(x) if task == "classification" and hasattr(model, "predict_proba") else None
@@ -383,8 +403,11 @@ class _Scorer:
             }
             if self.proba is not None:
                 body["roc_curves"], body["pr_curves"] = self._curves()
+                body["calibration"] = self._calibration()
         else:
             body["residuals"] = self._residuals()
+        if self.params.importance:
+            body["importance"] = self._importance(self.params.importance)
         if self.params.slices:
             body["slices"] = self._slices(test)
         if self.params.bootstrap:
@@ -422,6 +445,78 @@ class _Scorer:
                 {"label": label, "recall": recall_kept, "precision": precision_kept, "ap": ap, "base": float(positive.mean())}
             )
         return roc, pr
+
+    def _calibration(self, bins: int = 10) -> dict[str, Any]:
+        """Predicted probability against the observed rate, in ten equal-width bins (empty bins left out), and the Brier score.
+
+        A binary model's positive-class probability; for more classes, the top class's probability against how
+        often the top class is right.
+        """
+        import numpy as np
+
+        assert self.proba is not None
+        y = np.asarray(self.y)
+        if len(self.classes) == 2:
+            prob = self.proba[:, self.pos]
+            hit = y == self.classes[self.pos]
+            label = f"P({self.classes[self.pos]})"
+        else:
+            prob = self.proba.max(axis=1)
+            hit = np.asarray(self.classes, dtype=object)[self.proba.argmax(axis=1)] == y
+            label = "top-class probability"
+        prob, hit = np.asarray(prob, dtype=float), np.asarray(hit, dtype=float)
+        which = np.clip(np.digitize(prob, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
+        points = [
+            {
+                "predicted": float(prob[which == b].mean()),
+                "observed": float(hit[which == b].mean()),
+                "rows": int((which == b).sum()),
+            }
+            for b in range(bins)
+            if (which == b).any()
+        ]
+        return {"label": label, "points": points, "brier": float(np.mean((prob - hit) ** 2)) if len(prob) else math.nan}
+
+    def _importance(self, spec: ImportanceParams) -> dict[str, Any]:
+        """Permutation importance of each column on a sample: the first metric's loss when the column is shuffled."""
+        import numpy as np
+        import pandas as pd
+
+        builtin = [m for m in self.params.metrics if m in CLASSIFICATION_METRICS + REGRESSION_METRICS]
+        metric = builtin[0] if builtin else ("accuracy" if self.task == "classification" else "r2")
+        sign = -1.0 if metric in {"log_loss", "rmse", "mae", "mape"} else 1.0  # a loss: shuffling raises it
+        rng = np.random.default_rng(spec.seed)
+        idx = np.sort(rng.choice(len(self.y), min(len(self.y), spec.rows), replace=False))
+        x, y = self.x.iloc[idx].reset_index(drop=True), np.asarray(self.y)[idx]
+        needs_proba = metric in {"roc_auc", "log_loss"} and self.proba is not None
+        columns = list(x.columns)[: spec.max_features]
+        # Every shuffled copy in one frame, scored in one call: a model's per-call overhead (joblib, ONNX
+        # session) is paid once, not once per column and repeat.
+        copies = [x]
+        for column in columns:
+            for _ in range(spec.repeats):
+                shuffled = x.copy()
+                shuffled[column] = rng.permutation(shuffled[column].to_numpy())
+                copies.append(shuffled)
+        stacked = pd.concat(copies, ignore_index=True)
+        pred = np.asarray(self.model.predict(stacked))
+        proba = np.asarray(self.model.predict_proba(stacked)) if needs_proba else None
+        n = len(x)
+
+        def score(k: int) -> float:
+            part = slice(k * n, (k + 1) * n)
+            return float(self._metric(metric, y, pred[part], None if proba is None else proba[part]))
+
+        try:
+            base = score(0)
+            features: list[dict[str, Any]] = []
+            for i, column in enumerate(columns):
+                drops = [sign * (base - score(1 + i * spec.repeats + r)) for r in range(spec.repeats)]
+                features.append({"feature": str(column), "mean": float(np.mean(drops)), "std": float(np.std(drops))})
+        except ValueError as exc:  # a metric undefined on the sample (one class only): no importance, said why
+            return {"metric": metric, "note": str(exc).split("\n")[0], "features": []}
+        features.sort(key=lambda f: -f["mean"])
+        return {"metric": metric, "baseline": base, "rows": len(idx), "repeats": spec.repeats, "features": features}
 
     def _residuals(self, points: int = 500) -> dict[str, Any]:
         """Predicted values and residuals (a sample of at most 500 rows) for the report's plot."""

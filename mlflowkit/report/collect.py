@@ -17,6 +17,7 @@ from mlflowkit.handoff import (
     DEPLOYMENT,
     JSON,
     METRICS,
+    PROFILE,
     VALIDATION,
     VERDICT,
     VERSION,
@@ -55,6 +56,8 @@ class ReportData:
     registered: ModelVersion | None = None
     """The version as the registry holds it (aliases now, lineage, files), when the registry could be read."""
     dataset: dict[str, Any] | None = None
+    profile: dict[str, Any] | None = None
+    """The profile step's summary of the training split (and of the model's outputs)."""
     example: dict[str, Any] | None = None
     step_reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -105,6 +108,7 @@ def collect(store: ArtifactStore, run_id: str, *, registry: ModelRegistry | None
     data.metrics = _read(store, _of_type(run, METRICS, "metrics"), notes, "metrics")
     data.deployment = _read(store, _of_type(run, DEPLOYMENT, "deployment"), notes, "deployment record")
     data.contract = _read(store, _of_type(run, CONTRACT, "contract"), notes, "model contract")
+    data.profile = _read(store, _of_type(run, PROFILE, "profile"), notes, "data profile")
     data.verdict = run.verdict
     if data.verdict is None:  # a verdict in the outputs the record did not pick up (a record being written)
         raw = _read(store, _of_type(run, VERDICT, "verdict"), notes, "gate verdict")

@@ -80,24 +80,13 @@ def pr_overlaid(runs: list[RunSummary]) -> str | None:
     have = [(run, curve) for run in runs for curve in run.document.get("pr_curves") or []]
     if not have:
         return None
-    fig = plots.figure()
-    ax = fig.add_subplot()
-    for i, (run, curve) in enumerate(have):
-        several = len(run.document["pr_curves"]) > 1
-        label = f"{_label(run)} · {curve['label']}" if several else _label(run)
-        color = plots.PALETTE[i % len(plots.PALETTE)]
-        ax.plot(curve["recall"], curve["precision"], color=color, linewidth=2, label=f"{label} (AP {curve['ap']:.3f})")
+    curves = [
+        {**curve, "label": f"{_label(run)} · {curve['label']}" if len(run.document["pr_curves"]) > 1 else _label(run)}
+        for run, curve in have
+    ]
     base = have[0][1].get("base")
-    if isinstance(base, float) and len(have) == len(runs):  # one positive class: its share is the chance line
-        ax.axhline(base, linestyle="--", color="#a0aec0", linewidth=1, label="chance")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("precision-recall (held-out split)")
-    ax.legend(loc="lower left", fontsize="small")
-    ax.grid(alpha=0.3)
-    return plots.data_uri(fig)
+    one_class = isinstance(base, float) and len(have) == len(runs)  # one positive class: its share is the chance line
+    return plots.pr_curves(curves, base=base if one_class else None)
 
 
 def residuals_overlaid(runs: list[RunSummary]) -> str | None:

@@ -23,8 +23,10 @@ __all__ = ["figure_tag", "page", "render"]
 
 SECTIONS = (
     ("lineage", "Lineage"),
+    ("data", "Data"),
     ("checks", "Data checks"),
     ("metrics", "Metrics"),
+    ("training", "Training"),
     ("gates", "Gates"),
     ("deployments", "Deployments"),
     ("model-card", "Model card"),
@@ -41,7 +43,7 @@ def _cell(value: Any) -> str:
     return escape(str(value))
 
 
-def _table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> str:
+def _table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None, table_id: str = "") -> str:
     rows = list(rows)
     if not rows:
         return '<p class="note">nothing to show</p>'
@@ -58,7 +60,8 @@ def _table(rows: Iterable[dict[str, Any]], columns: list[str] | None = None) -> 
             else:
                 cells.append(f"<td{cls}>{_cell(value)}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    ident = f' id="{escape(table_id)}"' if table_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _kv(pairs: Iterable[tuple[str, Any]]) -> str:
@@ -120,10 +123,70 @@ def _lineage(data: ReportData) -> str:
     else:
         pairs.append(("registered", "no version was registered in this run"))
     steps = [
-        {"step": s.name, "kind": s.kind, "status": s.status, "seconds": s.seconds, "error": s.error or ""}
-        for s in run.steps
+        {"step": s.name, "kind": s.kind, "status": s.status, "seconds": s.seconds, "error": s.error or ""} for s in run.steps
     ]
-    return _kv(pairs) + "<h3>Steps</h3>" + _table(steps)
+    libraries = [{"library": name, "version": version} for name, version in run.libraries.items()]
+    shown = (
+        _table(libraries, table_id="libraries")
+        if libraries
+        else '<p class="note">not recorded (a run made before mlflowkit recorded library versions)</p>'
+    )
+    return _kv(pairs) + "<h3>Steps</h3>" + _table(steps) + "<h3>Libraries the run loaded</h3>" + shown
+
+
+def _observed(result: dict[str, Any]) -> Any:
+    if result.get("error"):
+        return f"raised: {result['error']}"
+    if result.get("observed") is not None:
+        return result["observed"]
+    percent = result.get("unexpected_percent")
+    return f"{number(percent)}% unexpected" if isinstance(percent, int | float) else None
+
+
+def _data(data: ReportData) -> str:
+    """What the model learnt from: the table's size and target, and the profile of each feature (train split)."""
+    out = []
+    d = data.dataset
+    if d:
+        columns = d.get("columns") or []
+        out.append(
+            _kv(
+                [
+                    ("source", d.get("source")),
+                    ("rows", d.get("rows")),
+                    ("columns", f"{len(columns)}: {', '.join(map(str, columns))}"),
+                    ("target", d.get("target")),
+                ]
+            )
+        )
+    profile = data.profile
+    if not profile:
+        out.append(
+            '<p class="note">no profile in this run '
+            "(the recipe has no <code>profile</code> step, or the run stopped before it)</p>"
+        )
+        return "".join(out) if d else '<p class="note">the run stopped before it loaded its data</p>'
+    out.append(f"<h3>Profile of the training split ({_cell(profile.get('rows'))} rows)</h3>")
+    rows = [_profile_row(name, summary) for name, summary in (profile.get("features") or {}).items()]
+    if isinstance(profile.get("prediction"), dict):
+        rows.append(_profile_row(f"model output ({profile['prediction'].get('output')}, held-out rows)", profile["prediction"]))
+    out.append(_table(rows, ["feature", "type", "missing", "mean", "std", "min", "max", "most common"], table_id="profile"))
+    return "".join(out)
+
+
+def _profile_row(name: str, s: dict[str, Any]) -> dict[str, Any]:
+    missing = s.get("missing")
+    row: dict[str, Any] = {
+        "feature": name,
+        "type": s.get("type"),
+        "missing": f"{number(missing * 100)}%" if isinstance(missing, int | float) else None,
+    }
+    if s.get("type") == "numeric":
+        row |= {k: s.get(k) for k in ("mean", "std", "min", "max")}
+    else:
+        top = sorted((s.get("frequencies") or {}).items(), key=lambda kv: -kv[1])[:3]
+        row["most common"] = ", ".join(f"{k} {number(v * 100)}%" for k, v in top if isinstance(v, int | float))
+    return row
 
 
 def _checks(data: ReportData) -> str:
@@ -137,7 +200,8 @@ def _checks(data: ReportData) -> str:
                 "expectation": str(r.get("expectation", "")).removeprefix("expect_"),
                 "column": (r.get("kwargs") or {}).get("column", ""),
                 "on": r.get("table"),
-                "observed": r.get("observed") if r.get("observed") is not None else r.get("unexpected_percent"),
+                "expected": r.get("expected", "-"),
+                "observed": _observed(r),
                 "unexpected": r.get("unexpected_count"),
                 "result": "pass" if r.get("passed") else ("FAIL" if r.get("severity") == "error" else "warn"),
                 "severity": r.get("severity"),
@@ -177,20 +241,7 @@ def _metrics(data: ReportData, plots: Any) -> str:
     if plots is None:
         out.append("<p class=\"note\">plots need matplotlib: <code>pip install 'mlflowkit[report]'</code></p>")
     else:
-        cm = m.get("confusion_matrix")
-        if cm and cm.get("matrix"):
-            figures.append(figure_tag(plots.confusion_matrix(cm["labels"], cm["matrix"]), "confusion matrix", "confusion-matrix"))
-        if m.get("roc_curves"):
-            figures.append(figure_tag(plots.roc_curves(m["roc_curves"]), "ROC curve", "roc"))
-        res = m.get("residuals")
-        if res and res.get("predicted"):
-            figures.append(
-                figure_tag(plots.residuals(res["predicted"], res["residual"]), f"residuals ({res.get('rows')} rows)", "residuals")
-            )
-        groups = fairness.get("groups") or []
-        if groups:
-            shown = [k for k in ("selection_rate", "accuracy", "recall", "precision", "false_positive_rate") if k in groups[0]]
-            figures.append(figure_tag(plots.fairness_groups(groups, shown), "fairness: metrics per group", "fairness"))
+        figures = _metric_figures(m, plots)
     out.extend(figures)
     if fairness:
         out.append("<h3>Fairness by group</h3>")
@@ -204,6 +255,64 @@ def _metrics(data: ReportData, plots: Any) -> str:
     if m.get("slices"):
         out.append("<h3>Metrics by slice</h3>" + _table(m["slices"]))
     return "".join(out)
+
+
+def _metric_figures(m: dict[str, Any], plots: Any) -> list[str]:
+    """The metrics' plots: the champion's curves beside this model's where evaluate scored it on the same rows."""
+    theirs = m.get("champion_curves") or {}
+    champion = f"champion v{(m.get('champion') or {}).get('version')}"
+    figures = []
+    cm = m.get("confusion_matrix")
+    if cm and cm.get("matrix"):
+        panels = [("this model", cm["labels"], cm["matrix"])]
+        other = theirs.get("confusion_matrix")
+        if other and other.get("matrix"):
+            panels.append((champion, other["labels"], other["matrix"]))
+        caption = "confusion matrix: this model | " + champion if len(panels) > 1 else "confusion matrix"
+        figures.append(figure_tag(plots.confusion_matrices(panels), caption, "confusion-matrix"))
+    with_champion = f", {champion} dashed" if theirs else ""
+    if m.get("roc_curves"):
+        uri = plots.roc_curves(m["roc_curves"], theirs.get("roc_curves"), champion)
+        figures.append(figure_tag(uri, "ROC curve" + with_champion, "roc"))
+    if m.get("pr_curves"):
+        pr = m["pr_curves"]
+        base = pr[0].get("base") if len(pr) == 1 else None
+        uri = plots.pr_curves(pr, theirs.get("pr_curves"), champion, base=base)
+        figures.append(figure_tag(uri, "precision-recall curve" + with_champion, "pr"))
+    if (m.get("calibration") or {}).get("points"):
+        curves = [("this model", m["calibration"])]
+        if (theirs.get("calibration") or {}).get("points"):
+            curves.append((champion, theirs["calibration"]))
+        figures.append(figure_tag(plots.calibration(curves), "calibration (reliability)", "calibration"))
+    res = m.get("residuals")
+    if res and res.get("predicted"):
+        actual = [p + r for p, r in zip(res["predicted"], res["residual"], strict=True)]
+        figures.append(figure_tag(plots.predicted_vs_actual(res["predicted"], actual), "predicted vs actual", "predicted-actual"))
+        figures.append(
+            figure_tag(plots.residuals(res["predicted"], res["residual"]), f"residuals ({res.get('rows')} rows)", "residuals")
+        )
+    imp = m.get("importance") or {}
+    if imp.get("features"):
+        caption = f"permutation importance ({imp.get('rows')} rows, {imp.get('repeats')} shuffles per column)"
+        figures.append(figure_tag(plots.importance(imp["features"], str(imp.get("metric"))), caption, "importance"))
+    groups = (m.get("fairness") or {}).get("groups") or []
+    if groups:
+        shown = [k for k in ("selection_rate", "accuracy", "recall", "precision", "false_positive_rate") if k in groups[0]]
+        figures.append(figure_tag(plots.fairness_groups(groups, shown), "fairness: metrics per group", "fairness"))
+    return figures
+
+
+def _training(data: ReportData, plots: Any) -> str:
+    """A network's loss per epoch (the torch train step's history)."""
+    history = next((r.get("rows") for k, r in data.step_reports.items() if k.endswith("-epochs") and r.get("rows")), None)
+    if not history:
+        return '<p class="note">no per-epoch history in this run (a scikit-learn model, or the training was cached)</p>'
+    if plots is None:
+        return _table(history)
+    last = history[-1]
+    losses = f"training loss {_cell(last.get('train_loss'))}, validation loss {_cell(last.get('val_loss'))}"
+    summary = f"<p>{len(history)} epochs; last: {losses}.</p>"
+    return summary + figure_tag(plots.loss_curve(history), "loss per epoch", "loss")
 
 
 def _gates(data: ReportData) -> str:
@@ -271,14 +380,39 @@ def _deployments(data: ReportData) -> str:
     )
 
 
+def _purpose(data: ReportData) -> str:
+    """The model card's opening: what the model is for and where not to trust it, as the spec says."""
+    run = data.run
+    if not (run.description or run.intended_use or run.limitations):
+        return (
+            '<p class="note">the spec says nothing of its purpose: add <code>description:</code> and '
+            "<code>model_card: {intended_use: ..., limitations: ...}</code></p>"
+        )
+    parts = [
+        ("description", "What it is for", run.description),
+        ("intended-use", "Intended use", run.intended_use),
+        ("limitations", "Limitations", run.limitations),
+    ]
+    shown = "".join(
+        f'<dt>{escape(title)}</dt><dd class="prose" id="card-{key}">{escape(text)}</dd>' for key, title, text in parts if text
+    )
+    missing = [title.lower() for _, title, text in parts[1:] if not text]
+    note = f'<p class="note">the spec gives no {" and no ".join(missing)} (<code>model_card:</code>)</p>' if missing else ""
+    return f'<dl class="kv card">{shown}</dl>{note}'
+
+
 def _model_card(data: ReportData) -> str:
     c = data.contract
     if not c:
-        return '<p class="note">no exported model in this run (no <code>export</code> step): no contract to integrate against</p>'
+        return (
+            _purpose(data)
+            + '<p class="note">no exported model in this run (no <code>export</code> step): no contract to integrate against</p>'
+        )
     name = data.version.model if data.version else data.run.model
     version = data.version.version if data.version else None
     lineage = data.registered.lineage if data.registered else {}
     out = [
+        _purpose(data),
         _kv(
             [
                 ("model", f"{name} v{version}" if version else f"{name} (not registered in this run)"),
@@ -318,8 +452,9 @@ def _model_card(data: ReportData) -> str:
     ]
     parity = c.get("parity") or {}
     if parity:
+        compared = "probability" if c.get("probability_output") else "prediction"  # a regressor has no probabilities
         out.append(
-            f"<p>ONNX parity with the trained model on {_cell(parity.get('rows'))} held-out rows: max |Δprobability| "
+            f"<p>ONNX parity with the trained model on {_cell(parity.get('rows'))} held-out rows: max |Δ{compared}| "
             f"{_cell(parity.get('max_abs_diff'))}, {_cell(parity.get('disagreeing_rows'))} rows disagree.</p>"
         )
     endpoints = _endpoints(data)
@@ -333,9 +468,11 @@ def _model_card(data: ReportData) -> str:
     if data.example:
         body = json.dumps(data.example, indent=2, default=str)
         url = endpoints[0]["endpoint"].removeprefix("POST ") if endpoints else f"http://HOST:8000/v2/models/{name}/infer"
-        out.append("<h3>Example request (Triton HTTP / KServe v2 JSON)</h3>")
-        out.append(f"<pre>{escape(body)}</pre>")
-        out.append(f"<pre>curl -s -X POST {escape(url)} -H 'Content-Type: application/json' -d @request.json</pre>")
+        out.append(
+            '<details id="example-request"><summary>Example request (Triton HTTP / KServe v2 JSON): one held-out row</summary>'
+            f"<pre>{escape(body)}</pre>"
+            f"<pre>curl -s -X POST {escape(url)} -H 'Content-Type: application/json' -d @request.json</pre></details>"
+        )
     return "".join(out)
 
 
@@ -356,13 +493,17 @@ def render(data: ReportData) -> str:
     sub = f"model {run.model}" + (f" v{data.version.version}" if data.version else "")
     header = (
         f"<header><h1>{escape(title)} {_badge(status, status)}</h1>"
-        f'<div class="sub">{escape(sub)} · started {escape(run.started_at)}</div></header>'
+        f'<div class="sub">{escape(sub)} · started {escape(run.started_at)}</div>'
+        + (f'<p class="description" id="description">{escape(run.description)}</p>' if run.description else "")
+        + "</header>"
     )
     nav = "<nav>" + "".join(f'<a href="#{k}">{escape(t)}</a>' for k, t in SECTIONS) + "</nav>"
     builders: dict[str, Callable[[], str]] = {
         "lineage": lambda: _lineage(data),
+        "data": lambda: _data(data),
         "checks": lambda: _checks(data),
         "metrics": lambda: _metrics(data, plots),
+        "training": lambda: _training(data, plots),
         "gates": lambda: _gates(data),
         "deployments": lambda: _deployments(data),
         "model-card": lambda: _model_card(data),

@@ -13,7 +13,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["PALETTE", "available", "confusion_matrix", "data_uri", "fairness_groups", "figure", "residuals", "roc_curves"]
+__all__ = [
+    "PALETTE",
+    "available",
+    "calibration",
+    "confusion_matrices",
+    "confusion_matrix",
+    "data_uri",
+    "fairness_groups",
+    "figure",
+    "importance",
+    "loss_curve",
+    "pr_curves",
+    "predicted_vs_actual",
+    "residuals",
+    "roc_curves",
+]
 
 _BLUE, _ORANGE, _GREY = "#2b6cb0", "#dd6b20", "#a0aec0"
 PALETTE = ["#2b6cb0", "#dd6b20", "#2f855a", "#c53030", "#6b46c1", "#b7791f", "#319795", "#d53f8c", "#4a5568", "#38a169"]
@@ -43,39 +58,171 @@ def data_uri(fig: Figure) -> str:
 
 def confusion_matrix(labels: list[str], matrix: list[list[int]]) -> str:
     """Counts of true (rows) against predicted (columns) labels, as a heat map."""
+    return confusion_matrices([("confusion matrix (held-out split)", labels, matrix)])
+
+
+def confusion_matrices(panels: list[tuple[str, list[str], list[list[int]]]]) -> str:
+    """Confusion matrices side by side (this model | the champion), each titled, on one colour scale."""
     import numpy as np
 
-    counts = np.asarray(matrix, dtype=float)
-    size = max(3.6, 1.0 + 0.7 * len(labels))
-    fig = figure(size + 0.8, size)
-    ax = fig.add_subplot()
-    image = ax.imshow(counts, cmap="Blues")
-    fig.colorbar(image, ax=ax, shrink=0.8)
-    ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("confusion matrix (held-out split)")
-    top = counts.max() if counts.size else 0
-    for (i, j), value in np.ndenumerate(counts):
-        ax.text(j, i, f"{int(value)}", ha="center", va="center", color="white" if value > top / 2 else "black")
+    counts = [np.asarray(matrix, dtype=float) for _, _, matrix in panels]
+    top = max((c.max() for c in counts if c.size), default=0.0)
+    size = max(3.6, 1.0 + 0.7 * max(len(labels) for _, labels, _ in panels))
+    fig = figure((size + 0.4) * len(panels) + 0.6, size)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    image = None
+    for ax, (title, labels, _), grid in zip(axes, panels, counts, strict=True):
+        image = ax.imshow(grid, cmap="Blues", vmin=0, vmax=top or 1)
+        ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 4 else 0)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize="medium")
+        for (i, j), value in np.ndenumerate(grid):
+            ax.text(j, i, f"{int(value)}", ha="center", va="center", color="white" if value > top / 2 else "black")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.8)
     return data_uri(fig)
 
 
-def roc_curves(curves: list[dict[str, Any]]) -> str:
-    """ROC curves (one per class for one-vs-rest), with the chance diagonal."""
+def _labelled(curve: dict[str, Any], prefix: str, score: str) -> str:
+    return f"{prefix}{curve['label']} ({score} {curve[score.lower()]:.3f})"
+
+
+def roc_curves(
+    curves: list[dict[str, Any]], champion: list[dict[str, Any]] | None = None, champion_name: str = "champion"
+) -> str:
+    """ROC curves (one per class for one-vs-rest), with the chance diagonal; the champion's dashed, in the same colours."""
     fig = figure()
     ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle="--", color=_GREY, linewidth=1, label="chance")
+    ax.plot([0, 1], [0, 1], linestyle=":", color=_GREY, linewidth=1, label="chance")
+    own = "this model · " if champion else ""
     for i, curve in enumerate(curves):
+        ax.plot(curve["fpr"], curve["tpr"], color=PALETTE[i % len(PALETTE)], linewidth=2, label=_labelled(curve, own, "AUC"))
+    for i, curve in enumerate(champion or []):
         color = PALETTE[i % len(PALETTE)]
-        ax.plot(curve["fpr"], curve["tpr"], color=color, linewidth=2, label=f"{curve['label']} (AUC {curve['auc']:.3f})")
+        ax.plot(
+            curve["fpr"],
+            curve["tpr"],
+            color=color,
+            linewidth=1.5,
+            linestyle="--",
+            label=_labelled(curve, f"{champion_name} · ", "AUC"),
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC curve (held-out split)")
     ax.legend(loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3)
+    return data_uri(fig)
+
+
+def pr_curves(
+    curves: list[dict[str, Any]],
+    champion: list[dict[str, Any]] | None = None,
+    champion_name: str = "champion",
+    base: float | None = None,
+) -> str:
+    """Precision-recall curves with their average precision (the champion's dashed); ``base`` draws the chance line."""
+    fig = figure()
+    ax = fig.add_subplot()
+    own = "this model · " if champion else ""
+    for i, curve in enumerate(curves):
+        ax.plot(
+            curve["recall"], curve["precision"], color=PALETTE[i % len(PALETTE)], linewidth=2, label=_labelled(curve, own, "AP")
+        )
+    for i, curve in enumerate(champion or []):
+        color = PALETTE[i % len(PALETTE)]
+        ax.plot(
+            curve["recall"], curve["precision"], color=color, linewidth=1.5, linestyle="--",
+            label=_labelled(curve, f"{champion_name} · ", "AP"),
+        )  # fmt: skip
+    if base is not None:
+        ax.axhline(base, linestyle=":", color=_GREY, linewidth=1, label="chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("precision-recall (held-out split)")
+    ax.legend(loc="lower left", fontsize="small")
+    ax.grid(alpha=0.3)
+    return data_uri(fig)
+
+
+def calibration(curves: list[tuple[str, dict[str, Any]]]) -> str:
+    """Reliability diagram: mean predicted probability against the observed rate per bin (marker size: rows)."""
+    fig = figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle=":", color=_GREY, linewidth=1, label="perfectly calibrated")
+    for i, (name, curve) in enumerate(curves):
+        points = curve.get("points") or []
+        most = max([1, *(q["rows"] for q in points)])
+        sizes = [8 + 60 * p["rows"] / most for p in points]
+        color = PALETTE[i % len(PALETTE)]
+        xs, ys = [p["predicted"] for p in points], [p["observed"] for p in points]
+        ax.plot(xs, ys, color=color, linewidth=2 if i == 0 else 1.5, linestyle="-" if i == 0 else "--")
+        ax.scatter(xs, ys, s=sizes, color=color, label=f"{name} (Brier {curve.get('brier', float('nan')):.3f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel(f"predicted {curves[0][1].get('label', 'probability')}" if curves else "predicted")
+    ax.set_ylabel("observed rate")
+    ax.set_title("calibration (held-out split)")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
+    return data_uri(fig)
+
+
+def importance(features: list[dict[str, Any]], metric: str, shown: int = 15) -> str:
+    """Permutation importance: the metric's loss when each column is shuffled, largest on top, with its spread."""
+    top = features[:shown][::-1]
+    fig = figure(6.0, max(2.4, 0.8 + 0.32 * len(top)))
+    ax = fig.add_subplot()
+    ax.barh(range(len(top)), [f["mean"] for f in top], xerr=[f["std"] for f in top], color=_BLUE, alpha=0.85, capsize=3)
+    ax.set_yticks(range(len(top)), [f["feature"] for f in top], fontsize="small")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"{metric} lost when the column is shuffled")
+    ax.set_title("permutation feature importance")
+    ax.grid(axis="x", alpha=0.3)
+    return data_uri(fig)
+
+
+def predicted_vs_actual(predicted: list[float], actual: list[float]) -> str:
+    """A regressor's predictions against the true values, with the line where they are equal."""
+    fig = figure(4.6, 4.2)
+    ax = fig.add_subplot()
+    ax.scatter(actual, predicted, s=10, alpha=0.6, color=_BLUE)
+    low, high = min([*actual, *predicted], default=0.0), max([*actual, *predicted], default=1.0)
+    ax.plot([low, high], [low, high], color=_ORANGE, linewidth=1, label="predicted = actual")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title("predicted vs actual (held-out split)")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.grid(alpha=0.3)
+    return data_uri(fig)
+
+
+def loss_curve(history: list[dict[str, Any]]) -> str:
+    """Training and validation loss per epoch."""
+    fig = figure(5.5, 3.6)
+    ax = fig.add_subplot()
+    epochs = [h["epoch"] for h in history]
+    for key, color, name in (("train_loss", _BLUE, "training"), ("val_loss", _ORANGE, "validation")):
+        if any(h.get(key) is not None for h in history):
+            ax.plot(
+                epochs,
+                [float("nan") if h.get(key) is None else h[key] for h in history],
+                color=color,
+                linewidth=2,
+                marker="o",
+                markersize=3,
+                label=name,
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("loss per epoch")
+    ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return data_uri(fig)
 

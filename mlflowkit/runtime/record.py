@@ -40,7 +40,7 @@ from mlflowkit.runtime.runner import Runner
 if TYPE_CHECKING:
     from mlflowkit.tracking.target import TrackingTarget
 
-__all__ = ["ReportMode", "RunSession", "as_seen", "process_seconds", "process_start"]
+__all__ = ["LIBRARIES", "ReportMode", "RunSession", "as_seen", "loaded_libraries", "process_seconds", "process_start"]
 
 ReportMode = Literal["inline", "background"]
 """How a run writes its report: before :meth:`RunSession.finish` returns, or by a process of its own after it."""
@@ -75,6 +75,9 @@ class RunSession:
             spec_path=spec.path,
             spec_hash=spec.spec_hash,
             model=plan.model,
+            description=spec.description,
+            intended_use=spec.model_card.intended_use if spec.model_card else "",
+            limitations=spec.model_card.limitations if spec.model_card else "",
             params=dict(plan.params),
             status="running",
             started_at=datetime.now(UTC).isoformat(),
@@ -126,6 +129,7 @@ class RunSession:
                 "flow_run_id": flow_run_id or self.record.flow_run_id,
                 "seconds": round(time.perf_counter() - self._started, 3),
                 "finished_at": datetime.now(UTC).isoformat(),
+                "libraries": loaded_libraries(),
             }
         )
         report = self._report(record)
@@ -199,6 +203,36 @@ class RunSession:
             write_report(runner.store, runner.run_id, registry=runner.registry)
         except Exception as exc:
             log.warning("run %s: no HTML report (%s: %s)", runner.run_id, type(exc).__name__, exc)
+
+
+LIBRARIES = {
+    "mlflowkit": "mlflowkit",
+    "sklearn": "scikit-learn",
+    "pandas": "pandas",
+    "numpy": "numpy",
+    "pyarrow": "pyarrow",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "skl2onnx": "skl2onnx",
+    "skops": "skops",
+    "prefect": "prefect",
+    "ray": "ray",
+    "great_expectations": "great-expectations",
+    "fairlearn": "fairlearn",
+    "torch": "torch",
+    "mlflow": "mlflow",
+}
+"""Module -> distribution of the libraries a run's lineage names, when the run loaded them."""
+
+
+def loaded_libraries() -> dict[str, str]:
+    """The versions of the libraries this process has imported (what the run used): read from the modules, free."""
+    found = {}
+    for module, distribution in LIBRARIES.items():
+        version = getattr(sys.modules.get(module), "__version__", None)
+        if isinstance(version, str):
+            found[distribution] = version
+    return found
 
 
 def _tracking_target(runner: Runner, record: RunRecord) -> TrackingTarget | None:

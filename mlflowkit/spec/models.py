@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mlflowkit.spec.recipe import Recipe
     from mlflowkit.spec.sources import Sources
 
-__all__ = ["CONTROL_KEYS", "CustomStep", "SpecBase", "StepControls", "section_model", "spec_model"]
+__all__ = ["CONTROL_KEYS", "CustomStep", "ModelCard", "SpecBase", "StepControls", "section_model", "spec_model"]
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 JsonValue = str | int | float | bool | None | list[Any] | dict[str, Any]
@@ -69,6 +69,15 @@ def _one_or_many(schema: dict[str, Any]) -> None:
     schema.update(anyOf=[many.get("items", {}), many], description=many.pop("description", ""))
 
 
+class ModelCard(_Frozen):
+    """What the model is for and where it should not be trusted: shown in the run report's model card."""
+
+    intended_use: str = Field("", description="Who uses the model's predictions, for what decision, on which population.")
+    limitations: str = Field(
+        "", description="Where it is known to be weak or untested: data it never saw, groups, time ranges, uses to avoid."
+    )
+
+
 class SpecBase(_Frozen):
     """The top level of a spec. Sections (data, train, ...) are added per recipe by :func:`spec_model`."""
 
@@ -80,7 +89,10 @@ class SpecBase(_Frozen):
             "at most 64 characters."
         ),
     )
-    description: str = Field("", description="What this pipeline is for.")
+    description: str = Field("", description="What this pipeline is for (the run report opens with it).")
+    model_card: ModelCard | None = Field(
+        None, description="The model's intended use and limitations, for the run report's model card."
+    )
     recipe: str = Field(description="The recipe that fixes the stage graph and its defaults.")
     params: dict[str, JsonValue] = Field(
         default_factory=dict,

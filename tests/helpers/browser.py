@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHROMIUM", "PROBE", "blank_share", "chromium", "probe"]
+__all__ = ["CHROMIUM", "PROBE", "blank_share", "chromium", "element_texts", "probe"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -62,3 +62,24 @@ def blank_share(png: Path) -> float:
 
     pixels = np.asarray(Image.open(png).convert("RGB"), dtype=int).reshape(-1, 3)
     return float((pixels.min(axis=1) > 245).sum() / len(pixels))
+
+
+def element_texts(tmp_path: Path, html: str, selectors: list[str]) -> dict[str, Any]:
+    """Load ``html`` in Chromium; for each CSS selector, the rendered text length of its first match (None: absent),
+    and under ``"details-open"`` whether each ``<details>`` starts open."""
+    script = (
+        "<script>window.addEventListener('load', () => {"
+        f"const sel = {json.dumps(selectors)};"
+        "const out = {}; for (const s of sel) { const e = document.querySelector(s);"
+        " out[s] = e ? (e.textContent || '').trim().length + (e.tagName === 'IMG' && e.naturalWidth > 0 ? 1 : 0) : null; }"
+        "out['details-open'] = [...document.querySelectorAll('details')].map(d => d.open);"
+        "document.body.setAttribute('data-elements', JSON.stringify(out)); });</script>"
+    )
+    probed = tmp_path / "elements.html"
+    probed.write_text(html.replace("</body>", script + "</body>"))
+    dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    match = re.search(r'data-elements="([^"]*)"', dom.stdout)
+    assert match, dom.stdout[:2000]
+    found: dict[str, Any] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    return found

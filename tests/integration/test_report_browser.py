@@ -37,7 +37,8 @@ def test_report_plots_render_in_chromium(report_file: Path, tmp_path: Path) -> N
     assert "http://" not in html.split("<body>")[0] and "https://" not in html  # self-contained: nothing to fetch
     found = probe(tmp_path, html)
     plots = {p["id"]: p for p in found["plots"]}
-    assert set(plots) == {"plot-confusion-matrix", "plot-roc", "plot-fairness"}
+    want = {"plot-confusion-matrix", "plot-roc", "plot-pr", "plot-calibration", "plot-importance", "plot-fairness"}
+    assert set(plots) == want
     for plot in plots.values():
         assert plot["ok"] and plot["w"] > 200 and plot["h"] > 200, plot
     assert found["external"] == []

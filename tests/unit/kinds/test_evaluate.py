@@ -148,7 +148,11 @@ def test_multiclass_roc_auc_is_one_vs_rest_macro_averaged(trained: Trained, on_t
     from mlflowkit.kinds.train import SklearnTrain
 
     three = _with_meta(trained.train, target="contract")
-    model = on_trained.run(SklearnTrain, {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 20, "max_depth": 4}}, {"train": three})["model"]
+    model = on_trained.run(
+        SklearnTrain,
+        {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 20, "max_depth": 4}},
+        {"train": three},
+    )["model"]
     test = _with_meta(trained.test, target="contract")
     out = on_trained.run(Evaluate, {"metrics": ["roc_auc", "f1"], "champion": False}, {"model": model, "test": test})
     metrics = MetricsMeta.model_validate(out["metrics"].meta).metrics
@@ -158,7 +162,9 @@ def test_multiclass_roc_auc_is_one_vs_rest_macro_averaged(trained: Trained, on_t
     per_class = [skm.roc_auc_score(frame["contract"] == label, proba[:, i]) for i, label in enumerate(fitted.classes_)]
     assert len(per_class) == 3
     assert metrics["roc_auc"] == pytest.approx(sum(per_class) / 3)  # each class against the rest, the plain mean
-    assert metrics["f1"] == pytest.approx(skm.f1_score(frame["contract"], fitted.predict(frame.drop(columns=["contract"])), average="macro"))
+    assert metrics["f1"] == pytest.approx(
+        skm.f1_score(frame["contract"], fitted.predict(frame.drop(columns=["contract"])), average="macro")
+    )
 
 
 def test_a_slice_where_a_metric_is_undefined_shows_the_reason_not_nan_or_a_warning(
@@ -178,3 +184,34 @@ def test_a_slice_where_a_metric_is_undefined_shows_the_reason_not_nan_or_a_warni
     assert isinstance(female["accuracy"], float)
     male = rows["gender=male"]
     assert isinstance(male["roc_auc"], float) and male["note"] == ""
+
+
+def test_calibration_and_permutation_importance_for_the_report(trained: Trained, on_trained: Harness) -> None:
+    params = {"metrics": ["roc_auc", "accuracy"], "champion": False, "importance": {"rows": 60, "repeats": 2}}
+    out = on_trained.run(Evaluate, params, {"model": trained.model, "test": trained.test})
+    body = on_trained.store.read_json(out["metrics"].key)
+    calibration = body["calibration"]
+    assert calibration["label"] == "P(yes)" and 0 <= calibration["brier"] < 0.25  # better than always saying 0.5
+    assert sum(p["rows"] for p in calibration["points"]) == 100
+    assert all(0 <= p["predicted"] <= 1 and 0 <= p["observed"] <= 1 for p in calibration["points"])
+    importance = body["importance"]
+    assert importance["metric"] == "roc_auc" and importance["rows"] == 60 and importance["repeats"] == 2
+    ranked = [f["feature"] for f in importance["features"]]
+    # The label is made of tenure, charges and contract; the customer id and gender carry nothing.
+    assert set(ranked[:2]) <= {"tenure_months", "monthly_charges", "contract"}, importance
+    assert {f["feature"]: f["mean"] for f in importance["features"]}["tenure_months"] > 0.02
+    off = on_trained.run(
+        Evaluate, {"metrics": ["accuracy"], "champion": False, "importance": None}, {"model": trained.model, "test": trained.test}
+    )
+    assert "importance" not in on_trained.store.read_json(off["metrics"].key)
+
+
+def test_the_champions_curves_are_kept_beside_the_candidates(trained: Trained, on_trained: Harness) -> None:
+    on_trained.registry.register("churn", {"model.skops": on_trained.store.get_bytes(trained.model)}, {"run_id": "earlier"})
+    on_trained.registry.set_alias("churn", "champion", 1, reason="first")
+    out = on_trained.run(Evaluate, {"metrics": ["accuracy", "roc_auc"]}, {"model": trained.model, "test": trained.test})
+    body = on_trained.store.read_json(out["metrics"].key)
+    theirs = body["champion_curves"]
+    assert set(theirs) == {"confusion_matrix", "roc_curves", "pr_curves", "calibration"}
+    assert theirs["confusion_matrix"] == body["confusion_matrix"] and theirs["roc_curves"] == body["roc_curves"]  # the same model
+    assert "curves" not in MetricsMeta.model_validate(out["metrics"].meta).model_dump()

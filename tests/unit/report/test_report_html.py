@@ -115,3 +115,114 @@ def test_documents_a_store_writer_rewrote_cannot_put_markup_in_the_page(tmp_path
 
 def put_json(store: ArtifactStore, obj: object, media_type: str) -> dict[str, object]:
     return store.put_bytes(json.dumps(obj).encode(), media_type).model_dump(mode="json")
+
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def _full_run(store: ArtifactStore) -> str:
+    """The synthetic run with what a finished run of a spec with a model card, a champion and a profile leaves."""
+    record = store.read_json(f"runs/{_run(store)}.json")
+    record |= {
+        "description": f"Who cancels {SCRIPT}",
+        "intended_use": "retention offers",
+        "limitations": f"never saw minors {SCRIPT}",
+        "libraries": {"scikit-learn": "1.9.1", "onnxruntime": "1.32.0", "mlflowkit": SCRIPT},
+    }
+    evaluate = record["steps"][0]
+    metrics = json.loads(store.get_bytes(evaluate["outputs"]["metrics"]["key"]))
+    pr = [{"label": "yes", "recall": [1, 0.5, 0], "precision": [0.4, 0.7, 1], "ap": 0.7, "base": 0.4}]
+    calibration = {
+        "label": "P(yes)",
+        "points": [{"predicted": 0.2, "observed": 0.1, "rows": 6}, {"predicted": 0.8, "observed": 0.7, "rows": 4}],
+        "brier": 0.12,
+    }
+    metrics |= {
+        "metrics": {"accuracy": 0.8, "rmse_like": 26593.4695},
+        "champion": {"version": 1, "metrics": {"accuracy": 0.75}, "note": ""},
+        "pr_curves": pr,
+        "calibration": calibration,
+        "importance": {"metric": "accuracy", "rows": 10, "repeats": 3, "baseline": 0.8,
+                       "features": [{"feature": "age", "mean": 0.2, "std": 0.05}, {"feature": SCRIPT, "mean": 0.01, "std": 0.01}]},
+        "champion_curves": {"confusion_matrix": {"labels": ["no", "yes"], "matrix": [[4, 2], [2, 2]]},
+                            "roc_curves": [{"label": "yes", "fpr": [0, 0.4, 1], "tpr": [0, 0.6, 1], "auc": 0.7}],
+                            "pr_curves": pr, "calibration": calibration},
+    }  # fmt: skip
+    evaluate["outputs"]["metrics"] = put_json(store, metrics, "application/vnd.mlflowkit.metrics+json")
+    checks = {"passed": True, "checks": 1, "failed": 0, "warned": 0, "results": [
+        {"expectation": "expect_column_values_to_be_between", "kwargs": {"column": "age", "min_value": 18, "max_value": 120},
+         "table": "raw", "severity": "error", "passed": True, "expected": "18 to 120 (99% of rows)", "unexpected_percent": 0.5}]}  # fmt: skip
+    profile = {"format": "mlflowkit/profile-v1", "rows": 8, "features": {
+        "age": {"type": "numeric", "count": 8, "missing": 0.125, "mean": 41.5, "std": 9.25, "min": 19.0, "max": 77.0},
+        "plan": {"type": "categorical", "count": 8, "missing": 0.0, "frequencies": {"basic": 0.75, SCRIPT: 0.25}}},
+        "prediction": {"output": "probability", "type": "numeric", "count": 10, "missing": 0.0, "mean": 0.4, "std": 0.2, "min": 0.01, "max": 0.99}}  # fmt: skip
+    record["steps"] += [
+        {"name": "checks", "kind": "checks", "status": "ran", "seconds": 1,
+         "outputs": {"validation": put_json(store, checks, "application/vnd.mlflowkit.validation+json")}},
+        {"name": "profile", "kind": "profile", "status": "ran", "seconds": 1,
+         "outputs": {"profile": put_json(store, profile, "application/vnd.mlflowkit.profile+json")}},
+    ]  # fmt: skip
+    store.write_json("runs/r1.json", record)
+    return "r1"
+
+
+def test_the_report_tells_purpose_data_champion_curves_and_versions(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    store = ArtifactStore(tmp_path)
+    page = render(collect(store, _full_run(store)))
+    # The spec's description opens the page; intended use and limitations open the model card.
+    assert '<p class="description" id="description">Who cancels &lt;script&gt;' in page
+    assert 'id="card-intended-use">retention offers</dd>' in page and 'id="card-limitations">never saw minors' in page
+    # Data: the profile's numbers in the one format, the categories' shares, the model's output.
+    assert '<section id="data">' in page and '<table id="profile">' in page
+    assert "<td>12.5%</td>" in page and '<td class="num">41.5</td>' in page and "basic 75%" in page
+    assert "model output (probability, held-out rows)" in page
+    # Checks: what was allowed beside what was seen.
+    assert "<th>expected</th><th>observed</th>" in page and "18 to 120 (99% of rows)" in page and "0.5% unexpected" in page
+    # The champion on the curves and beside the confusion matrix; calibration, importance.
+    for plot in ("confusion-matrix", "roc", "pr", "calibration", "importance", "fairness"):
+        assert f'id="plot-{plot}"' in page, plot
+    assert "confusion matrix: this model | champion v1" in page and "ROC curve, champion v1 dashed" in page
+    # One number format: 26593.4695 is neither 2.659e+04 nor 26593.4695.
+    assert '<td class="num">26593</td>' in page and "2.659e+04" not in page
+    # Lineage: library versions; the example request folded away.
+    assert '<table id="libraries">' in page and "<td>scikit-learn</td><td>1.9.1</td>" in page
+    assert '<details id="example-request"><summary>' in page
+    assert "<script" not in page and page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
+
+
+def test_a_spec_without_a_model_card_says_what_to_add(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    page = render(collect(store, _run(store)))
+    assert "<code>model_card: {intended_use: ..., limitations: ...}</code>" in page
+    assert 'id="description"' not in page and "not recorded (a run made before" in page
+    assert "the run stopped before it loaded its data" in page and "no per-epoch history in this run" in page
+
+
+def test_a_regressors_parity_is_about_predictions_and_it_plots_predicted_against_actual(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    store = ArtifactStore(tmp_path)
+    record = store.read_json(f"runs/{_run(store, task='regression')}.json")
+    contract = {
+        **CONTRACT,
+        "classes": [],
+        "probability_output": None,
+        "parity": {"rows": 5, "max_abs_diff": 0.001, "disagreeing_rows": 0},
+    }
+    record["steps"][1]["outputs"]["contract"] = put_json(store, contract, "application/vnd.mlflowkit.contract+json")
+    store.write_json("runs/r1.json", record)
+    page = render(collect(store, "r1"))
+    assert "max |Δprediction| 0.001" in page and "Δprobability" not in page
+    assert 'id="plot-predicted-actual"' in page and 'id="plot-residuals"' in page
+
+
+def test_a_torch_run_shows_its_loss_per_epoch(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    store = ArtifactStore(tmp_path)
+    run_id = _run(store)
+    history = [{"epoch": i, "train_loss": 0.7 - 0.05 * i, "val_loss": 0.72 - 0.04 * i} for i in range(1, 6)]
+    store.write_json(
+        f"reports/{run_id}/train-epochs.json", {"key": "epochs", "title": "Training", "step": "train", "rows": history}
+    )
+    page = render(collect(store, run_id))
+    assert 'id="plot-loss"' in page and "5 epochs; last: training loss 0.45, validation loss 0.52." in page

@@ -13,6 +13,7 @@ from kind_harness import write_table
 from runtime_project import Project
 from typer.testing import CliRunner
 
+import mlflowkit
 from mlflowkit.cli import app
 from mlflowkit.errors import GateFailed
 from mlflowkit.handoff import RegisteredVersion, RunRecord, Verdict
@@ -139,3 +140,22 @@ def test_a_record_on_disk_from_another_host_or_a_live_process_is_not_called_kill
     assert as_seen(base)["status"] == "running"  # a record from before pids were kept
     finished = {**me, "pid_started": 1, "status": "completed"}
     assert as_seen(finished) is finished  # only a running record can have been killed
+
+
+def test_the_record_keeps_the_specs_description_model_card_and_library_versions(project: Project, tmp_path: Path) -> None:
+    import sklearn
+
+    csv = write_table(tmp_path / "gen" / "t.csv", rows=200).read_text()
+    card = (
+        "description: Who cancels next month\n"
+        "model_card: {intended_use: retention offers, limitations: 'never saw <b>minors</b>'}\n"
+        "decide: []\npublish: {model: renamed}\n"
+    )
+    spec, plan = project(RENAMED, name="renamed", target="churned", data=csv, spec_extra=card)
+    result = run_spec(spec, plan, orchestrate=False)  # type: ignore[arg-type]
+    assert result.ok, result.error
+    stored = RunRecord.model_validate_json(Path(store_root(spec), "runs", f"{result.run_id}.json").read_text())  # type: ignore[arg-type]
+    assert stored.description == "Who cancels next month"
+    assert (stored.intended_use, stored.limitations) == ("retention offers", "never saw <b>minors</b>")
+    assert stored.libraries["scikit-learn"] == sklearn.__version__ and stored.libraries["mlflowkit"] == mlflowkit.__version__
+    assert {"pandas", "numpy"} <= set(stored.libraries)
