@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,9 +19,8 @@ from mlflowkit.cli.common import SetOpt, SpecArg, StoreOpt, err, fail, load_spec
 from mlflowkit.errors import MlflowkitError
 
 if TYPE_CHECKING:
-    from mlflowkit.handoff import RunResult, StepRecord
-    from mlflowkit.kinds.base import Report
-    from mlflowkit.plan.model import Plan, PlanStep
+    from mlflowkit.handoff import RunResult
+    from mlflowkit.plan.model import Plan
 
 __all__ = ["plan", "run", "schema", "validate"]
 
@@ -72,47 +71,6 @@ def plan(
     else:
         err.print(f"[bold red]error[/]: --format must be tree, mermaid or json (got {fmt!r})")
         raise typer.Exit(2)
-
-
-class _Progress:
-    """Prints one line per step event; safe to call from Prefect's worker threads."""
-
-    icons: ClassVar[dict[str, str]] = {
-        "ran": "[green]✓[/]",
-        "cached": "[cyan]↺[/]",
-        "failed": "[red]✗[/]",
-        "skipped": "[dim]-[/]",
-    }
-
-    def step_started(self, step: PlanStep) -> None:
-        out.print(f"  [dim]→ {step.name} ({step.kind})[/]")
-
-    def report(self, report: Report) -> None:
-        if report.rows is None:
-            out.print(f"  [bold]{report.title}[/]\n{report.markdown}")
-            return
-        table = Table(title=report.title, title_justify="left")
-        columns = list(dict.fromkeys(k for row in report.rows for k in row))
-        for col in columns:
-            table.add_column(col)
-        for row in report.rows:
-            table.add_row(*(_cell(row.get(c)) for c in columns))
-        out.print(table)
-
-    def step_finished(self, record: StepRecord) -> None:
-        # A failure's message is printed once, at the end of the run, with its hint.
-        out.print(f"  {self.icons.get(record.status, '?')} {record.name:<16} {record.status:<7} {record.seconds:7.2f}s")
-
-
-def _cell(value: object) -> str:
-    """A step report's value in the terminal: numbers in the one format (:func:`mlflowkit.fmt.number`)."""
-    from mlflowkit.fmt import number
-
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return number(value)
-    return str(value)
 
 
 def _summary(result: RunResult) -> None:
@@ -206,37 +164,43 @@ def run(
     open_report: Annotated[bool, typer.Option("--open", help="Open the run's HTML report in a browser when it ends.")] = False,
 ) -> None:
     """Run a spec as a Prefect flow; unchanged steps are taken from the cache."""
-    spec = load_spec_file(spec_path, set_)
-    from mlflowkit.plan.compile import compile_spec
+    from mlflowkit.cli.progress import RunDisplay
 
-    compiled: Plan = compile_spec(spec)
-    if from_step is not None and from_step not in {s.name for s in compiled.steps}:
-        from mlflowkit.plugins import did_you_mean
+    with RunDisplay(out) as display:  # spinners in a terminal, plain lines in a log; stopped before the summary
+        display.starting(f"loading {spec_path}")
+        spec = load_spec_file(spec_path, set_)
+        from mlflowkit.plan.compile import compile_spec
 
-        hint = did_you_mean(from_step, [s.name for s in compiled.steps])
-        err.print(
-            f"[bold red]error[/]: --from names no step {from_step!r}{'; ' + hint if hint else ''} "
-            f"(steps: {', '.join(s.name for s in compiled.steps)})"
-        )
-        raise typer.Exit(2)
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        compiled: Plan = compile_spec(spec)
+        if from_step is not None and from_step not in {s.name for s in compiled.steps}:
+            from mlflowkit.plugins import did_you_mean
+
+            hint = did_you_mean(from_step, [s.name for s in compiled.steps])
+            err.print(
+                f"[bold red]error[/]: --from names no step {from_step!r}{'; ' + hint if hint else ''} "
+                f"(steps: {', '.join(s.name for s in compiled.steps)})"
+            )
+            raise typer.Exit(2)
+        if not verbose:
+            os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        from mlflowkit.runtime.engine import run_spec
+
+        out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
+        try:
+            result = run_spec(
+                spec,
+                compiled,
+                store=store,
+                from_step=from_step,
+                progress=display,
+                report="inline" if open_report else "background",  # a report to open must be written first
+                verbose=verbose,
+            )
+        except MlflowkitError as exc:  # the policy changed since loading, the store cannot be opened: nothing ran
+            display.close()
+            fail(exc)
     from mlflowkit.handoff import VERDICT, find_output
-    from mlflowkit.runtime.engine import run_spec
 
-    out.print(f"[bold]{spec.name}[/]: {len(compiled.steps)} steps (recipe {spec.recipe})")
-    try:
-        result = run_spec(
-            spec,
-            compiled,
-            store=store,
-            from_step=from_step,
-            progress=_Progress(),
-            report="inline" if open_report else "background",  # a report to open must be written first
-            verbose=verbose,
-        )
-    except MlflowkitError as exc:  # the policy changed since loading, the store cannot be opened: nothing ran
-        fail(exc)
     _summary(result)
     if result.verdict and any(s.status == "cached" and find_output(s.outputs, VERDICT) for s in result.steps):
         verdict_table(result.verdict)  # the step that decided was cached: its live report was not printed

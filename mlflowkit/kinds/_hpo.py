@@ -11,14 +11,14 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
 from mlflowkit.errors import StepFailed
-from mlflowkit.kinds.base import Params
+from mlflowkit.kinds.base import Params, StepContext
 
 __all__ = [
     "MAX_GRID",
@@ -304,7 +304,7 @@ def start_ray(settings: RaySettings) -> bool:
 
 def run_search(
     *,
-    step: str,
+    ctx: StepContext,
     x: Any,
     y: Any,
     template: Any,
@@ -313,13 +313,12 @@ def run_search(
     folds: list[tuple[Any, Any]],
     metric: str | None,
     settings: RaySettings,
-    log: Callable[[str], None],
     per_fold: bool = True,
 ) -> SearchResult:
     """Cross-validate every candidate as Ray tasks and return the trials and the best one.
 
     Args:
-        step: the step's name (for errors).
+        ctx: the step's context: its name for errors, and :meth:`~StepContext.advance` as each trial finishes.
         x, y: the training split; ``ray.put`` once, with the folds.
         template: the unfitted model; each task fits a clone with one candidate's parameters.
         trial_params: each candidate's parameters as ``template.set_params`` takes them.
@@ -327,12 +326,12 @@ def run_search(
         folds: ``(train_rows, test_rows)`` index arrays.
         metric: a scikit-learn scorer name, or None for the estimator's ``score``.
         settings: the ``ray:`` section.
-        log: receives a progress line as each trial finishes.
         per_fold: one task per (trial, fold) pair (the default); else one task per trial.
     """
     import ray
     from ray.exceptions import RayError, RayTaskError
 
+    step = ctx.step
     start = time.perf_counter()
     try:
         started = start_ray(settings)
@@ -398,7 +397,7 @@ def run_search(
                 finished += 1
                 if trial.error is None and (best is None or trial.mean > best.mean):
                     best = trial
-                log(_progress(trial, finished, len(trials), best, metric))
+                _advance(ctx, trial, finished=finished, total=len(trials), best=best, metric=metric)
         ok = [t for t in trials if t.error is None and math.isfinite(t.mean)]
         if not ok:
             raise StepFailed(step, f"every trial failed; the first: trial 1 {trials[0].error}")
@@ -417,9 +416,16 @@ def _name(trial: Trial, fold: int | None) -> str:
     return f"trial {trial.index} ({shown})" + (f" fold {fold + 1}" if fold is not None else "")
 
 
-def _progress(trial: Trial, finished: int, total: int, best: Trial | None, metric: str | None) -> str:
+def _advance(ctx: StepContext, trial: Trial, *, finished: int, total: int, best: Trial | None, metric: str | None) -> None:
+    """Say that one more trial is done: its score, which it was, and the best so far."""
     shown = ", ".join(f"{k}={v!r}" for k, v in trial.params.items())
-    name = metric or "score"
-    result = f"failed ({trial.error})" if trial.error else f"{name} {trial.mean:.4f} ± {trial.std:.4f}"
-    tail = f"; best so far {best.mean:.4f} (trial {best.index})" if best else ""
-    return f"trials {finished}/{total}: trial {trial.index} ({shown}) {result}{tail}"
+    which = f"trial {trial.index}: {shown}" if shown else f"trial {trial.index}"
+    ctx.advance(
+        "trials",
+        finished,
+        total,
+        values=() if trial.error else [(metric or "score", trial.mean)],
+        note=f"{which} failed: {trial.error}" if trial.error else which,
+        best=best.mean if best else None,
+        best_note=f"trial {best.index}" if best else "",
+    )

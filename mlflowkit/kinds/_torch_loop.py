@@ -122,12 +122,13 @@ def train_loop(config: dict[str, Any]) -> dict[str, Any]:
         state["epoch"] = epoch + 1
         stop = ""
         if config.get("target_loss") is not None and val_loss <= float(config["target_loss"]):
-            stop = f"validation loss {val_loss:.4f} reached target_loss {config['target_loss']}"
+            stop = f"the validation loss reached target_loss {config['target_loss']}"
         elif config.get("patience") is not None and state["bad_epochs"] >= int(config["patience"]):
             stop = f"no improvement of the validation loss for {state['bad_epochs']} epochs (patience)"
         metrics = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "start_epoch": start, "stop": stop}
         if rank == 0:
-            _put(queue, {"event": "epoch", **metrics, "epochs": epochs})
+            best = {"best_loss": state["best_loss"], "best_epoch": state["best_epoch"]}
+            _put(queue, {"event": "epoch", **metrics, **best, "epochs": epochs})
         save = (epoch + 1) % every == 0 or bool(stop) or epoch + 1 == epochs
         if save and rank == 0:
             with tempfile.TemporaryDirectory() as folder:

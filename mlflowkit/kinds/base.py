@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mlflowkit.policy.model import Policy
     from mlflowkit.store import ArtifactStore, ModelRegistry
 
-__all__ = ["Inputs", "Params", "Report", "SectionIssues", "StepContext", "StepKind"]
+__all__ = ["Advance", "Inputs", "Params", "Report", "SectionIssues", "StepContext", "StepKind"]
 
 # What ``StepKind.check`` yields: (path under the section, message, hint), located by the loader.
 SectionIssues = Iterable[tuple[tuple[str | int, ...], str, str]]
@@ -53,6 +53,7 @@ class StepContext:
         model_name: the registered model this spec produces (for champion look-ups).
         logger: a logger that reaches the run's output (and Prefect's logs inside a flow).
         publish: shows a report to people: see :meth:`report`.
+        on_advance: receives how far a long step has got: see :meth:`advance`.
         policy: the operations policy the run was checked against when it started (None: none governs),
             so that every step of a run is governed by the same one; ``"find"`` (a context made outside
             the runner) means the policy governing ``spec_dir`` is looked up when a step needs it
@@ -72,6 +73,7 @@ class StepContext:
     params: Mapping[str, Any] = field(default_factory=dict)
     trigger: Trigger | None = None
     publish: Callable[[Report], None] = field(default=lambda report: None, repr=False)
+    on_advance: Callable[[Advance], None] = field(default=lambda advance: None, repr=False)
     policy: Policy | Literal["find"] | None = field(default="find", repr=False)
 
     def report(self, key: str, title: str, *, rows: list[dict[str, Any]] | None = None, markdown: str | None = None) -> None:
@@ -84,6 +86,34 @@ class StepContext:
             raise ValueError("give exactly one of rows= or markdown=")
         self.publish(Report(key=key, title=title, step=self.step, rows=rows, markdown=markdown))
 
+    def advance(
+        self,
+        unit: str,
+        done: int,
+        total: int,
+        *,
+        values: Iterable[tuple[str, float | None]] = (),
+        note: str = "",
+        best: float | None = None,
+        best_note: str = "",
+    ) -> None:
+        """Say that one more unit of a long step's work is done: a trial of a search, an epoch of training.
+
+        The runner shows it live in the terminal (one plain line each without one) and logs it to the
+        run's logger at INFO, so it reaches Prefect's logs too; the numbers are formatted there, once.
+
+        Args:
+            unit: what is counted, plural (``trials``, ``epochs``).
+            done: how many are done, ``total`` of them at most.
+            total: how many there are.
+            values: the numbers the last one measured, in the order shown (None: it has none, it failed).
+            note: words about the last one (which trial, its parameters; why training stops).
+            best: the best score so far, ``best_note`` saying where it was reached (``trial 2``).
+        """
+        self.on_advance(
+            Advance(self.step, unit, done, total, tuple(values), note=note, best=best, best_note=best_note)
+        )
+
 
 @dataclass(frozen=True)
 class Report:
@@ -94,6 +124,23 @@ class Report:
     step: str
     rows: list[dict[str, Any]] | None = None
     markdown: str | None = None
+
+
+@dataclass(frozen=True)
+class Advance:
+    """How far a long step has got: ``done`` of ``total`` units, and what the last one measured.
+
+    Made by :meth:`StepContext.advance`, which describes each field.
+    """
+
+    step: str
+    unit: str
+    done: int
+    total: int
+    values: tuple[tuple[str, float | None], ...] = ()
+    note: str = ""
+    best: float | None = None
+    best_note: str = ""
 
 
 class Inputs(Mapping[str, "Ref"]):

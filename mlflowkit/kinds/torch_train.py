@@ -407,14 +407,15 @@ def _progress(ctx: StepContext, item: dict[str, Any], starts: list[int]) -> None
         else:
             ctx.logger.info("training on %d workers", item["world"])
         return
-    note = f"; stopping: {item['stop']}" if item.get("stop") else ""
-    ctx.logger.info(
-        "epochs %d/%d: train loss %.4f, validation loss %.4f%s",
-        item["epoch"],
-        item["epochs"],
-        item["train_loss"],
-        item["val_loss"],
-        note,
+    best = item.get("best_loss")
+    ctx.advance(
+        "epochs",
+        int(item["epoch"]),
+        int(item["epochs"]),
+        values=[("train loss", item["train_loss"]), ("validation loss", item["val_loss"])],
+        note=f"stopping: {item['stop']}" if item.get("stop") else "",
+        best=best if isinstance(best, float) and math.isfinite(best) else None,
+        best_note=f"epoch {item['best_epoch']}" if item.get("best_epoch") else "",
     )
 
 

@@ -286,7 +286,7 @@ class SklearnTrain(StepKind):
             f" at {settings.address}" if settings.address else "",
         )
         result = run_search(
-            step=ctx.step,
+            ctx=ctx,
             x=x,
             y=y,
             template=template,
@@ -295,7 +295,6 @@ class SklearnTrain(StepKind):
             folds=folds,
             metric=search.metric,
             settings=settings,
-            log=ctx.logger.info,
         )
         records = [t.record() for t in result.trials]
         ranked = sorted((t for t in result.trials if t.error is None), key=lambda t: (-t.mean, t.index))

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,11 +33,12 @@ log = logging.getLogger("mlflowkit.runtime")
 
 
 @contextmanager
-def prefect_settings() -> Iterator[None]:
+def prefect_settings(say: Callable[[str], None] = lambda what: None) -> Iterator[None]:
     """Settings for a run: no analytics, no result persistence; without a configured server, the local one.
 
     The local server (:mod:`mlflowkit.runtime.localapi`) is started if none runs; the client then talks
     to it as to any server, so it never imports Prefect's server package nor waits for a server to stop.
+    ``say`` hears what takes time meanwhile (``starting the local Prefect server``).
     """
     wanted = {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -48,12 +49,14 @@ def prefect_settings() -> Iterator[None]:
     if local:  # a configured server keeps the user's own PREFECT_HOME (and profile)
         from mlflowkit.runtime.localapi import ensure_server
 
-        wanted["PREFECT_API_URL"] = ensure_server().url
+        say("finding the local Prefect server")
+        wanted["PREFECT_API_URL"] = ensure_server(on_start=say).url
         wanted["PREFECT_HOME"] = str(mlflowkit_home() / "prefect")
     updates = {k: v for k, v in wanted.items() if k not in os.environ}
     saved = {k: os.environ.get(k) for k in updates}
     os.environ.update(updates)  # before `import prefect`, so its settings see them
     try:
+        say("importing Prefect")
         import prefect.settings
 
         names = {k: getattr(prefect.settings, k) for k in updates if hasattr(prefect.settings, k)}
@@ -273,7 +276,7 @@ def run_as_flow(runner: Runner, session: RunSession, *, verbose: bool | None = N
     """
     plan = runner.plan
     session.orchestrated = True
-    with prefect_settings(), run_logging(verbose):
+    with prefect_settings(say=runner.progress.starting), run_logging(verbose):
         from prefect import Flow, tags
 
         runner.prefetch.start()  # after Prefect's own imports: the two never import one library at once
@@ -293,6 +296,7 @@ def run_as_flow(runner: Runner, session: RunSession, *, verbose: bool | None = N
             validate_parameters=False,
             persist_result=False,
         )
+        runner.progress.starting("starting the flow run")
         with tags(*flow_tags(plan)):
             state: Any = flow(**plan.params, return_state=True)
     if session.result is not None:

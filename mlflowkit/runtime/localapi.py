@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,12 +163,15 @@ def _current(info: ServerInfo, ui: bool) -> bool:
     return info.mlflowkit == __version__ and info.prefect == prefect_version() and (info.ui or not ui)
 
 
-def ensure_server(*, ui: bool = False, home: Path | None = None) -> ServerInfo:
+def ensure_server(
+    *, ui: bool = False, home: Path | None = None, on_start: Callable[[str], None] | None = None
+) -> ServerInfo:
     """The local server, started if none of this version runs; one at a time under the lock.
 
     Args:
         ui: the server must serve the Prefect UI (and run Prefect's scheduler); one without it is replaced.
         home: the state folder; default :func:`~mlflowkit.runtime.locations.mlflowkit_home`.
+        on_start: told when a server is being started (that takes seconds; finding one takes milliseconds).
 
     Raises:
         MlflowkitError: the server did not come up (its log's last lines say why).
@@ -180,6 +184,8 @@ def ensure_server(*, ui: bool = False, home: Path | None = None) -> ServerInfo:
             stale = read_state(home)
             if stale is not None and stale.host == socket.gethostname() and _is_our_server(stale.pid):
                 _terminate(stale.pid)  # another version's (or one without the UI asked for): replace it
+            if on_start is not None:
+                on_start("starting the local Prefect server")
             info = _start(home, ui=ui)
         _used_port = info.port
         return info

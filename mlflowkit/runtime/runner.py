@@ -17,11 +17,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlflowkit.errors import MlflowkitError, StepFailed
+from mlflowkit.fmt import number
 from mlflowkit.handoff import Ref, StepRecord, StepStatus, Trigger
-from mlflowkit.kinds.base import Inputs, Report, StepContext
+from mlflowkit.kinds.base import Advance, Inputs, Report, StepContext
 from mlflowkit.plan.model import Plan, PlanStep
 from mlflowkit.runtime.prefetch import Prefetch
 from mlflowkit.spec.models import SpecBase
@@ -30,7 +31,7 @@ from mlflowkit.store import ArtifactStore, registry_at
 if TYPE_CHECKING:
     from mlflowkit.policy.model import Policy
 
-__all__ = ["Progress", "ReportSink", "Runner", "new_run_id"]
+__all__ = ["Progress", "ReportSink", "Runner", "new_run_id", "progress_line"]
 
 log = logging.getLogger("mlflowkit.runtime")
 
@@ -38,23 +39,43 @@ ReportSink = Callable[[Report], None]
 """Receives a step's report as it is published (the flow shows it in the Prefect UI)."""
 
 
-class Progress(Protocol):
-    """Receives step events and reports as they happen (from worker threads)."""
+class Progress:
+    """Receives what a run is doing as it happens; override what you show (every method does nothing here).
 
-    def step_started(self, step: PlanStep) -> None: ...
-    def step_finished(self, record: StepRecord) -> None: ...
-    def report(self, report: Report) -> None: ...
+    Events come from the thread that runs a step, and steps may run side by side: implementations must be
+    safe to call from several threads.
+    """
 
+    def starting(self, what: str) -> None:
+        """The run's start-up, before its first step: what it is doing now (``starting the local Prefect server``)."""
 
-class _Silent:
     def step_started(self, step: PlanStep) -> None:
-        pass
+        """A step began (it may still be taken from the cache)."""
+
+    def step_progress(self, advance: Advance) -> None:
+        """A long step got further: one more trial, one more epoch (see :func:`progress_line`)."""
 
     def step_finished(self, record: StepRecord) -> None:
-        pass
+        """A step ran, was taken from the cache, or failed."""
 
     def report(self, report: Report) -> None:
-        pass
+        """A step published a table or a text for people."""
+
+
+def progress_line(advance: Advance) -> str:
+    """An advance in words, its numbers in the one format (:func:`mlflowkit.fmt.number`).
+
+    ``trials 3/6: roc_auc 0.8123 (trial 5: max_depth=8); best so far 0.82 (trial 1)``;
+    ``epochs 2/20: train loss 0.5123, validation loss 0.4987; best so far 0.4987 (epoch 2)``.
+    """
+
+    said = ", ".join(f"{name} {'-' if value is None else number(value)}" for name, value in advance.values)
+    if advance.note:
+        said = f"{said} ({advance.note})" if said else advance.note
+    line = f"{advance.unit} {advance.done}/{advance.total}" + (f": {said}" if said else "")
+    if advance.best is not None:
+        line += f"; best so far {number(advance.best)}" + (f" ({advance.best_note})" if advance.best_note else "")
+    return line
 
 
 def new_run_id() -> str:
@@ -113,7 +134,7 @@ class Runner:
         self.registry = registry_at(store, trust=registry_trust(policy_of(spec) if isinstance(policy, str) else policy))
         self._damage_told: set[str] = set()  # damaged cache outputs already logged (the cache is consulted twice)
         self.forced = set(plan.downstream(from_step)) if from_step else set()
-        self.progress: Progress = progress or _Silent()
+        self.progress: Progress = progress or Progress()
         self.kinds = {s.name: kinds().get(s.kind)() for s in plan.steps}
         self.records = {s.name: StepRecord(name=s.name, kind=s.kind, key=s.key) for s in plan.steps}
         self._position = {s.name: i for i, s in enumerate(plan.steps)}
@@ -135,6 +156,7 @@ class Runner:
         on_report: ReportSink | None = None,
     ) -> StepContext:
         """The StepContext a step runs with; ``on_report`` also receives what it publishes."""
+        step_logger = logger or logging.getLogger(f"mlflowkit.step.{step.name}")
         return StepContext(
             step=step.name,
             run_id=self.run_id,
@@ -148,9 +170,15 @@ class Runner:
             params=dict(self.spec.params),
             trigger=self.trigger,
             policy=self.policy,
-            logger=logger or logging.getLogger(f"mlflowkit.step.{step.name}"),  # type: ignore[arg-type]
+            logger=step_logger,  # type: ignore[arg-type]
             publish=lambda report: self._publish(report, on_report),
+            on_advance=lambda advance: self._advance(advance, step_logger),
         )
+
+    def _advance(self, advance: Advance, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+        """Show how far a step has got, and log it at INFO (inside a flow, that is the task run's Prefect log)."""
+        self.progress.step_progress(advance)
+        logger.info("%s", progress_line(advance))
 
     def _publish(self, report: Report, on_report: ReportSink | None) -> None:
         """Keep a step's report with the run and hand it to the progress display (and to ``on_report``)."""
@@ -203,6 +231,7 @@ class Runner:
 
     def all_cached(self) -> bool:
         """Resolve every step from the cache, in order; True (and every step recorded as cached) if all hit."""
+        self.progress.starting("checking the cache")
         found: dict[str, dict[str, Ref]] = {}
         for step in self.plan.steps:
             try:

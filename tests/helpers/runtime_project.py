@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlflowkit.handoff import StepRecord
-from mlflowkit.kinds.base import Report
+from mlflowkit.kinds.base import Advance, Report
 from mlflowkit.plan.compile import compile_spec
 from mlflowkit.plan.model import Plan, PlanStep
+from mlflowkit.runtime.runner import Progress
 from mlflowkit.spec.load import load_spec
 from mlflowkit.spec.models import SpecBase
 
@@ -66,16 +67,24 @@ def make_project(
     return loaded, compile_spec(loaded)
 
 
-class Recorder:
+class Recorder(Progress):
     """A Progress that keeps every event."""
 
     def __init__(self) -> None:
+        self.startup: list[str] = []
+        self.advances: list[Advance] = []
         self.started: list[str] = []
         self.finished: list[StepRecord] = []
         self.reports: list[Report] = []
 
     def step_started(self, step: PlanStep) -> None:
         self.started.append(step.name)
+
+    def starting(self, what: str) -> None:
+        self.startup.append(what)
+
+    def step_progress(self, advance: Advance) -> None:
+        self.advances.append(advance)
 
     def step_finished(self, record: StepRecord) -> None:
         self.finished.append(record)

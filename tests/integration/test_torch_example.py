@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,13 @@ def test_the_torch_example_runs_through_export_and_register(tmp_path: Path) -> N
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # Not a terminal: each epoch is one plain line as it finishes, numbers as the tables print them.
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout
+    epochs = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("train: epochs ")]
+    assert epochs and [line.split(":")[1].strip() for line in epochs] == [f"epochs {n}/12" for n in range(1, len(epochs) + 1)]
+    number = r"\d+(\.\d{1,4})?"  # four significant digits at most
+    loss = rf"train loss {number}, validation loss {number}"
+    assert all(re.search(rf": {loss}( \(stopping: .+\))?; best so far {number} \(epoch \d+\)$", e) for e in epochs), epochs
     registry = registry_at(str(project / ".mlflowkit"))
     version = registry.get("churn-torch", "champion")
     assert version.version == 1

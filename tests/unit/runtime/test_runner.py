@@ -3,6 +3,7 @@ retryable errors against refusals, and the records it keeps."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 from runtime_project import STEPS, Project, Recorder
 
 from mlflowkit.errors import StepFailed
+from mlflowkit.kinds.base import Advance
 from mlflowkit.runtime.locations import store_root
-from mlflowkit.runtime.runner import Runner
+from mlflowkit.runtime.runner import Runner, progress_line
 
 
 def runner(spec, plan, **kw):  # type: ignore[no-untyped-def]
@@ -128,3 +130,45 @@ def test_reports_reach_the_progress_the_store_and_a_sink(project: Project) -> No
     r.execute("second", {"first": r.outputs["first"]}, on_report=sunk.append)
     assert [rep.key for rep in events.reports] == ["rows"] and sunk == events.reports == r.reports
     assert r.store.read_json(f"reports/{r.run_id}/second-rows.json")["rows"] == [{"rows": 4}]
+
+
+def test_a_step_s_advances_reach_the_progress_and_its_logger_as_one_line(
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec, plan = project(
+        steps=STEPS.replace(
+            "def second(df):\n    return df",
+            "import mlflowkit\n@mlflowkit.step(inputs=['dataset'], outputs=['dataset'])\n"
+            "def second(dataset, ctx):\n"
+            "    for epoch, loss in enumerate([0.9, 0.61234567], start=1):\n"
+            "        ctx.advance('epochs', epoch, 2, values=[('loss', loss)], best=loss, best_note=f'epoch {epoch}')\n"
+            "    return dataset",
+        )
+    )
+    events = Recorder()
+    caplog.set_level(logging.INFO, logger="mlflowkit.step.second")
+    runner(spec, plan, progress=events).run_inline()
+    assert [(a.step, a.unit, a.done, a.total, a.values) for a in events.advances] == [
+        ("second", "epochs", 1, 2, (("loss", 0.9),)),
+        ("second", "epochs", 2, 2, (("loss", 0.61234567),)),
+    ]
+    logged = [r.getMessage() for r in caplog.records if r.name == "mlflowkit.step.second" and r.levelno == logging.INFO]
+    assert logged == [
+        "epochs 1/2: loss 0.9; best so far 0.9 (epoch 1)",
+        "epochs 2/2: loss 0.6123; best so far 0.6123 (epoch 2)",
+    ]
+
+
+def test_a_progress_line_says_what_was_measured_and_the_best_so_far() -> None:
+    trial = Advance("train", "trials", 3, 6, (("roc_auc", 0.81234),), note="trial 5: max_depth=8", best=0.9, best_note="trial 1")
+    assert progress_line(trial) == "trials 3/6: roc_auc 0.8123 (trial 5: max_depth=8); best so far 0.9 (trial 1)"
+    failed = Advance("train", "trials", 1, 6, (), note="trial 2: C=-1 failed: ValueError: C must be positive")
+    assert progress_line(failed) == "trials 1/6: trial 2: C=-1 failed: ValueError: C must be positive"
+    assert progress_line(Advance("s", "batches", 0, 10)) == "batches 0/10"
+
+
+def test_a_cache_check_is_part_of_the_start_up(project: Project) -> None:
+    spec, plan = project()
+    events = Recorder()
+    runner(spec, plan, progress=events).all_cached()
+    assert events.startup == ["checking the cache"] and events.started == []
