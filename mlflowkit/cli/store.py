@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.table import Table
@@ -40,10 +40,13 @@ def verify(
     from mlflowkit.kinds.model_files import SKOPS, model_refusal
     from mlflowkit.policy import registry_trust
     from mlflowkit.store import ArtifactStore, registry_at
+    from mlflowkit.store.artifacts import store_exists
     from mlflowkit.store.verify import Inspect, to_json, verify_store
 
     root = store_uri(store, spec)
     try:
+        if not store_exists(root):
+            _nothing_to_verify(root)
         st = ArtifactStore(root)
         policy = governing_policy(spec)
         registry = registry_at(root, trust=registry_trust(policy))
@@ -52,6 +55,8 @@ def verify(
         report = verify_store(st, registry, repair=repair, progress=say, inspect={SKOPS: models})
     except MlflowkitError as exc:
         fail(exc)
+    if not any(report.checked.values()):
+        _nothing_to_verify(st.uri)
     if as_json:
         out.print(to_json(report), markup=False)
     else:
@@ -73,6 +78,13 @@ def verify(
         raise typer.Exit(1)
     if not as_json:
         out.print("[green]✓[/] " + ("repaired: rerun to rebuild what was removed" if report.findings else "every byte verified"))
+
+
+def _nothing_to_verify(root: str) -> NoReturn:
+    """Exit 2: a mistyped --store (or a folder with no store) holds nothing; "every byte verified" would be a false all-clear."""
+    err.print(f"[bold red]error[/]: no store at {root}: no objects, cache entries, registry versions or runs to verify")
+    err.print("  hint: name the store with --store URI or --spec SPEC (a spec's store is .mlflowkit beside it)")
+    raise typer.Exit(2)
 
 
 @app.command("keygen")

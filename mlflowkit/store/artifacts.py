@@ -26,7 +26,7 @@ from mlflowkit.handoff import Ref  # what steps pass to each other: defined with
 from mlflowkit.store._s3 import atomic_create_supported, lease, open_fs
 from mlflowkit.store.files import TMP_PREFIX, atomic_write_local, copy_hashing, fsync_dir
 
-__all__ = ["ArtifactStore", "Ref", "object_sha"]
+__all__ = ["ArtifactStore", "Ref", "object_sha", "store_exists"]
 
 _LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -49,6 +49,22 @@ def object_sha(key: str) -> str | None:
     """The SHA-256 an object's key names (``objects/ab/ab...``), or None for a key that is not an object's."""
     m = _OBJECT_KEY.match(key)
     return m.group(2) if m else None
+
+
+def store_exists(root: str | os.PathLike[str]) -> bool:
+    """Whether anything is at ``root`` (a folder, or on S3 any object under the prefix), without creating it.
+
+    Opening an `ArtifactStore` creates its root; a command that only reads asks this first, so a mistyped
+    ``--store`` is an error rather than a new empty store.
+
+    Raises:
+        MlflowkitError: the filesystem cannot be reached (no credentials, a bucket that does not exist, ...).
+    """
+    fs, path = open_fs(root)
+    try:
+        return bool(fs.exists(path))
+    except OSError as exc:
+        raise MlflowkitError(f"cannot open the store {fs.unstrip_protocol(path)}: {exc}") from exc
 
 
 class ArtifactStore:

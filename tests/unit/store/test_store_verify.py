@@ -103,6 +103,18 @@ def test_a_planted_model_with_true_hashes_is_found_and_repair_drops_it(store: Ar
     assert not marker.exists()
 
 
+def test_a_store_that_is_not_there_is_an_error_not_an_all_clear(store: ArtifactStore) -> None:
+    missing = store.uri.rstrip("/") + "-typo"
+    for args in ([], ["--json"], ["--repair"]):
+        result = CliRunner().invoke(app, ["store", "verify", "--store", missing, *args])
+        assert result.exit_code == 2, result.output
+        assert f"no store at {missing}" in result.stderr and "every byte verified" not in result.output
+    assert not store.fs.exists(missing.split("://", 1)[1] if store.uri.startswith("s3://") else missing.removeprefix("file://"))
+    # A store that exists but holds nothing (a project that never ran) verified nothing either.
+    result = CliRunner().invoke(app, ["store", "verify", "--store", store.uri])
+    assert result.exit_code == 2 and "no store at" in result.stderr
+
+
 def test_unreadable_cache_entries_and_run_records(store: ArtifactStore) -> None:
     for key, data in (("cache/" + "0" * 64 + ".json", b"{torn"), ("runs/r9.json", b"not json")):
         store.fs.makedirs(store.where(key).rsplit("/", 1)[0], exist_ok=True)
