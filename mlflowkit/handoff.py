@@ -254,12 +254,16 @@ class Verdict(_Doc):
 
 
 class RegisteredVersion(_Doc):
-    """The ``version`` output of register: the version it made, and which alias it took."""
+    """The ``version`` output of register: the version it made and which alias it took, or the equal one it found."""
 
     model: str = Field(description="The registered model's name.")
     version: int = Field(description="The version number.")
     alias: str | None = Field(None, description="The alias it took (``champion``, ``challenger``, ...), or none.")
     held: str = Field("", description="Why the policy held it back from champion (then it is ``challenger``).")
+    existing: bool = Field(
+        False,
+        description="The run's model equals this version, registered before: nothing was registered and no alias moved.",
+    )
 
     def label(self) -> str:
         """``model vN``."""

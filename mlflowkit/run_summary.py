@@ -168,8 +168,11 @@ class RunSummary:
 
     @property
     def registered(self) -> str:
-        """``model vN``, or ``-``."""
-        return self.record.version.label() if self.record.version is not None else "-"
+        """``model vN``, ``model vN (equal)`` when the model equals a version registered before, or ``-``."""
+        version = self.record.version
+        if version is None:
+            return "-"
+        return f"{version.label()} (equal)" if version.existing else version.label()
 
 
 def summarize(store: ArtifactStore, record: RunRecord) -> RunSummary:

@@ -39,5 +39,9 @@ def sklearn_to_onnx(model: Any, initial_types: list[tuple[str, Any]], opset: int
 
     text_imputers(exported)
     options = {id(exported): {"zipmap": False}} if hasattr(exported, "predict_proba") else None
-    proto: onnx.ModelProto = convert_sklearn(exported, initial_types=initial_types, target_opset=opset, options=options)
+    # A fixed graph name (skl2onnx draws a random one): the same model exports the same bytes, so a model
+    # fitted again the same way is known as the version it equals (the register kind compares ONNX bytes).
+    proto: onnx.ModelProto = convert_sklearn(
+        exported, initial_types=initial_types, target_opset=opset, options=options, name="mlflowkit"
+    )
     return proto

@@ -110,6 +110,9 @@ class Deploy(StepKind):
             raise StepFailed(ctx.step, "no registered version to deploy: deploy runs after a register step")
         registered = RegisteredVersion.model_validate_json(ctx.store.get_bytes(version_ref))
         model, number = registered.model, registered.version
+        if registered.existing:  # the same model as a version registered before: its aliases did not move
+            ctx.logger.info("%s v%s was registered before (the model equals it): nothing new to deploy", model, number)
+            return {}
         if registered.held:  # the policy keeps it a challenger until it is approved: not an error
             note = (
                 f"{model} v{number} is held as challenger: {registered.held}. Once approved "

@@ -130,12 +130,16 @@ class Gates(StepKind):
         )
         if not verdict.passed:
             if params.keep_rejected:
-                from mlflowkit.kinds.register import register_version
+                from mlflowkit.kinds.register import equal_version, register_version, say_equal
                 from mlflowkit.store.promotion import REJECTED
 
-                version = register_version(ctx, inputs, verdict)
-                ctx.registry.set_alias(version.model, REJECTED, version.version, reason=f"run {ctx.run_id}: gates failed")
-                verdict = verdict.model_copy(update={"rejected_version": version.version})
+                if (same := equal_version(ctx, inputs)) is not None:
+                    # Kept already (maybe as the champion, judged now by a stricter gate): no alias moves.
+                    say_equal(ctx, same)
+                else:
+                    version = register_version(ctx, inputs, verdict)
+                    ctx.registry.set_alias(version.model, REJECTED, version.version, reason=f"run {ctx.run_id}: gates failed")
+                    verdict = verdict.model_copy(update={"rejected_version": version.version})
             ref = _store(ctx, verdict)  # written before the flow stops: the record and the report show it
             failed = [
                 f"{r.rule} (value {_fmt(r.value)}, threshold {_fmt(r.threshold)}{', ' + r.note if r.note else ''})"

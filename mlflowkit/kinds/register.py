@@ -1,7 +1,8 @@
 """The ``register`` kind: a new immutable model version with its lineage, promoted to champion.
 
 It reads the model (:class:`~mlflowkit.handoff.ModelMeta`), its metrics (:class:`~mlflowkit.handoff.MetricsMeta`)
-and the verdict (found by its media type), and hands on a :class:`~mlflowkit.handoff.RegisteredVersion`.
+and the verdict (found by its media type), and hands on a :class:`~mlflowkit.handoff.RegisteredVersion`. A
+model byte-identical to a registered version is not registered again (`equal_version`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mlflowkit.kinds.model_files import model_file_name
 if TYPE_CHECKING:
     from mlflowkit.store import ModelVersion, Ref
 
-__all__ = ["Register", "register_version"]
+__all__ = ["Register", "equal_version", "register_version", "say_equal"]
 
 
 class RegisterParams(Params):
@@ -100,6 +101,38 @@ def register_version(
     return ctx.registry.register(model or ctx.model_name, files, finite(lineage))
 
 
+def equal_version(ctx: StepContext, inputs: Inputs, model: str | None = None) -> ModelVersion | None:
+    """The newest registered version of the model that this run's model equals byte for byte, or None.
+
+    What is compared is what deploys: the ONNX model and its contract when an export step ran (a
+    scikit-learn model fitted again on the same data with the same seed exports the same ONNX bytes,
+    while skops writes a different file each time), else the model file (the same bytes when train's
+    output came from the cache, as it does when only a gate or the deploy targets changed).
+    """
+    if "onnx" in inputs and "contract" in inputs:
+        digests = {"model.onnx": inputs["onnx"].sha256, "contract.json": inputs["contract"].sha256}
+    else:
+        digests = {model_file_name(inputs["model"]): inputs["model"].sha256}
+    return ctx.registry.find_equal(model or ctx.model_name, digests)
+
+
+def say_equal(ctx: StepContext, version: ModelVersion) -> None:
+    """Tell the run (its log, its output and the Prefect UI) that the model equals ``version``: nothing moved."""
+    from mlflowkit.store.promotion import CHAMPION
+
+    note = f"model equals {version.model} v{version.version}; not registered again, no alias moved"
+    if CHAMPION in version.aliases:
+        note += f" (v{version.version} is the champion)"
+    else:
+        held = ", ".join(version.aliases) or "none"
+        note += (
+            f" (aliases of v{version.version}: {held}); to make it champion: "
+            f"`mlflowkit models promote {version.model} {version.version} --reason ...`"
+        )
+    ctx.logger.info("%s", note)
+    ctx.report("registered", f"{version.model} v{version.version}: not registered again", markdown=note)
+
+
 class Register(StepKind):
     """Store a new model version: the fitted model, metrics, gate verdict and lineage.
 
@@ -123,6 +156,11 @@ class Register(StepKind):
 
         verdict_ref = find_output(inputs, VERDICT)
         verdict = Verdict.model_validate_json(ctx.store.get_bytes(verdict_ref)) if verdict_ref is not None else None
+        same = equal_version(ctx, inputs, params.model)
+        if same is not None:
+            # Registering the same bytes again would make `previous` equal `champion`: a rollback would change nothing.
+            say_equal(ctx, same)
+            return _handed_on(ctx, RegisteredVersion(model=same.model, version=same.version, existing=True))
         policy, actor = governing_policy(ctx), current_actor()
         version = register_version(ctx, inputs, verdict, params.model, governance(policy, actor))
         reason = f"run {ctx.run_id}: gates passed"
@@ -149,6 +187,10 @@ class Register(StepKind):
         elif alias:
             ctx.registry.set_alias(version.model, alias, version.version, reason=reason)
         ctx.logger.info("registered %s v%s%s", version.model, version.version, f" as {alias}" if alias else "")
-        document = RegisteredVersion(model=version.model, version=version.version, alias=alias, held=held)
-        meta = {"model": version.model, "version": version.version}
-        return {"version": ctx.store.put_bytes(document.model_dump_json().encode(), VERSION, meta)}
+        return _handed_on(ctx, RegisteredVersion(model=version.model, version=version.version, alias=alias, held=held))
+
+
+def _handed_on(ctx: StepContext, document: RegisteredVersion) -> dict[str, Ref]:
+    """The step's ``version`` output: ``document`` in the store."""
+    meta = {"model": document.model, "version": document.version}
+    return {"version": ctx.store.put_bytes(document.model_dump_json().encode(), VERSION, meta)}

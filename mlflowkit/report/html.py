@@ -115,7 +115,10 @@ def _lineage(data: ReportData) -> str:
     if version is not None:
         lineage = data.registered.lineage if data.registered else {}
         aliases = data.registered.aliases if data.registered else ((version.alias,) if version.alias else ())
-        pairs.append(("registered", f"{version.label()} ({', '.join(aliases) or 'no alias'})"))
+        shown = f"{version.label()} ({', '.join(aliases) or 'no alias'})"
+        if version.existing:
+            shown = f"not registered again: the model equals {shown}"
+        pairs.append(("registered", shown))
         if lineage.get("estimator"):
             pairs.append(("estimator", lineage.get("estimator")))
         if lineage.get("params"):

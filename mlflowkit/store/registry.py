@@ -362,6 +362,22 @@ class ModelRegistry:
         by_version = self._aliases_by_version(model)
         return [v.model_copy(update={"aliases": by_version.get(v.version, ())}) for v in self._load_versions(model)]
 
+    def find_equal(self, model: str, digests: Mapping[str, str]) -> ModelVersion | None:
+        """The newest version of ``model`` whose files named in ``digests`` all have those SHA-256s, or None.
+
+        A version is judged by its record as `get` reads it: when the registry trusts keys, a version whose
+        signature does not verify is passed over, never taken as equal. No file is read.
+        """
+        if not digests or not self.storage.committed(self._check_model(model)):
+            return None
+        for version in reversed(self.versions(model)):
+            if all(version.digests.get(name) == digest for name, digest in digests.items()):
+                try:
+                    return self.get(model, version.version)
+                except RegistryError:
+                    continue  # unsigned or changed after signing, under trusted keys: not evidence of anything
+        return None
+
     def get(self, model: str, ref: int | str) -> ModelVersion:
         """One version of ``model``, with its current aliases.
 

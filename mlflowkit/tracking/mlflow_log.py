@@ -141,7 +141,10 @@ def _note(record: RunRecord) -> str:
         lines.append(f"Gates: **{'pass' if record.verdict.passed else 'fail'}**" + (f" ({failed})" if failed else "") + ".")
     if record.version is not None:
         alias = f" ({record.version.alias})" if record.version.alias else ""
-        lines.append(f"Registered {record.version.label()}{alias}.")
+        if record.version.existing:
+            lines.append(f"The model equals {record.version.label()}, registered before; not registered again.")
+        else:
+            lines.append(f"Registered {record.version.label()}{alias}.")
     if record.error:
         lines.append(f"Error: {record.error}")
     return "\n\n".join(lines)

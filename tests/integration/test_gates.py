@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli  # tests/helpers, on sys.path through conftest
 
 import mlflowkit
 from mlflowkit.errors import GateFailed
-from mlflowkit.handoff import RuleResult
+from mlflowkit.handoff import RegisteredVersion, RuleResult
+from mlflowkit.run_summary import read_records, summarize
 from mlflowkit.runtime.engine import RunResult, run_spec
-from mlflowkit.store import ModelRegistry
+from mlflowkit.store import ArtifactStore, ModelRegistry
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
@@ -109,3 +111,21 @@ def test_two_good_runs_promote_then_cli_rollback(churn_project: Path) -> None:
     assert "v2 misbehaves" in last.reason
     history = cli("models", "history", "churn")
     assert "oncall" in history.stdout and "v2 misbehaves" in history.stdout
+
+
+def test_a_run_that_changes_only_a_gate_registers_nothing_and_moves_no_alias(churn_project: Path) -> None:
+    first = _run(churn_project)
+    assert first.ok, first.error
+    registry = _registry(churn_project)
+    assert registry.aliases("churn") == {"champion": 1}
+    moves = registry.history("churn")
+    # A looser accuracy gate: train, evaluate and export come from the cache, the same model bytes.
+    done = run_cli(churn_project, "run", "spec.yaml", "--set", "params.min_accuracy=0.65", timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "model equals churn v1; not registered again, no alias moved (v1 is the champion)" in done.stdout + done.stderr
+    assert [v.version for v in registry.versions("churn")] == [1]
+    assert registry.aliases("churn") == {"champion": 1} and registry.history("churn") == moves
+    store = ArtifactStore(churn_project / ".mlflowkit")
+    (second,) = [r for r in read_records(store) if r.run_id != first.run_id]
+    assert second.version == RegisteredVersion(model="churn", version=1, existing=True)
+    assert summarize(store, second).registered == "churn v1 (equal)"  # `mlflowkit runs list`

@@ -75,6 +75,18 @@ def test_a_version_held_for_approval_is_not_deployed(tmp_path: Path, on_trained:
     assert "awaiting approval" in on_trained.report("deployments").title
 
 
+def test_a_model_equal_to_a_registered_version_deploys_nothing_new(
+    tmp_path: Path, trained: Trained, on_trained: Harness, released: dict[str, object]
+) -> None:
+    exported = on_trained.run(OnnxExport, {"max_rows": 20}, {"model": trained.model, "test": trained.test})
+    metrics = on_trained.run(Evaluate, {"metrics": ["accuracy"]}, {"model": trained.model, "test": trained.test})
+    again = on_trained.run(Register, {}, {"model": trained.model, **metrics, **exported})["version"]
+    assert RegisteredVersion.model_validate_json(on_trained.store.get_bytes(again)).existing
+    out = on_trained.run(Deploy, {"targets": [edge(tmp_path, tmp_path / "fleet")]}, {**released, "version": again})  # type: ignore[arg-type]
+    assert out == {} and not (tmp_path / "fleet").exists()
+    assert [v.version for v in on_trained.registry.versions("churn")] == [1]
+
+
 def test_only_a_promoted_version_deploys(tmp_path: Path, on_trained: Harness, released: dict[str, object]) -> None:
     staged = RegisteredVersion(model="churn", version=1, alias="staging")
     ref = on_trained.store.put_bytes(staged.model_dump_json().encode(), VERSION, {})

@@ -29,6 +29,17 @@ def test_export_writes_onnx_and_a_contract_that_match_the_model(trained: Trained
     assert set(body["features"]) == set(contract.features) and body["prediction"]["count"] == 100
 
 
+def test_the_same_model_fitted_again_exports_the_same_bytes(trained: Trained, on_trained: Harness) -> None:
+    from mlflowkit.kinds.train import SklearnTrain
+
+    # skops writes a different file for each fit; the ONNX export (what deploys, and what register compares) does not.
+    estimator = {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_estimators": 20, "max_depth": 4}}
+    refitted = on_trained.run(SklearnTrain, estimator, {"train": trained.train}, step="train")["model"]
+    first = on_trained.run(OnnxExport, {"max_rows": 20}, {"model": trained.model, "test": trained.test})
+    again = on_trained.run(OnnxExport, {"max_rows": 20}, {"model": refitted, "test": trained.test})
+    assert first["onnx"].sha256 == again["onnx"].sha256 and first["contract"].sha256 == again["contract"].sha256
+
+
 def test_a_profile_without_an_export_has_the_features_only(trained: Trained, on_trained: Harness) -> None:
     profile = on_trained.run(Profile, {}, {"train": trained.train, "test": trained.test})["profile"]
     body = json.loads(on_trained.store.get_bytes(profile))

@@ -99,7 +99,7 @@ def test_without_a_champion_on_missing_baseline_decides(harness: Harness, policy
     assert verdict.rules[0].value is None and verdict.rules[0].baseline is None
 
 
-def test_keep_rejected_registers_the_candidate_under_rejected_and_leaves_the_champion(harness: Harness) -> None:
+def test_keep_rejected_registers_the_candidate_under_rejected_and_leaves_the_champion(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
     model = harness.store.put_bytes(
         b"not a pickle: register only copies bytes",
         JOBLIB,
@@ -116,3 +116,10 @@ def test_keep_rejected_registers_the_candidate_under_rejected_and_leaves_the_cha
     kept = harness.registry.get("churn", 2)
     assert kept.lineage["verdict"]["passed"] is False and kept.lineage["estimator"] == "sklearn.dummy.DummyClassifier"
     assert harness.registry.read_file("churn", 2, "model.joblib") == b"not a pickle: register only copies bytes"
+    # The same model judged again (a stricter gate): it is kept already, as v2; nothing is registered or moved.
+    with pytest.raises(GateFailed) as again, caplog.at_level("INFO"):
+        harness.run(Gates, {"rules": ["accuracy >= 0.95"], "keep_rejected": True}, {"metrics": metrics, "model": model}, step="decide")
+    assert again.value.verdict.rejected_version is None
+    assert [v.version for v in harness.registry.versions("churn")] == [1, 2]
+    assert harness.registry.aliases("churn") == {"champion": 1, "rejected": 2}
+    assert "model equals churn v2; not registered again, no alias moved (aliases of v2: rejected)" in caplog.text
