@@ -128,11 +128,14 @@ def list_(
         fail(exc)
     root = folder.resolve() if folder else None
     table = Table()
-    for col in ("deployment", "spec", "schedules", "work pool", "status"):
-        table.add_column(col)
+    table.add_column("deployment")
+    table.add_column("spec", overflow="fold")
+    table.add_column("schedules", no_wrap=True)  # one per line, each whole: a wrapped rrule reads as two
+    table.add_column("work pool")
+    table.add_column("status")
     for d in sorted(found, key=lambda d: (d["flow_name"], d["name"])):
         spec = Path(d["spec_path"]) if d["spec_path"] else None
-        schedules = "; ".join(
+        schedules = "\n".join(
             f"{s.get('slug') or '?'}: {describe_schedule(s.get('schedule') or {})}{'' if s.get('active') else ' (paused)'}"
             for s in d.get("schedules", [])
         )
