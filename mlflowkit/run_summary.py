@@ -221,7 +221,9 @@ def outcome(record: RunRecord) -> RunOutcome:
         n = len(verdict.rules)
         said = f"passed ({n} rule{'s' if n != 1 else ''})" if verdict.passed else f"failed: {_failed_rules(verdict)}"
     version = record.version
-    if version is not None:
+    if version is not None and version.existing:
+        registered = f"nothing new: the model equals {version.label()}; no alias moved"
+    elif version is not None:
         registered = version.label() + (f" → {version.alias}" if version.alias else " (no alias)")
         if version.held:
             registered += f", held back from champion: {version.held}"

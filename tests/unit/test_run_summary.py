@@ -126,6 +126,8 @@ def test_a_runs_outcome_says_what_it_registered_or_why_nothing() -> None:
     held = outcome(_ended(version=RegisteredVersion(model="churn", version=3, alias="challenger", held="approval needed")))
     assert held.registered == "churn v3 → challenger, held back from champion: approval needed" and held.verdict is None
     assert outcome(_ended(version=RegisteredVersion(model="churn", version=3))).registered == "churn v3 (no alias)"
+    equal = outcome(_ended(verdict=passed, version=RegisteredVersion(model="churn", version=2, alias="champion", existing=True)))
+    assert equal.registered == "nothing new: the model equals churn v2; no alias moved"
 
     gates = outcome(_ended(status="failed", verdict=failed, steps=(StepRecord(name="gates", kind="gates", status="failed"),)))
     assert gates.registered == "nothing: the gates failed (the candidate is kept as churn v4, alias rejected)"
