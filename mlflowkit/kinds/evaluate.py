@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from mlflowkit.store import Ref
+    from mlflowkit.store import ModelVersion, Ref
 
 __all__ = ["Evaluate"]
 
@@ -191,7 +191,8 @@ class Evaluate(StepKind):
     def input_fingerprint(self, ctx: StepContext, params: EvaluateParams, inputs: Inputs) -> str | None:
         # The champion is scored too: another champion (or none any more) means the scores are stale. A
         # champion that is the very model evaluated (this spec's last run registered it) adds nothing to
-        # score, so a plain rerun stays cached instead of registering the same model again.
+        # score: the key is then the one that run had, naming the champion it was compared with when it was
+        # registered, so a plain rerun stays cached instead of registering the same model again.
         if not params.champion:
             return None
         try:
@@ -206,8 +207,8 @@ class Evaluate(StepKind):
             return f"champion v{number} unreadable: {type(exc).__name__}"
         model = inputs.get("model")
         if model is not None and model.sha256 in version.digests.values():  # its model file is these very bytes
-            return "no champion"
-        return json.dumps([version.model, version.version, version.digests], sort_keys=True)
+            return _key_when_registered(ctx, version.lineage.get("champion_at_evaluation"))
+        return _champion_key(version)
 
     def run(self, ctx: StepContext, params: EvaluateParams, inputs: Inputs) -> dict[str, Ref]:
         model_ref, test_ref = inputs["model"], inputs["test"]
@@ -298,6 +299,25 @@ class Evaluate(StepKind):
 
 CURVES = ("confusion_matrix", "roc_curves", "pr_curves", "calibration", "residuals")
 """The parts of a scored model's document drawn in the report; the champion's are kept beside the candidate's."""
+
+
+def _champion_key(version: ModelVersion) -> str:
+    return json.dumps([version.model, version.version, version.digests], sort_keys=True)
+
+
+def _key_when_registered(ctx: StepContext, compared: object) -> str:
+    """The key of the run that registered the champion: the champion it was compared with then, or none.
+
+    A cache hit on it is this very model scored on these rows beside that version, which is the comparison
+    the champion was registered on; a version that cannot be read any more makes the key new (the step runs).
+    """
+    number = compared.get("version") if isinstance(compared, dict) else None
+    if not isinstance(number, int):
+        return "no champion"
+    try:
+        return _champion_key(ctx.registry.get(ctx.model_name, number))
+    except MlflowkitError as exc:
+        return f"champion v{number} unreadable: {type(exc).__name__}"
 
 
 def _inputs(x: pd.DataFrame, features: list[str] | None) -> pd.DataFrame:

@@ -115,6 +115,35 @@ def test_the_champion_joins_the_cache_key_unless_it_is_the_model_evaluated(train
     assert kind.input_fingerprint(ctx, params.model_copy(update={"champion": False}), inputs) is None
 
 
+def test_the_rerun_after_a_new_champion_keeps_the_key_of_the_run_that_registered_it(trained: Trained, on_trained: Harness) -> None:
+    """Model B is trained while A is the champion; B's run registers B, compared with A, and promotes it. The
+    plain rerun that follows must find that run's evaluation (same model, same rows, same comparison) in the
+    cache, not score B again beside itself and register it a second time."""
+    kind = Evaluate()
+    params = kind.Params.model_validate({"metrics": ["accuracy"]})
+    ctx = on_trained.context("evaluate", "run-1")
+    inputs = Inputs({"train": {"model": trained.model, "test": trained.test}}, ("train",))
+    registry = on_trained.registry
+    other = registry.register("churn", {"model.skops": b"model A"}, {"run_id": "r0"})
+    registry.set_alias("churn", "champion", other.version, reason="A")
+    first = kind.input_fingerprint(ctx, params, inputs)  # B's run, A the champion
+
+    model = on_trained.store.get_bytes(trained.model)
+    lineage = {"run_id": "r1", "champion_at_evaluation": {"version": other.version, "metrics": {"accuracy": 0.7}, "note": ""}}
+    mine = registry.register("churn", {"model.skops": model}, lineage)
+    registry.set_alias("churn", "champion", mine.version, reason="B passed its gates")
+    assert kind.input_fingerprint(ctx, params, inputs) == first
+
+    # Registered when there was no champion: the key of a run without one, as before.
+    first_ever = registry.register("churn", {"model.skops": model}, {"champion_at_evaluation": {"version": None, "note": "no champion yet"}})
+    registry.set_alias("churn", "champion", first_ever.version, reason="c")
+    assert kind.input_fingerprint(ctx, params, inputs) == "no champion"
+    # A version it names that is not there (any more): a new key, so the step runs.
+    gone = registry.register("churn", {"model.skops": model}, {"champion_at_evaluation": {"version": 99}})
+    registry.set_alias("churn", "champion", gone.version, reason="d")
+    assert kind.input_fingerprint(ctx, params, inputs) not in {first, "no champion"}
+
+
 def _with_meta(ref: Ref, **meta: object) -> Ref:
     """The same artifact with other meta (as another spec's load step would have carried it)."""
     return Ref.model_validate({**ref.model_dump(), "meta": {**ref.meta, **meta}})
