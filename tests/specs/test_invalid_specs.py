@@ -211,3 +211,17 @@ def test_validate_stays_light() -> None:
     loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert "mlflowkit" in loaded
     assert not loaded & set(heavy), sorted(loaded & set(heavy))
+
+
+@pytest.mark.parametrize("case", ["data_source_missing", "data_target_misspelt"])
+def test_no_data_check_skips_what_only_the_data_tells_and_nothing_else(case: str, tmp_path: Path) -> None:
+    """``validate --no-data-check`` (data that exists only where the run happens) opens no data source."""
+    spec = _copy_case(case, tmp_path)
+    assert _cli("validate", spec.name, cwd=tmp_path).returncode == 2
+    skipped = _cli("validate", "--no-data-check", spec.name, cwd=tmp_path)
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "valid" in skipped.stdout
+    # Every other check still runs: a misspelt estimator argument is reported with the flag too.
+    spec.write_text(spec.read_text() + "train:\n  estimator: sklearn.ensemble.RandomForestClassifier\n  params: {n_estimator: 5}\n")
+    still = _cli("validate", "--no-data-check", spec.name, cwd=tmp_path)
+    assert still.returncode == 2 and "did you mean 'n_estimators'?" in still.stderr
