@@ -73,8 +73,10 @@ def verify(
         if report.unsigned:
             out.print(f"[yellow]unsigned versions[/]: {', '.join(report.unsigned)} (see docs/threat-model.md)")
     if report.damage_remains:
-        hint = "" if repair else "; `mlflowkit store verify --repair` removes what a rerun rebuilds"
+        hint = "; `mlflowkit store verify --repair` removes what a rerun rebuilds" if report.rebuildable and not repair else ""
         err.print(f"[bold red]damage found[/]{hint}")
+        if any(not f.repaired and f.area == "registry" for f in report.findings):
+            err.print("  registry damage is never repaired: promote a version that verifies, and see docs/threat-model.md")
         raise typer.Exit(1)
     if not as_json:
         out.print("[green]✓[/] " + ("repaired: rerun to rebuild what was removed" if report.findings else "every byte verified"))

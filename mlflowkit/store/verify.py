@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
     from mlflowkit.store.registry import ModelRegistry
 
-__all__ = ["Finding", "Inspect", "VerifyReport", "to_json", "verify_store"]
+__all__ = ["REBUILT", "Finding", "Inspect", "VerifyReport", "to_json", "verify_store"]
+
+REBUILT = frozenset({"objects", "cache"})
+"""The areas whose damage ``repair`` removes and a rerun rebuilds; registry versions and run records are only reported."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class VerifyReport:
     def damage_remains(self) -> bool:
         """True when something damaged was not (or could not be) repaired."""
         return any(not f.repaired for f in self.findings)
+
+    @property
+    def rebuildable(self) -> bool:
+        """True when some unrepaired damage is in an area `repair` clears for a rerun to rebuild (:data:`REBUILT`)."""
+        return any(not f.repaired and f.area in REBUILT for f in self.findings)
 
 
 def _remove(store: ArtifactStore, key: str) -> bool:

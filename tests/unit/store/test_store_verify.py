@@ -77,6 +77,9 @@ def test_a_damaged_object_is_found_and_repair_drops_it_and_its_cache_entry(store
     assert by_area["cache"]["where"] == store.where(entry) and ref.key in by_area["cache"]["found"]
     assert not any(f["repaired"] for f in report["findings"])
 
+    said = CliRunner().invoke(app, ["store", "verify", "--store", store.uri])
+    assert said.exit_code == 1 and "--repair` removes what a rerun rebuilds" in said.stderr
+
     code, report = _verify(store, "--repair")
     assert code == 0 and all(f["repaired"] for f in report["findings"])
     assert not store.exists(ref) and not store.exists(entry)  # the next run recomputes the step
@@ -147,6 +150,8 @@ def test_a_forged_registry_version_is_reported_and_never_repaired(
     (finding,) = report["findings"]
     assert finding["area"] == "registry" and not finding["repaired"]
     assert "churn v1 is forged or damaged" in finding["found"] and storage.where("churn/versions/1/version.json") in finding["found"]
+    said = CliRunner().invoke(app, ["store", "verify", "--store", store.uri])  # --repair would change nothing here
+    assert said.exit_code == 1 and "--repair" not in said.stderr and "registry damage is never repaired" in said.stderr
 
     # An edited audit entry breaks its hash chain: reported where it is.
     monkeypatch.delenv(TRUSTED_KEYS_ENV)
