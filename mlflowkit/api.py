@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Predictor", "load_model", "models", "runs"]
 
+# The columns of an empty runs() / models() frame.
+_RUN_COLUMNS = ["run_id", "spec", "status", "verdict", "version", "started_at"]
+_MODEL_COLUMNS = ["model", "version", "aliases", "created_at", "run_id"]
 _REF = re.compile(r"^(?P<model>[a-z0-9][a-z0-9._-]{0,127})(?:(?:@|/)(?P<ref>[A-Za-z0-9_-]+))?$")
 
 
@@ -31,6 +34,13 @@ def _store_root(store: str | os.PathLike[str] | None) -> str:
     if store is not None:
         return os.fspath(store)
     return os.environ.get("MLFLOWKIT_STORE") or str(Path(".mlflowkit").resolve())
+
+
+def _exists(root: str) -> bool:
+    """Whether a store is at ``root``; reading must not create one (a mistyped path would leave a folder behind)."""
+    from mlflowkit.store.artifacts import store_exists
+
+    return store_exists(root)
 
 
 def _registry(root: str) -> ModelRegistry:
@@ -117,7 +127,10 @@ def load_model(ref: str, *, store: str | os.PathLike[str] | None = None) -> Pred
     match = _REF.match(ref.strip())
     if not match:
         raise RegistryError(f"model reference {ref!r}: write MODEL@ALIAS (churn@champion) or MODEL/VERSION (churn/3)")
-    registry = _registry(_store_root(store))
+    root = _store_root(store)
+    if not _exists(root):
+        raise RegistryError(f"no store at {root}: nothing has been registered there (pass store=, or set MLFLOWKIT_STORE)")
+    registry = _registry(root)
     version = registry.get(match["model"], match["ref"] or "champion")
     return Predictor(registered_model(registry, version), version)
 
@@ -134,7 +147,10 @@ def runs(store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     from mlflowkit.run_summary import read_records, summarize
     from mlflowkit.store import ArtifactStore
 
-    st = ArtifactStore(_store_root(store))
+    root = _store_root(store)
+    if not _exists(root):  # an empty frame, and no store made where there was none
+        return pd.DataFrame(columns=_RUN_COLUMNS)
+    st = ArtifactStore(root)
     rows = []
     for record in read_records(st):
         summary = summarize(st, record)
@@ -156,14 +172,17 @@ def runs(store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
         for name, value in summary.params.items():
             row[f"params.{name}"] = value
         rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else ["run_id", "spec", "status", "verdict", "version", "started_at"])
+    return pd.DataFrame(rows, columns=None if rows else _RUN_COLUMNS)
 
 
 def models(store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Every registered version in the store: model, version, aliases, when, its run, lineage and ``metrics.NAME``."""
     import pandas as pd
 
-    registry = _registry(_store_root(store))
+    root = _store_root(store)
+    if not _exists(root):
+        return pd.DataFrame(columns=_MODEL_COLUMNS)
+    registry = _registry(root)
     rows = []
     for name in registry.models():
         for version in registry.versions(name):
@@ -186,4 +205,4 @@ def models(store: str | os.PathLike[str] | None = None) -> pd.DataFrame:
             for metric, value in (lineage.get("metrics") or {}).items():
                 row[f"metrics.{metric}"] = value
             rows.append(row)
-    return pd.DataFrame(rows, columns=None if rows else ["model", "version", "aliases", "created_at", "run_id"])
+    return pd.DataFrame(rows, columns=None if rows else _MODEL_COLUMNS)

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from mlflowkit.spec.models import SpecBase
 
 __all__ = [
+    "STORE_HINT",
     "ReasonOpt",
     "SetOpt",
     "SpecArg",
     "SpecOpt",
     "StoreOpt",
     "err",
+    "existing_store",
     "fail",
     "governing_policy",
     "load_spec_file",
@@ -84,13 +86,43 @@ def store_uri(store: str | None, spec_path: Path | None) -> str:
     return os.environ.get("MLFLOWKIT_STORE") or str(Path(".mlflowkit").resolve())
 
 
-def open_registry(store: str | None, spec_path: Path | None) -> Any:
-    """The model registry in the store :func:`store_uri` picks, with the keys the environment and the policy trust."""
+STORE_HINT = "name the store with --store URI or --spec SPEC (a spec's store is .mlflowkit beside it)"
+
+
+def existing_store(uri: str, *, listing: bool) -> str:
+    """``uri`` when a store is there; else say so and exit (0 for a listing: there is nothing to list; 1 otherwise).
+
+    Opening a store creates it, so a command that only reads asks first: a mistyped ``--store``, or a folder
+    where nothing ran, is named instead of answered with an empty store that the command just made.
+    """
+    from mlflowkit.store.artifacts import store_exists
+
+    try:
+        if store_exists(uri):
+            return uri
+    except MlflowkitError as exc:
+        fail(exc)
+    if listing:
+        err.print(f"no store at {uri}: nothing has run there yet")
+    else:
+        err.print(f"[bold red]error[/]: no store at {uri}: nothing has run or been registered there")
+    err.print(f"  hint: {STORE_HINT}")
+    raise typer.Exit(0 if listing else 1)
+
+
+def open_registry(store: str | None, spec_path: Path | None, *, read_only: bool = False, listing: bool = False) -> Any:
+    """The model registry in the store :func:`store_uri` picks, with the keys the environment and the policy trust.
+
+    ``read_only``: the command only reads, so a store that is not there is named (see :func:`existing_store`), not created.
+    """
     from mlflowkit.policy import registry_trust
     from mlflowkit.store import registry_at
 
+    uri = store_uri(store, spec_path)
+    if read_only:
+        existing_store(uri, listing=listing)
     try:
-        return registry_at(store_uri(store, spec_path), trust=registry_trust(governing_policy(spec_path)))
+        return registry_at(uri, trust=registry_trust(governing_policy(spec_path)))
     except MlflowkitError as exc:  # a configured key that cannot be read
         fail(exc)
 

@@ -37,7 +37,7 @@ GovernedSpecOpt = Annotated[Path | None, typer.Option("--spec", help="Use the st
 @app.command("list")
 def models_list(store: StoreOpt = None, spec: SpecOpt = None) -> None:
     """Every registered model, with its newest version and aliases."""
-    registry = open_registry(store, spec)
+    registry = open_registry(store, spec, read_only=True, listing=True)
     table = Table()
     for col in ("model", "versions", "latest", "aliases"):
         table.add_column(col)
@@ -60,7 +60,7 @@ def models_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the version record as JSON (files, digests, lineage).")] = False,
 ) -> None:
     """One model version: aliases, where it came from, metrics, gate verdict, files and alias moves."""
-    registry = open_registry(store, spec)
+    registry = open_registry(store, spec, read_only=True)
     try:
         mv = registry.get(model, version)  # refused here when the registry trusts keys and the version does not verify
         signature = registry.signature(model, mv.version)
@@ -282,7 +282,7 @@ def models_approve(
 @app.command("audit")
 def models_audit(model: str, store: StoreOpt = None, spec: SpecOpt = None) -> None:
     """Verify a model's audit trail (alias moves and approvals are hash-chained); exit 1 if it was tampered with."""
-    registry = open_registry(store, spec)
+    registry = open_registry(store, spec, read_only=True)
     try:
         problems = registry.verify_audit(model)
         events, approvals = registry.history(model), registry.approvals(model)
@@ -302,7 +302,7 @@ def models_audit(model: str, store: StoreOpt = None, spec: SpecOpt = None) -> No
 @app.command("history")
 def models_history(model: str, store: StoreOpt = None, spec: SpecOpt = None) -> None:
     """Every alias move of a model: when, which alias, from and to which version, who, why."""
-    registry = open_registry(store, spec)
+    registry = open_registry(store, spec, read_only=True)
     try:
         events = registry.history(model)
         approvals, problems = registry.approvals(model), registry.verify_audit(model)

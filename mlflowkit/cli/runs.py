@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlflowkit.cli.common import SpecOpt, StoreOpt, err, open_registry, out, store_uri, verdict_table
+from mlflowkit.cli.common import SpecOpt, StoreOpt, err, existing_store, open_registry, out, store_uri, verdict_table
 from mlflowkit.cli.help import HelpGroup
 from mlflowkit.fmt import interval
 
@@ -21,11 +21,11 @@ app = typer.Typer(
 )
 
 
-def _runs(store: str | None, spec_path: Path | None) -> tuple[Any, list[dict[str, Any]]]:
+def _runs(store: str | None, spec_path: Path | None, *, listing: bool = False) -> tuple[Any, list[dict[str, Any]]]:
     from mlflowkit.runtime.record import as_seen
     from mlflowkit.store import ArtifactStore
 
-    st = ArtifactStore(store_uri(store, spec_path))
+    st = ArtifactStore(existing_store(store_uri(store, spec_path), listing=listing))
     records = [as_seen(st.read_json(k)) for k in st.list_keys("runs") if k.endswith(".json")]
     return st, sorted(records, key=lambda r: r["started_at"])
 
@@ -91,7 +91,7 @@ def runs_list(
     from mlflowkit.handoff import RunRecord
     from mlflowkit.run_summary import RunFilter, fmt, sort_key, summarize
 
-    st, records = _runs(store, spec)
+    st, records = _runs(store, spec, listing=True)
     try:
         filters = [RunFilter.parse(f) for f in filter_ or []]
     except ValueError as exc:

@@ -8,7 +8,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
-from mlflowkit.cli.common import SpecOpt, StoreOpt, err, fail, governing_policy, out, store_uri
+from mlflowkit.cli.common import STORE_HINT, SpecOpt, StoreOpt, err, fail, governing_policy, out, store_uri
 from mlflowkit.cli.help import HelpGroup
 from mlflowkit.errors import MlflowkitError
 
@@ -85,7 +85,7 @@ def verify(
 def _nothing_to_verify(root: str) -> NoReturn:
     """Exit 2: a mistyped --store (or a folder with no store) holds nothing; "every byte verified" would be a false all-clear."""
     err.print(f"[bold red]error[/]: no store at {root}: no objects, cache entries, registry versions or runs to verify")
-    err.print("  hint: name the store with --store URI or --spec SPEC (a spec's store is .mlflowkit beside it)")
+    err.print(f"  hint: {STORE_HINT}")
     raise typer.Exit(2)
 
 

@@ -74,3 +74,7 @@ def test_models_lists_every_version(store: Path) -> None:
 def test_runs_of_an_empty_store_is_an_empty_frame(tmp_path: Path) -> None:
     table = mlflowkit.runs(tmp_path / "nothing")
     assert table.empty and "run_id" in table.columns
+    assert mlflowkit.models(tmp_path / "nothing").empty
+    with pytest.raises(RegistryError, match=f"no store at {tmp_path / 'nothing'}"):
+        mlflowkit.load_model("churn", store=tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()  # reading made no store

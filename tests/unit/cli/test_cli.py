@@ -144,3 +144,23 @@ def test_edge_commands_stay_light(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["runs", "list"], 0),
+        (["models", "list"], 0),
+        (["runs", "show", "r1"], 1),
+        (["runs", "compare", "r1", "r2"], 1),
+        (["models", "show", "churn"], 1),
+        (["models", "history", "churn"], 1),
+        (["store", "verify"], 2),
+    ],
+)
+def test_reading_a_store_that_is_not_there_names_it_and_creates_nothing(args: list[str], code: int, tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / ".mlflowkit"
+    result = CliRunner().invoke(app, [*args, "--store", str(missing)], env=WIDE)
+    assert result.exit_code == code, result.output
+    assert f"no store at {missing}" in result.stderr and "--store URI or --spec SPEC" in result.stderr
+    assert not (tmp_path / "typo").exists()
