@@ -51,5 +51,5 @@ def test_a_run_result_shows_itself_in_a_notebook(churn_project: Path) -> None:
         tracking=TrackingOutcome(uri="http://m", state="logged", mlflow_run_id="abc", url="http://m/#/runs/abc"),
     )
     html = result._repr_html_()
-    assert "FAIL: auc &gt;= 0.9" in html and "0.8000" in html and "churn v3 (rejected)" in html
+    assert "FAIL: auc &gt;= 0.9" in html and ">auc</th>" in html and ">0.8</td>" in html and "churn v3 (rejected)" in html
     assert f'href="file://{churn_project}/r.html"' in html and 'href="http://m/#/runs/abc"' in html
