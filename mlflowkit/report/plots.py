@@ -89,6 +89,37 @@ def _labelled(curve: dict[str, Any], prefix: str, score: str) -> str:
     return f"{prefix}{curve['label']} ({score} {curve[score.lower()]:.3f})"
 
 
+def _overlaid(
+    ax: Any,
+    curves: list[dict[str, Any]],
+    champion: list[dict[str, Any]] | None,
+    champion_name: str,
+    axes: tuple[str, str, str],
+) -> None:
+    """Draw ``curves`` solid and the champion's dashed in the same colours; ``axes`` names (x key, y key, score)."""
+    x, y, score = axes
+    own = "this model · " if champion else ""
+    for i, curve in enumerate(curves):
+        ax.plot(curve[x], curve[y], color=PALETTE[i % len(PALETTE)], linewidth=2, label=_labelled(curve, own, score))
+    for i, curve in enumerate(champion or []):
+        ax.plot(
+            curve[x], curve[y], color=PALETTE[i % len(PALETTE)], linewidth=1.5, linestyle="--",
+            label=_labelled(curve, f"{champion_name} · ", score),
+        )  # fmt: skip
+
+
+def _unit_square(ax: Any, xlabel: str, ylabel: str, title: str, legend: str) -> str:
+    """Finish a plot drawn on [0, 1] x [0, 1]: labels, title, legend, grid; its data URI."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend, fontsize="small")
+    ax.grid(alpha=0.3)
+    return data_uri(ax.figure)
+
+
 def roc_curves(
     curves: list[dict[str, Any]], champion: list[dict[str, Any]] | None = None, champion_name: str = "champion"
 ) -> str:
@@ -96,27 +127,8 @@ def roc_curves(
     fig = figure()
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle=":", color=_GREY, linewidth=1, label="chance")
-    own = "this model · " if champion else ""
-    for i, curve in enumerate(curves):
-        ax.plot(curve["fpr"], curve["tpr"], color=PALETTE[i % len(PALETTE)], linewidth=2, label=_labelled(curve, own, "AUC"))
-    for i, curve in enumerate(champion or []):
-        color = PALETTE[i % len(PALETTE)]
-        ax.plot(
-            curve["fpr"],
-            curve["tpr"],
-            color=color,
-            linewidth=1.5,
-            linestyle="--",
-            label=_labelled(curve, f"{champion_name} · ", "AUC"),
-        )
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title("ROC curve (held-out split)")
-    ax.legend(loc="lower right", fontsize="small")
-    ax.grid(alpha=0.3)
-    return data_uri(fig)
+    _overlaid(ax, curves, champion, champion_name, ("fpr", "tpr", "AUC"))
+    return _unit_square(ax, "false positive rate", "true positive rate", "ROC curve (held-out split)", "lower right")
 
 
 def pr_curves(
@@ -128,27 +140,10 @@ def pr_curves(
     """Precision-recall curves with their average precision (the champion's dashed); ``base`` draws the chance line."""
     fig = figure()
     ax = fig.add_subplot()
-    own = "this model · " if champion else ""
-    for i, curve in enumerate(curves):
-        ax.plot(
-            curve["recall"], curve["precision"], color=PALETTE[i % len(PALETTE)], linewidth=2, label=_labelled(curve, own, "AP")
-        )
-    for i, curve in enumerate(champion or []):
-        color = PALETTE[i % len(PALETTE)]
-        ax.plot(
-            curve["recall"], curve["precision"], color=color, linewidth=1.5, linestyle="--",
-            label=_labelled(curve, f"{champion_name} · ", "AP"),
-        )  # fmt: skip
+    _overlaid(ax, curves, champion, champion_name, ("recall", "precision", "AP"))
     if base is not None:
         ax.axhline(base, linestyle=":", color=_GREY, linewidth=1, label="chance")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title("precision-recall (held-out split)")
-    ax.legend(loc="lower left", fontsize="small")
-    ax.grid(alpha=0.3)
-    return data_uri(fig)
+    return _unit_square(ax, "recall", "precision", "precision-recall (held-out split)", "lower left")
 
 
 def calibration(curves: list[tuple[str, dict[str, Any]]]) -> str:
