@@ -2,7 +2,8 @@
 
 One :class:`RunSummary` per run record in a store, read from the record and the documents its steps
 wrote (found by media type). ``runs list``, ``runs compare``, the comparison page, ``mlflowkit.runs()``
-and the MLflow logging all read runs through it.
+and the MLflow logging all read runs through it; so do a run's end (:func:`outcome`) in the terminal and in
+the flow run's log, and its summary artifact in the Prefect UI (:func:`summary_markdown`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError
 from mlflowkit.fmt import interval, number
-from mlflowkit.handoff import METRICS, SKOPS, DataFingerprint, ModelMeta, Ref, RunRecord, TableMeta, Verdict, find_output
+from mlflowkit.handoff import (
+    METRICS,
+    SKOPS,
+    DataFingerprint,
+    ModelMeta,
+    Ref,
+    RunRecord,
+    RunResult,
+    TableMeta,
+    Verdict,
+    find_output,
+)
 
 if TYPE_CHECKING:
     from mlflowkit.store import ArtifactStore
@@ -38,9 +50,11 @@ __all__ = [
     "metrics_document",
     "model_meta",
     "outcome",
+    "outcome_lines",
     "read_records",
     "sort_key",
     "summarize",
+    "summary_markdown",
     "value_of",
 ]
 
@@ -238,6 +252,67 @@ def outcome(record: RunRecord) -> RunOutcome:
     else:
         registered = "nothing: no step of this spec registers a model"
     return RunOutcome(registered=registered, verdict=said, failed_step=failed_step)
+
+
+def outcome_lines(result: RunResult) -> list[str]:
+    """The run's end as the flow run's log says it: what was registered, the verdict, the report."""
+    said = outcome(result)
+    lines = [f"registered: {said.registered}"]
+    if said.verdict is not None:
+        lines.append(f"verdict: {said.verdict}")
+    if result.report_path:
+        lines.append(f"report: {result.report_path} (`mlflowkit report {result.run_id}`)")
+    return lines
+
+
+def _md(value: object) -> str:
+    """A value for a markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(store: ArtifactStore, result: RunResult) -> str:
+    """The run summary artifact: outcome, the verdict's rules, the metrics, where the report is, the steps.
+
+    The HTML report lives on the machine that ran the flow; the artifact carries its key content so a
+    Prefect UI user sees it without that file.
+    """
+    said = outcome(result)
+    lines = [
+        f"# {result.spec_name}: {result.status}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| registered | {_md(said.registered)} |",
+        f"| verdict | {_md(said.verdict or 'no gates decided')} |",
+        f"| report | `{_md(result.report_path or '-')}` (`mlflowkit report {result.run_id}`) |",
+        f"| run | `{result.run_id}` |",
+        f"| spec | `{_md(result.spec_path)}` (sha256 {result.spec_hash[:12]}) |",
+        f"| params | `{_md(json.dumps(result.params, sort_keys=True))}` |",
+        f"| steps | {', '.join(f'{s.name} {s.status}' for s in result.steps)} |",
+    ]
+    if result.error:
+        lines.append(f"| error | {_md(result.error)} |")
+    if result.verdict is not None and result.verdict.rules:
+        lines += ["", "## Gates", "", "| rule | value | threshold | result | note |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {_md(r.rule)} | {fmt(r.value)} | {fmt(r.threshold)} | {'pass' if r.passed else '**FAIL**'} | {_md(r.note)} |"
+            for r in result.verdict.rules
+        ]
+    try:
+        document = metrics_document(store, result)
+    except Exception:  # an unreadable document leaves the metrics out, not the summary
+        document = {}
+    values = {**(document.get("metrics") or {}), **((document.get("fairness") or {}).get("metrics") or {})}
+    if not values and result.verdict is not None:
+        values = dict(result.verdict.metrics)
+    if values:
+        intervals = document.get("ci") or {}
+        lines += ["", "## Metrics (held-out split)", "", "| metric | value | interval |", "|---|---|---|"]
+        for name, value in values.items():
+            ci = intervals.get(name)
+            shown = interval(ci[0], ci[1]) if isinstance(ci, list | tuple) and len(ci) == 2 else ""
+            lines.append(f"| {_md(name)} | {fmt(value) if isinstance(value, int | float) else _md(value)} | {shown} |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------ choosing runs

@@ -9,7 +9,6 @@ is finished once, inside the flow run, and then tagged and summarised there.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from mlflowkit.errors import MlflowkitError
 from mlflowkit.handoff import RunResult, Trigger
 from mlflowkit.kinds.base import Report
 from mlflowkit.plan.model import Plan
+from mlflowkit.run_summary import outcome_lines, summary_markdown
 from mlflowkit.runtime.locations import embedded_api, mlflowkit_home, store_root
 from mlflowkit.runtime.record import RunSession
 from mlflowkit.runtime.runner import Progress, Runner
@@ -240,7 +240,7 @@ def _run_steps(runner: Runner, session: RunSession) -> Any:
         _publish_summary(runner, result)
     except Exception as exc:  # the UI's view is a courtesy; the run's outcome is already recorded
         log.warning("run %s: no summary artifact (%s: %s)", runner.run_id, type(exc).__name__, exc)
-    for line in _outcome_lines(runner, result):
+    for line in outcome_lines(result):
         logger.info("%s", line)
     if not result.ok:  # the first failure in plan order is the cause; the steps after it did not run
         logger.error("%s", result.error or "the run failed")
@@ -355,72 +355,6 @@ def _auto_scheduled(flow_run_id: str | None) -> bool:
         return False
 
 
-def _outcome_lines(runner: Runner, result: RunResult) -> list[str]:
-    """The run's end as the flow run's log says it: what was registered, the verdict, the report."""
-    from mlflowkit.run_summary import outcome
-
-    said = outcome(result)
-    lines = [f"registered: {said.registered}"]
-    if said.verdict is not None:
-        lines.append(f"verdict: {said.verdict}")
-    if result.report_path:
-        lines.append(f"report: {result.report_path} (`mlflowkit report {result.run_id}`)")
-    return lines
-
-
-def _md(value: object) -> str:
-    """A value for a markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def summary_markdown(runner: Runner, result: RunResult) -> str:
-    """The run summary artifact: outcome, the verdict's rules, the metrics, where the report is, the steps.
-
-    The HTML report lives on the machine that ran the flow; the artifact carries its key content so a
-    Prefect UI user sees it without that file.
-    """
-    from mlflowkit.fmt import interval
-    from mlflowkit.run_summary import fmt, metrics_document, outcome
-
-    said = outcome(result)
-    lines = [
-        f"# {result.spec_name}: {result.status}",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| registered | {_md(said.registered)} |",
-        f"| verdict | {_md(said.verdict or 'no gates decided')} |",
-        f"| report | `{_md(result.report_path or '-')}` (`mlflowkit report {result.run_id}`) |",
-        f"| run | `{result.run_id}` |",
-        f"| spec | `{_md(result.spec_path)}` (sha256 {result.spec_hash[:12]}) |",
-        f"| params | `{_md(json.dumps(result.params, sort_keys=True))}` |",
-        f"| steps | {', '.join(f'{s.name} {s.status}' for s in result.steps)} |",
-    ]
-    if result.error:
-        lines.append(f"| error | {_md(result.error)} |")
-    if result.verdict is not None and result.verdict.rules:
-        lines += ["", "## Gates", "", "| rule | value | threshold | result | note |", "|---|---|---|---|---|"]
-        lines += [
-            f"| {_md(r.rule)} | {fmt(r.value)} | {fmt(r.threshold)} | {'pass' if r.passed else '**FAIL**'} | {_md(r.note)} |"
-            for r in result.verdict.rules
-        ]
-    try:
-        document = metrics_document(runner.store, result)
-    except Exception:  # an unreadable document leaves the metrics out, not the summary
-        document = {}
-    values = {**(document.get("metrics") or {}), **((document.get("fairness") or {}).get("metrics") or {})}
-    if not values and result.verdict is not None:
-        values = dict(result.verdict.metrics)
-    if values:
-        intervals = document.get("ci") or {}
-        lines += ["", "## Metrics (held-out split)", "", "| metric | value | interval |", "|---|---|---|"]
-        for name, value in values.items():
-            ci = intervals.get(name)
-            shown = interval(ci[0], ci[1]) if isinstance(ci, list | tuple) and len(ci) == 2 else ""
-            lines.append(f"| {_md(name)} | {fmt(value) if isinstance(value, int | float) else _md(value)} | {shown} |")
-    return "\n".join(lines)
-
-
 def _publish_summary(runner: Runner, result: RunResult) -> None:
     """In the flow run: tag it with the registered version, and publish a summary artifact.
 
@@ -442,7 +376,7 @@ def _publish_summary(runner: Runner, result: RunResult) -> None:
         except Exception as exc:  # a missing tag is a cosmetic loss; the record and the artifact carry it too
             log.warning("could not tag flow run %s with %s: %s", result.flow_run_id, tag, exc)
     create_markdown_artifact(
-        summary_markdown(runner, result),
+        summary_markdown(runner.store, result),
         key=_artifact_key(runner.plan.name, "run-summary"),
         description=f"run {result.run_id}: {result.status}",
     )
