@@ -43,16 +43,21 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 
-def probe(tmp_path: Path, html: str) -> dict[str, Any]:
-    """Load ``html`` with :data:`PROBE` in Chromium; what the probe found (``plots``, ``external``)."""
-    probed = tmp_path / "probed.html"
-    probed.write_text(html.replace("</body>", PROBE + "</body>"))
+def _dumped(tmp_path: Path, html: str, script: str, name: str, attribute: str) -> dict[str, Any]:
+    """Load ``html`` with ``script`` before ``</body>`` in Chromium; the JSON the script left on ``<body attribute=...>``."""
+    probed = tmp_path / name
+    probed.write_text(html.replace("</body>", script + "</body>"))
     dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    match = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    match = re.search(attribute + r'="([^"]*)"', dom.stdout)
     assert match, dom.stdout[:2000]
     found: dict[str, Any] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     return found
+
+
+def probe(tmp_path: Path, html: str) -> dict[str, Any]:
+    """Load ``html`` with :data:`PROBE` in Chromium; what the probe found (``plots``, ``external``)."""
+    return _dumped(tmp_path, html, PROBE, "probed.html", "data-probe")
 
 
 def blank_share(png: Path) -> float:
@@ -75,11 +80,4 @@ def element_texts(tmp_path: Path, html: str, selectors: list[str]) -> dict[str, 
         "out['details-open'] = [...document.querySelectorAll('details')].map(d => d.open);"
         "document.body.setAttribute('data-elements', JSON.stringify(out)); });</script>"
     )
-    probed = tmp_path / "elements.html"
-    probed.write_text(html.replace("</body>", script + "</body>"))
-    dom = chromium(tmp_path, "--virtual-time-budget=10000", "--dump-dom", probed.as_uri())
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    match = re.search(r'data-elements="([^"]*)"', dom.stdout)
-    assert match, dom.stdout[:2000]
-    found: dict[str, Any] = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-    return found
+    return _dumped(tmp_path, html, script, "elements.html", "data-elements")
