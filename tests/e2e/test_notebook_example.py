@@ -11,11 +11,10 @@ import pytest
 
 import mlflowkit
 
-pytestmark = [pytest.mark.slow]
-
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "notebook" / "notebook.py"
 
 
+@pytest.mark.slow
 def test_the_notebook_runs_and_scores_with_the_champion(churn_project: Path) -> None:
     env = {**os.environ, "SPEC": str(churn_project / "spec.yaml"), "COLUMNS": "200"}
     env.pop("MLFLOWKIT_TRACKING_URI", None)

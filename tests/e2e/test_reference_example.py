@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from local_server import flow_run, untouched_state  # tests/helpers, on sys.path through conftest
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.prefect]
 
 CLI = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
 
@@ -58,6 +58,7 @@ def test_bad_param_override_exits_2_and_writes_nothing(churn_project: Path) -> N
     assert untouched_state(churn_project)
 
 
+@pytest.mark.slow
 def test_failing_gate_exits_1_with_the_verdict(churn_project: Path) -> None:
     result = cli(churn_project, "run", "spec.yaml", "--set", "params.min_accuracy=0.99")
     assert result.returncode == 1
@@ -67,6 +68,7 @@ def test_failing_gate_exits_1_with_the_verdict(churn_project: Path) -> None:
     assert not (churn_project / ".mlflowkit" / "registry" / "churn").exists()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_what_it_finished(churn_project: Path) -> None:
     """SIGKILL the CLI mid-run; the next run takes what finished (load, split) from the cache and completes."""
     marker = churn_project / "pause-started"

@@ -20,8 +20,6 @@ from mlflowkit.errors import StepFailed
 from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.runtime.flow import prefect_settings
 
-pytestmark = [pytest.mark.slow]
-
 AFTER_CHECKS = ("add_features", "train", "evaluate", "gates", "register")
 
 

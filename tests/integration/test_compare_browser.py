@@ -18,7 +18,6 @@ import mlflowkit
 from mlflowkit.cli import app
 from mlflowkit.scaffold import scaffold
 
-pytestmark = [pytest.mark.slow]
 ENV = {"COLUMNS": "250", "MLFLOWKIT_USER": "tester"}
 
 

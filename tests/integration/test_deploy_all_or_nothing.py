@@ -16,7 +16,7 @@ import pytest
 
 from mlflowkit.store import ModelRegistry
 
-pytestmark = pytest.mark.prefect
+pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 
 CLI = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
 DEPLOY = """

@@ -34,7 +34,6 @@ def keys() -> tuple[Path, Path]:
     return shared_keys()
 
 
-pytestmark = pytest.mark.slow
 
 
 def test_a_pull_killed_mid_download_leaves_v1_serving_and_the_next_pull_succeeds(tmp_path: Path, models, keys) -> None:  # type: ignore[no-untyped-def]

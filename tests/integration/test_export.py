@@ -116,7 +116,6 @@ def test_a_custom_transformer_cannot_be_converted_and_says_so(data: tuple[pd.Dat
 
 
 @pytest.mark.prefect
-@pytest.mark.slow
 def test_parity_failure_stops_the_flow_before_register(churn_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SKEW_ENV, "0.001")
     spec = mlflowkit.load_spec(churn_project / "spec.yaml")

@@ -23,7 +23,7 @@ from mlflowkit.run_summary import read_records, summarize
 from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.store import ArtifactStore, ModelRegistry
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.prefect]
 
 
 def _run(project: Path, *overrides: str) -> RunResult:
@@ -53,6 +53,7 @@ def _rule(result: RunResult, prefix: str) -> RuleResult:
     return rule
 
 
+@pytest.mark.slow
 def test_regression_against_the_champion_is_refused_and_kept_as_rejected(churn_project: Path) -> None:
     first = _run(churn_project)
     assert first.ok, first.error
@@ -113,6 +114,7 @@ def test_two_good_runs_promote_then_cli_rollback(churn_project: Path) -> None:
     assert "oncall" in history.stdout and "v2 misbehaves" in history.stdout
 
 
+@pytest.mark.slow
 def test_a_run_that_changes_only_a_gate_registers_nothing_and_moves_no_alias(churn_project: Path) -> None:
     first = _run(churn_project)
     assert first.ok, first.error

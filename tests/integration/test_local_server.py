@@ -22,7 +22,7 @@ from runtime_project import make_project
 from mlflowkit.runtime import localapi
 from mlflowkit.runtime.flow import prefect_settings
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.prefect]
 
 CLI = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
 
@@ -57,6 +57,7 @@ def _cli(cwd: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess
     return subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
+@pytest.mark.slow
 def test_a_running_server_is_reused_and_a_stale_one_from_another_version_is_replaced() -> None:
     first = localapi.ensure_server()
     assert localapi.ensure_server().pid == first.pid  # found again through its state file, not started again
@@ -90,6 +91,7 @@ def test_a_state_file_naming_a_foreign_process_is_not_trusted() -> None:
     assert localapi.running_server() == info
 
 
+@pytest.mark.slow
 def test_an_idle_server_stops_itself_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     localapi.stop_server()
     monkeypatch.setenv(localapi.IDLE_ENV, "1")
@@ -103,6 +105,7 @@ def test_an_idle_server_stops_itself_and_says_so(monkeypatch: pytest.MonkeyPatch
     assert status.returncode == 1 and "not running" in status.stdout
 
 
+@pytest.mark.slow
 def test_server_cli_status_stop_start(tmp_path: Path) -> None:
     info = localapi.ensure_server()
     status = _cli(tmp_path, "server", "status")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.prefect]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

@@ -30,7 +30,7 @@ from mlflowkit.kinds._frames import load_frame
 from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.store import ArtifactStore, ModelRegistry, Ref
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [pytest.mark.ray]
 
 HELPERS = Path(__file__).resolve().parent.parent / "helpers"
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -277,6 +277,7 @@ def ray_head() -> Iterator[tuple[int, dict[str, str]]]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_ray_address_joins_that_cluster(ray_local: Any, ray_head: tuple[int, dict[str, str]], tmp_path: Path) -> None:
     port, env = ray_head
     train = FOREST + f"""\

@@ -90,8 +90,10 @@ def test_init_sets_up_editors_with_the_schema_the_spec_passes(name: str, tmp_pat
 
 
 @pytest.mark.prefect
-@pytest.mark.slow
-@pytest.mark.parametrize("name", BUILTIN)
+# One scaffold runs in the default suite; the other two (torch on Ray is the longest test there is) in `tox -e slow`.
+@pytest.mark.parametrize(
+    "name", [BUILTIN[0], *(pytest.param(name, marks=pytest.mark.slow) for name in BUILTIN[1:])]
+)
 def test_scaffolded_project_validates_and_runs_as_is(name: str, tmp_path: Path) -> None:
     project = tmp_path / "my-project"
     result = CliRunner().invoke(app, ["init", "--recipe", name, str(project)])

@@ -14,7 +14,7 @@ from browser import CHROMIUM, blank_share, chromium, probe
 
 import mlflowkit
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.browser]
 
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -18,7 +18,6 @@ import mlflowkit
 from mlflowkit.scaffold import scaffold
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium: run tools/ensure-chromium (tox does)"),
 ]
@@ -115,6 +114,7 @@ def torch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_torch_report_shows_the_loss_per_epoch(torch_run: Path, tmp_path: Path) -> None:
     assert {"plot-loss", "plot-roc", "plot-calibration"} <= _plots(tmp_path, torch_run)
     assert "3 epochs; last: training loss" in torch_run.read_text()

@@ -22,7 +22,7 @@ from runtime_project import STEPS, make_project
 from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.runtime.localapi import running_server
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.prefect]
 
 REFUSING = STEPS.replace(
     "def second(df):\n    return df\n",

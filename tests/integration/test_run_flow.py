@@ -13,7 +13,7 @@ from mlflowkit.runtime.engine import RunResult, run_spec
 from mlflowkit.runtime.flow import prefect_settings
 from mlflowkit.store import ModelRegistry
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.prefect]
 
 
 def _run(project: Path, *overrides: str, **kw: object) -> RunResult:

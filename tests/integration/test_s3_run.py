@@ -17,11 +17,12 @@ import pytest
 from mlflowkit.store import ArtifactStore, registry_at
 from mlflowkit.store._s3 import open_fs
 
-pytestmark = [pytest.mark.prefect, pytest.mark.slow]
+pytestmark = [pytest.mark.prefect]
 
 CLI = [sys.executable, "-c", "from mlflowkit.cli import main; main()"]
 
 
+@pytest.mark.slow
 def test_reference_example_runs_on_s3(churn_project: Path, s3_root: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_HOME"} | {"COLUMNS": "200"}
 

@@ -29,8 +29,6 @@ from mlflowkit.store.trust import SIGNING_KEY_ENV, TRUSTED_KEYS_ENV
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
 from forged_models import popen_model
 
-pytestmark = [pytest.mark.slow]
-
 CHURN = Path(__file__).resolve().parents[2] / "examples" / "churn" / "data" / "churn.csv"
 
 

@@ -30,9 +30,6 @@ from mlflowkit.targets.triton_local import free_port
 from mlflowkit.tracking import local_server
 from mlflowkit.tracking.outbox import pending
 
-pytestmark = [pytest.mark.slow]
-
-
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:

@@ -26,7 +26,7 @@ from mlflowkit.targets import triton_local
 from mlflowkit.targets.contract import Contract, feeds, run_onnx
 from mlflowkit.targets.triton import TritonDeployError, TritonTarget, deploy, infer
 
-pytestmark = [pytest.mark.triton, pytest.mark.slow]
+pytestmark = [pytest.mark.triton]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "churn"
 sys.path.insert(0, str(EXAMPLE))
@@ -137,6 +137,7 @@ LOAD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_rollout_v1_v2_under_load_over_http_and_grpc(
     triton: triton_local.LocalTriton, models: tuple[list[Exported], pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -337,6 +338,7 @@ def test_unreachable_server_changes_nothing(
     assert_v1_still_serves(triton, models, "unreachable")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("candidate", [True, False], ids=["checked-as-candidate", "swapped-then-rolled-back"])
 def test_failed_smoke_comparison_keeps_v1_serving(
     triton: triton_local.LocalTriton, models: tuple[list[Exported], pd.DataFrame], candidate: bool
@@ -484,6 +486,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     assert after.returncode == 1 and "no server running" in after.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.prefect
 def test_a_version_that_is_not_the_champion_does_not_deploy(churn_project: Path) -> None:
     import mlflowkit
@@ -503,6 +506,7 @@ def test_a_version_that_is_not_the_champion_does_not_deploy(churn_project: Path)
     assert not (churn_project / "repo").exists()
 
 
+@pytest.mark.slow
 def test_a_failed_deploy_gives_champion_back_to_the_version_still_serving(churn_project: Path) -> None:
     """v1 is champion; v2 passes its gates but cannot reach its server: the registry must not claim v2."""
     import mlflowkit
