@@ -1,10 +1,11 @@
-"""The run record of one run: written as ``running`` when it starts, finished exactly once with its outcome.
+"""The run record of one run: written as ``running`` when it starts and after each step, finished once with its outcome.
 
 The outcome is read from the runner's step records. The verdict and the registered version are found
 among the step outputs by their media type (whatever the stages are called). The HTML report is
 written once per set of outputs: a run that changed nothing (every step cached) points its record at
 the report of the run that made those outputs. The record names the process that runs it, so a record
-still ``running`` whose process is gone reads back as ``killed`` (:func:`as_seen`). Imports no Prefect:
+still ``running`` whose process is gone reads back as ``killed`` (:func:`as_seen`), with the steps it
+finished, their times, and how long it had run when its last step ended. Imports no Prefect:
 the flow publishes its own view of the finished record.
 """
 
@@ -16,6 +17,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from mlflowkit.handoff import (
     RegisteredVersion,
     RunRecord,
     RunResult,
+    StepRecord,
     TrackingOutcome,
     Verdict,
     find_output,
@@ -89,15 +92,40 @@ class RunSession:
             pid=os.getpid(),
             pid_started=process_start(os.getpid()),
         )
+        self._lock = threading.Lock()  # steps end in several threads; one record at a time, never one after finish
+        self._closed = False
         self._write(self.record)
+        runner.on_step_finished = self._step_finished
 
     def flow_run_started(self, flow_run_id: str) -> None:
         """Name the Prefect flow run in the ``running`` record as soon as it exists."""
-        self.record = self.record.model_copy(update={"flow_run_id": flow_run_id})
-        self._write(self.record)
+        with self._lock:
+            self.record = self.record.model_copy(update={"flow_run_id": flow_run_id})
+            self._write(self.record)
 
-    def _write(self, record: RunRecord) -> None:
-        self.runner.store.write_json(f"runs/{record.run_id}.json", record.to_json())
+    def _step_finished(self, step: StepRecord) -> None:
+        """Write the ``running`` record again with every step ended so far, so a killed run shows how far it got.
+
+        Not fsynced (a power cut may lose the latest copy, never tear it: the write replaces the file); a write
+        that fails is logged and the run goes on (its finished record is written, or fails, at the end).
+        """
+        with self._lock:
+            if self._closed:
+                return
+            ended = [self.runner.records[s.name] for s in self.runner.plan.steps]
+            self.record = self.record.model_copy(
+                update={
+                    "steps": tuple(r for r in ended if r.status != "skipped"),  # "skipped": not reached yet
+                    "seconds": round(time.perf_counter() - self._started, 3),
+                }
+            )
+            try:
+                self._write(self.record, durable=False)
+            except (OSError, MlflowkitError) as exc:
+                log.warning("run %s: its record was not updated after step %s (%s)", self.record.run_id, step.name, exc)
+
+    def _write(self, record: RunRecord, *, durable: bool = True) -> None:
+        self.runner.store.write_json(f"runs/{record.run_id}.json", record.to_json(), durable=durable)
 
     def finish(self, *, flow_run_id: str | None = None) -> RunResult:
         """Close the run: its outcome, verdict, version and report, written once.
@@ -110,6 +138,8 @@ class RunSession:
         """
         if self.result is not None:
             raise RuntimeError(f"run {self.record.run_id} is finished already")
+        with self._lock:
+            self._closed = True  # from here on, a step that ends does not write the record
         runner = self.runner
         records = [runner.records[s.name] for s in runner.plan.steps]
         error: MlflowkitError | None = None

@@ -148,6 +148,8 @@ class Runner:
         self._lock = threading.Lock()
         self.prefetch = Prefetch(list(self.kinds.values()))
         """Imports the steps' heavy libraries in the background once :meth:`Prefetch.start` is called (a flow does)."""
+        self.on_step_finished: Callable[[StepRecord], None] | None = None
+        """Told each step's record as soon as the step ends (the run's record is written again then)."""
 
     def context(
         self,
@@ -323,6 +325,8 @@ class Runner:
             if error is not None:
                 self.errors[step.name] = error
             (self._retryable.add if retryable else self._retryable.discard)(step.name)
+        if self.on_step_finished is not None:
+            self.on_step_finished(record)
         self.progress.step_finished(record)
 
     def run_inline(self) -> None:

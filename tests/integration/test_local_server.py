@@ -181,8 +181,13 @@ def test_a_killed_run_is_marked_killed_and_leaves_no_process_of_its_own(tmp_path
     record = json.loads(next((tmp_path / ".mlflowkit" / "runs").glob("*.json")).read_text())
     assert record["status"] == "running" and record["pid"] == proc.pid  # on disk as left; read back as killed
     assert flow_run(record["flow_run_id"])["state_type"] == "RUNNING"  # named as soon as the flow run existed
+    # The record was written again when `load` ended: the killed run shows it, its time, and how long it ran.
+    assert [(s["name"], s["status"]) for s in record["steps"]] == [("load", "ran")]
+    assert 0 < record["steps"][0]["seconds"] <= record["seconds"]
     shown = _cli(tmp_path, "runs", "show", record["run_id"])
     assert "killed" in shown.stdout and f"process {proc.pid}" in shown.stdout
+    assert "killed in 0.00s" not in shown.stdout
+    assert any(line.split()[:3] == ["│", "load", "│"] for line in shown.stdout.splitlines()), shown.stdout
 
 
 def test_a_server_started_again_for_this_process_takes_its_port_back() -> None:

@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 import mlflowkit
 from mlflowkit.cli import app
 from mlflowkit.errors import GateFailed
-from mlflowkit.handoff import RegisteredVersion, RunRecord, Verdict
+from mlflowkit.handoff import RegisteredVersion, RunRecord, StepRecord, Verdict
 from mlflowkit.report import collect, render
 from mlflowkit.runtime.engine import run_spec
 from mlflowkit.runtime.locations import store_root
 from mlflowkit.runtime.record import RunSession, as_seen, process_start
-from mlflowkit.runtime.runner import Runner
+from mlflowkit.runtime.runner import Progress, Runner
 from mlflowkit.store import ArtifactStore, registry_at
 
 RENAMED = """\
@@ -100,6 +100,32 @@ def test_a_step_that_never_ran_fails_the_record(project: Project) -> None:
     runner.execute("load", {})  # the orchestrator stopped after one step
     result = session.finish()
     assert not result.ok and result.error == "the flow ended before every step ran"
+
+
+def test_the_running_record_is_written_again_after_each_step(project: Project) -> None:
+    """A run killed after N steps leaves a record that names those N steps, their times, and how long it ran."""
+    spec, plan = project()
+    runner = Runner(spec, plan, store_root(spec))
+    session = RunSession(runner)
+    seen: list[tuple[list[tuple[str, str]], float]] = []
+
+    class OnDisk(Progress):  # told after the record is written: what a reader would find then
+        def step_finished(self, record: StepRecord) -> None:
+            raw = runner.store.read_json(f"runs/{runner.run_id}.json")
+            seen.append(([(s["name"], s["status"]) for s in raw["steps"]], raw["seconds"]))
+
+    runner.progress = OnDisk()
+    runner.execute("load", {})
+    runner.execute("first", {"load": runner.outputs["load"]})  # and then the process was killed
+    assert [steps for steps, _ in seen] == [[("load", "ran")], [("load", "ran"), ("first", "ran")]]
+    assert 0 < seen[0][1] <= seen[1][1]
+    raw = runner.store.read_json(f"runs/{runner.run_id}.json")
+    assert raw["status"] == "running" and raw["steps"][0]["seconds"] > 0
+    assert as_seen({**raw, "pid": 2**22 + 1})["status"] == "killed"  # read back once its process is gone
+
+    result = session.finish()  # a step ending after the finish does not write over the finished record
+    runner.execute("second", {"first": runner.outputs["first"]})
+    assert runner.store.read_json(f"runs/{runner.run_id}.json")["status"] == result.status == "failed"
 
 
 LEGACY = {  # a record as mlflowkit wrote it before the hand-offs were typed
