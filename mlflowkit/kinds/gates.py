@@ -133,11 +133,12 @@ class Gates(StepKind):
                 from mlflowkit.kinds.register import equal_version, register_version, say_equal
                 from mlflowkit.store.promotion import REJECTED
 
-                if (same := equal_version(ctx, inputs)) is not None:
+                same = equal_version(ctx, inputs)
+                version, new = (same, False) if same is not None else register_version(ctx, inputs, verdict)
+                if not new:
                     # Kept already (maybe as the champion, judged now by a stricter gate): no alias moves.
-                    say_equal(ctx, same)
+                    say_equal(ctx, version)
                 else:
-                    version = register_version(ctx, inputs, verdict)
                     ctx.registry.set_alias(version.model, REJECTED, version.version, reason=f"run {ctx.run_id}: gates failed")
                     verdict = verdict.model_copy(update={"rejected_version": version.version})
             ref = _store(ctx, verdict)  # written before the flow stops: the record and the report show it

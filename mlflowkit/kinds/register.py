@@ -2,7 +2,8 @@
 
 It reads the model (:class:`~mlflowkit.handoff.ModelMeta`), its metrics (:class:`~mlflowkit.handoff.MetricsMeta`)
 and the verdict (found by its media type), and hands on a :class:`~mlflowkit.handoff.RegisteredVersion`. A
-model byte-identical to a registered version is not registered again (`equal_version`).
+model byte-identical to a registered version is not registered again (`equal_version`, and again under the
+registry's lock when the version is committed, so two runs of the same model at once make one version).
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ def register_version(
     verdict: Verdict | None,
     model: str | None = None,
     governance: dict[str, Any] | None = None,
-) -> ModelVersion:
-    """Store the trained model, its metrics and verdict as a new version, with its lineage (and its policy's rules)."""
+) -> tuple[ModelVersion, bool]:
+    """Store the trained model, its metrics and verdict as a new version, with its lineage (and its policy's rules).
+
+    Returns:
+        The new version and True; or, when a version equal to this model (`equal_version`) was committed
+        meanwhile, that version and False: the equality is checked again under the registry's lock.
+    """
     model_ref = inputs["model"]
     metrics_ref = inputs["metrics"]
     fitted = meta_of(model_ref, ModelMeta, step=ctx.step, name="model")
@@ -98,7 +104,7 @@ def register_version(
         files["verdict.json"] = json.dumps(finite(lineage["verdict"]), sort_keys=True, indent=2).encode()
     if governance is not None:
         lineage["governance"] = governance
-    return ctx.registry.register(model or ctx.model_name, files, finite(lineage))
+    return ctx.registry.register_unless_equal(model or ctx.model_name, files, finite(lineage), tuple(_compared(inputs)))
 
 
 def equal_version(ctx: StepContext, inputs: Inputs, model: str | None = None) -> ModelVersion | None:
@@ -109,11 +115,14 @@ def equal_version(ctx: StepContext, inputs: Inputs, model: str | None = None) ->
     while skops writes a different file each time), else the model file (the same bytes when train's
     output came from the cache, as it does when only a gate or the deploy targets changed).
     """
+    return ctx.registry.find_equal(model or ctx.model_name, _compared(inputs))
+
+
+def _compared(inputs: Inputs) -> dict[str, str]:
+    """The version's files that make two models equal (see `equal_version`), with this run's SHA-256s."""
     if "onnx" in inputs and "contract" in inputs:
-        digests = {"model.onnx": inputs["onnx"].sha256, "contract.json": inputs["contract"].sha256}
-    else:
-        digests = {model_file_name(inputs["model"]): inputs["model"].sha256}
-    return ctx.registry.find_equal(model or ctx.model_name, digests)
+        return {"model.onnx": inputs["onnx"].sha256, "contract.json": inputs["contract"].sha256}
+    return {model_file_name(inputs["model"]): inputs["model"].sha256}
 
 
 def say_equal(ctx: StepContext, version: ModelVersion) -> None:
@@ -156,13 +165,16 @@ class Register(StepKind):
 
         verdict_ref = find_output(inputs, VERDICT)
         verdict = Verdict.model_validate_json(ctx.store.get_bytes(verdict_ref)) if verdict_ref is not None else None
-        same = equal_version(ctx, inputs, params.model)
-        if same is not None:
-            # Registering the same bytes again would make `previous` equal `champion`: a rollback would change nothing.
-            say_equal(ctx, same)
-            return _handed_on(ctx, RegisteredVersion(model=same.model, version=same.version, existing=True))
         policy, actor = governing_policy(ctx), current_actor()
-        version = register_version(ctx, inputs, verdict, params.model, governance(policy, actor))
+        same = equal_version(ctx, inputs, params.model)
+        # Checked again under the registry's lock: another run may register the same bytes meanwhile.
+        version, new = (
+            (same, False) if same is not None else register_version(ctx, inputs, verdict, params.model, governance(policy, actor))
+        )
+        if not new:
+            # Registering the same bytes again would make `previous` equal `champion`: a rollback would change nothing.
+            say_equal(ctx, version)
+            return _handed_on(ctx, RegisteredVersion(model=version.model, version=version.version, existing=True))
         reason = f"run {ctx.run_id}: gates passed"
         alias, held = params.alias, ""
         if alias == CHAMPION and policy is not None:

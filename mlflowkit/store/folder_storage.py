@@ -55,9 +55,11 @@ class _FolderDraft:
         write_synced(path, data)
         return hashlib.sha256(data).hexdigest()
 
-    def commit(self, manifest: Callable[[int], Mapping[str, bytes]]) -> int:
+    def commit(self, manifest: Callable[[int], Mapping[str, bytes]], *, unless: Callable[[], bool] | None = None) -> int | None:
         versions = self._storage.path(f"{self._model}/versions")
         with self._storage.lock(self._model):
+            if unless is not None and unless():
+                return None
             number = max(self._storage.numbered(self._model), default=0) + 1
             files = dict(manifest(number))
             for name in sorted(files, key=lambda n: n == _VERSION_FILE):  # version.json last

@@ -50,6 +50,7 @@ class _ObjectDraft:
                 raise RegistryError(f"register {model!r}: could not claim a version number in {storage.lock_timeout} s")
             number = max(number, *storage.numbers(model)[0]) + 1
         self.number, self._model = number, model
+        self._put: list[str] = []
         pause("registry.locked")
 
     def _key(self, name: str) -> str:
@@ -57,6 +58,7 @@ class _ObjectDraft:
 
     def put(self, name: str, src: bytes | os.PathLike[str]) -> str:
         path = self._storage.path(self._key(name))
+        self._put.append(name)
         if isinstance(src, os.PathLike):
             # Hash while uploading, so what is recorded is what was sent (a multipart upload appears whole on close).
             with open(src, "rb") as fin, self._storage.fs.open(path, "wb") as fout:
@@ -66,7 +68,11 @@ class _ObjectDraft:
         self._storage.fs.pipe_file(path, data)  # one PUT: there whole or not at all
         return hashlib.sha256(data).hexdigest()
 
-    def commit(self, manifest: Callable[[int], Mapping[str, bytes]]) -> int:
+    def commit(self, manifest: Callable[[int], Mapping[str, bytes]], *, unless: Callable[[], bool] | None = None) -> int | None:
+        if unless is not None and unless():
+            # Nothing to commit: the files go now, the claim stays (its number is never handed out again).
+            self._storage.fs.rm([self._storage.path(self._key(name)) for name in self._put])
+            return None
         files = dict(manifest(self.number))
         for name, data in files.items():
             if name != _VERSION_FILE:

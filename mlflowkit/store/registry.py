@@ -14,7 +14,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -283,6 +283,16 @@ class ModelRegistry:
         files: Mapping[str, bytes | os.PathLike[str]],
         lineage: Mapping[str, Any],
     ) -> ModelVersion:
+        """Add a new version of ``model``; see `register_unless_equal` (this is it, comparing nothing)."""
+        return self.register_unless_equal(model, files, lineage, ())[0]
+
+    def register_unless_equal(
+        self,
+        model: str,
+        files: Mapping[str, bytes | os.PathLike[str]],
+        lineage: Mapping[str, Any],
+        compare: Collection[str],
+    ) -> tuple[ModelVersion, bool]:
         """Add a new version of ``model`` (created on first use), numbered after every number taken so far.
 
         Every file is staged where no reader looks (a private folder; or, on an object store, under a
@@ -296,14 +306,22 @@ class ModelRegistry:
         the claim made before the upload), the process prints ``PAUSED <point>`` to stderr and sleeps 60 s
         so a test can kill it there.
 
+        With ``compare``, a version that already holds those files byte for byte (`find_equal`) is the
+        answer instead of a new one. That is checked again when the version's number is taken, under
+        the model's lock on a folder, so two writers of the same bytes at the same instant make one
+        version. (On an object store, which has no lock, the check is made just before the commit:
+        writers whose commits overlap may still both register.)
+
         Args:
             model: the model's name (``^[a-z0-9][a-z0-9._-]{0,127}$``).
             files: file name -> bytes, or a path to a local file to copy.
             lineage: JSON-serialisable facts about where the version came from (spec hash, data
                 fingerprint, params, metrics, run id, git commit, ...).
+            compare: names among ``files`` whose bytes make two versions equal (``model.onnx``,
+                ``contract.json``); empty: always a new version.
 
         Returns:
-            The committed version (with no aliases yet).
+            The committed version (with no aliases yet) and True; or the equal version found and False.
 
         Raises:
             RegistryError: a bad model or file name, no files, a source that is neither bytes nor a path,
@@ -325,8 +343,18 @@ class ModelRegistry:
             lineage_doc: dict[str, Any] = json.loads(json.dumps(dict(lineage), allow_nan=False))
         except (TypeError, ValueError) as exc:
             raise RegistryError(f"register {model!r}: lineage must be plain JSON: {exc}") from exc
+        unknown = sorted(set(compare) - set(files))
+        if unknown:
+            raise RegistryError(f"register {model!r}: compare names files it is not given: {', '.join(unknown)}")
 
         made: list[ModelVersion] = []
+        equal: list[ModelVersion] = []
+
+        def found_equal() -> bool:
+            # Under the model's lock (on a folder): no writer commits between this look and our commit.
+            same = self.find_equal(model, {name: digests[name] for name in compare}) if compare else None
+            equal.extend([same] if same is not None else [])
+            return same is not None
 
         def manifest(number: int) -> dict[str, bytes]:
             version = ModelVersion(
@@ -347,11 +375,14 @@ class ModelRegistry:
         try:
             digests = {name: draft.put(name, src) for name, src in files.items()}
             pause("registry.staged")
-            draft.commit(manifest)
+            committed = draft.commit(manifest, unless=found_equal)
         except BaseException:
             draft.abandon()
             raise
-        return made[-1]
+        if committed is None:
+            draft.abandon()
+            return equal[-1], False
+        return made[-1], True
 
     def versions(self, model: str) -> list[ModelVersion]:
         """Every version of ``model``, ascending, with its current aliases.

@@ -60,11 +60,13 @@ class Draft(Protocol):
         """Store one file of the version (bytes, or a local file to copy); its SHA-256, of the bytes stored."""
         ...
 
-    def commit(self, manifest: Callable[[int], Mapping[str, bytes]]) -> int:
+    def commit(self, manifest: Callable[[int], Mapping[str, bytes]], *, unless: Callable[[], bool] | None = None) -> int | None:
         """Give the version its number and make it visible with every file at once; the number.
 
         ``manifest(number)`` returns the version's own files (``version.json``, ``version.sig``) for the
-        number chosen; ``version.json`` is what makes a version exist, so it is written last.
+        number chosen; ``version.json`` is what makes a version exist, so it is written last. ``unless()``
+        is asked just before the version is made visible (under the lock, where there is one): True
+        commits nothing and returns None (the caller then abandons the draft).
         """
         ...
 

@@ -109,6 +109,20 @@ def test_register_numbers_versions_and_keeps_files_and_lineage(two: ModelRegistr
     assert not _raw(two, "churn/index.json")[0].exists(_raw(two, "churn/index.json")[1])
 
 
+def test_register_unless_equal_returns_the_equal_version_and_writes_nothing(reg: ModelRegistry) -> None:
+    first, new = reg.register_unless_equal("churn", {"model.onnx": b"m", "run.txt": b"1"}, {"run": 1}, ["model.onnx"])
+    assert new and first.version == 1
+    again, new = reg.register_unless_equal("churn", {"model.onnx": b"m", "run.txt": b"2"}, {"run": 2}, ["model.onnx"])
+    assert not new and again.version == 1 and again.lineage == {"run": 1}
+    other, new = reg.register_unless_equal("churn", {"model.onnx": b"n", "run.txt": b"3"}, {"run": 3}, ["model.onnx"])
+    assert new and other.version == (3 if _on_s3(reg) else 2)  # an object store never hands a claimed number out again
+    assert [v.lineage["run"] for v in reg.versions("churn")] == [1, 3]
+    if _on_s3(reg):
+        assert reg.storage.names("churn/versions/2") == [".claim"]  # only the claim: its files were removed
+    with pytest.raises(RegistryError, match=r"compare names files it is not given: model\.bin"):
+        reg.register_unless_equal("churn", {"model.onnx": b"m"}, {}, ["model.bin"])
+
+
 def test_get_by_number_string_v_and_alias(two: ModelRegistry) -> None:
     assert two.get("churn", 2).version == 2
     assert two.get("churn", "2").version == 2

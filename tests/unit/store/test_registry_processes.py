@@ -40,6 +40,21 @@ version = registry.register("churn", {"model.bin": payload, "worker.txt": str(wo
 print(json.dumps({"worker": worker, "version": version.version, "payload": payload.hex()}), flush=True)
 """
 
+# As the register step does: look for an equal version, then register unless one was committed meanwhile.
+EQUAL_WRITER = """
+import json, sys
+from mlflowkit.store.registry import ModelRegistry
+registry = ModelRegistry(sys.argv[1])
+files = {"model.onnx": b"the same model" * 1000, "run.txt": sys.argv[2].encode()}
+same = registry.find_equal("churn", {"model.onnx": __import__("hashlib").sha256(files["model.onnx"]).hexdigest()})
+print("LOOKED", flush=True)
+if same is None:
+    version, new = registry.register_unless_equal("churn", files, {"run": sys.argv[2]}, ["model.onnx"])
+else:
+    version, new = same, False
+print(json.dumps({"version": version.version, "new": new}), flush=True)
+"""
+
 PAUSING_WRITER = """
 import sys
 from mlflowkit.store.registry import ModelRegistry
@@ -134,6 +149,35 @@ def test_concurrent_writers_get_distinct_versions(root: str, tmp_path: Path) -> 
         return
     assert _committed_dirs_are_whole(Path(root)) == list(range(1, WRITERS + 1))
     assert list((Path(root) / "churn" / ".staging").iterdir()) == []
+
+
+def test_two_writers_of_equal_bytes_at_once_make_one_version(tmp_path: Path) -> None:
+    """Both look (no equal version yet) and stage while the test holds the model's lock; the second to commit finds the first."""
+    root = tmp_path / "registry"
+    (root / "churn").mkdir(parents=True)
+    lock = FileLock(str(root / "churn" / ".lock"))
+    lock.acquire()
+    procs = []
+    try:
+        for run in ("a", "b"):
+            procs.append(subprocess.Popen([sys.executable, "-c", EQUAL_WRITER, str(root), run], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()))
+        deadline = time.monotonic() + 60
+        for proc in procs:
+            assert _read_line(proc, "stdout", deadline).strip() == "LOOKED"
+        staging = root / "churn" / ".staging"
+        while len(list(staging.glob("*/run.txt"))) < 2:  # both staged their files: each waits for the lock to commit
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "the writers never staged"
+            time.sleep(0.02)
+    finally:
+        lock.release()
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        reports.append(json.loads(out.decode().splitlines()[-1]))
+    assert sorted((r["version"], r["new"]) for r in reports) == [(1, False), (1, True)]
+    assert [v.version for v in ModelRegistry(root).versions("churn")] == [1]
+    assert list((root / "churn" / ".staging").iterdir()) == []  # the loser's staged files are gone
 
 
 @pytest.mark.parametrize("point", ["registry.staged", "registry.locked"])
