@@ -13,11 +13,13 @@ import gzip
 import io
 import lzma
 import os
+import socket
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 __all__ = ["HEADER_LIMIT", "SKIP_HINT", "SourceProblem", "header_of", "resolve_source", "source_problem"]
 
@@ -92,8 +94,8 @@ def _remote_problem(uri: str) -> SourceProblem | None:
     try:
         fs, path = fsspec.core.url_to_fs(uri)
         info = fs.info(path)
-    except FileNotFoundError:
-        return SourceProblem(f"no object at {uri}", "check the URI", missing=True)
+    except FileNotFoundError as exc:
+        return _not_found(uri, exc)
     except ImportError as exc:
         return SourceProblem(f"cannot open {uri}: {exc}", "install the filesystem's package, e.g. pip install 'mlflowkit[s3]'")
     except Exception as exc:  # credentials, network, a bad bucket name: fsspec backends raise anything
@@ -102,6 +104,38 @@ def _remote_problem(uri: str) -> SourceProblem | None:
         return SourceProblem(f"{uri} is a folder, not a file", "name a CSV or Parquet file in it")
     if info.get("size") == 0:
         return SourceProblem(f"{uri} is empty", "a table needs a header line and rows")
+    return None
+
+
+def _not_found(uri: str, exc: FileNotFoundError) -> SourceProblem:
+    """No object at ``uri``; or, when a connection error is behind it, the host that cannot be reached.
+
+    fsspec's HTTP filesystem raises FileNotFoundError for a host it cannot connect to (offline, a closed port).
+    """
+    why = _unreachable(exc)
+    if why is None:
+        return SourceProblem(f"no object at {uri}", "check the URI", missing=True)
+    host = urlsplit(uri).netloc.rsplit("@", 1)[-1]
+    return SourceProblem(f"cannot reach host {host} ({why}) for {uri}", "check the network and the host", missing=True)
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why the host could not be connected to, when a connection error is behind ``exc``; else None."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return "its name does not resolve"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, ConnectionError | TimeoutError):
+            return e.strerror or type(e).__name__
+        os_error = getattr(e, "os_error", None)  # aiohttp's ClientConnectorError keeps the socket's error here
+        todo += [e.__cause__, e.__context__, os_error if isinstance(os_error, BaseException) else None]
     return None
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,10 @@ from cli_run import run_cli
 
 import mlflowkit
 from mlflowkit.errors import StepFailed
+from mlflowkit.kinds._source import source_problem
 from mlflowkit.runtime.engine import run_spec
 from mlflowkit.spec.load import load_spec
+from mlflowkit.targets.triton_local import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 HEAD = "spec: mlflowkit/v1\nname: bad\nrecipe: tabular-classification\n"
@@ -66,6 +70,41 @@ def test_run_refuses_before_anything_is_written(name: str, tmp_path: Path) -> No
     assert f"hint: {hint}" in output
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no .mlflowkit/, no state, no run record
     assert sorted(os.listdir("/etc")) == etc_before
+
+
+def test_a_source_on_a_host_that_cannot_be_reached_says_so_and_exits_2(tmp_path: Path) -> None:
+    """Offline (here: a closed port on loopback), an https:// source names the host it cannot reach, not a missing object."""
+    port = free_port()
+    _project(tmp_path, f"data: {{source: 'https://127.0.0.1:{port}/churn.csv', target: churned}}\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = _cli(tmp_path, "run", "spec.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output and "no object" not in output
+    (line,) = [text for text in output.splitlines() if text.startswith("spec.yaml:")]
+    assert ": data.source: " in line and f"cannot reach host 127.0.0.1:{port} (connection refused)" in line, output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+class _NotFound(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_host_that_answers_404_is_a_missing_object() -> None:
+    with ThreadingHTTPServer(("127.0.0.1", 0), _NotFound) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            problem = source_problem(f"http://127.0.0.1:{server.server_address[1]}/no-such-file.csv")
+        finally:
+            server.shutdown()
+    assert problem is not None and problem.message.startswith("no object at http://127.0.0.1:")
 
 
 def test_a_source_that_became_a_folder_or_a_device_fails_the_load_step_in_one_line(tmp_path: Path) -> None:
