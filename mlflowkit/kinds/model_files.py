@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError, RegistryError
 from mlflowkit.handoff import JOBLIB, SKOPS
+from mlflowkit.kinds._skops import skops_io
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,7 +66,7 @@ def save_model(store: ArtifactStore, model: Any, **meta: Any) -> Ref:
     Raises:
         UntrustedModel: skops cannot write this model (an object it does not know how to rebuild).
     """
-    import skops.io as sio
+    sio = skops_io()
 
     try:
         data = sio.dumps(model)
@@ -143,7 +144,7 @@ def _judged(data: bytes, *, where: str, policy: Policy | None, names: Sequence[s
     Raises:
         UntrustedModel: a type it may not be made of, or bytes that are no skops file.
     """
-    import skops.io as sio
+    sio = skops_io()
 
     allowed = tuple(dict.fromkeys((*_CLASS_MODULES, *(m.rstrip(".") for m in _allowed_modules(policy)))))
     try:
@@ -194,7 +195,7 @@ def loads_model(
         UntrustedModel: the file names a function, a type outside the allowed modules, a numpy or scipy class
             that is not a data type, or a class under a name not its own; or it is no skops file.
     """
-    import skops.io as sio
+    sio = skops_io()
     from skops.io.exceptions import UntrustedTypesFoundException
 
     named, allowed = _judged(data, where=where, policy=policy, names=names)

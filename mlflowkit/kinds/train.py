@@ -25,6 +25,7 @@ from mlflowkit.kinds._estimators import (
 from mlflowkit.kinds._frames import load_frame
 from mlflowkit.kinds._hpo import RangeSpace, RaySettings, SearchParams, candidates, check_search, run_search
 from mlflowkit.kinds._sklearn_catalog import EstimatorInfo, param_problems, value_hint, value_problem
+from mlflowkit.kinds._skops import skops_io
 from mlflowkit.kinds._threads import available_cpus, limit_threads, quiet_step_n_jobs
 from mlflowkit.kinds.base import Inputs, Params, SectionIssues, StepContext, StepKind
 from mlflowkit.kinds.model_files import save_model
@@ -139,6 +140,8 @@ class SklearnTrain(StepKind):
     def prefetch(cls) -> None:
         import sklearn.ensemble
         import sklearn.pipeline  # noqa: F401
+
+        skops_io()  # the fitted model is stored with skops
 
     @classmethod
     def check(cls, section: Any, spec: Any) -> SectionIssues:
