@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -353,8 +353,10 @@ class _Scorer:
         self.pos = _positive_index(self.classes, positive) if self.classes else -1
         self.notes: dict[str, str] = {}
 
-    def metrics(self, idx: np.ndarray[Any, Any] | None = None, notes: dict[str, str] | None = None) -> dict[str, float]:
-        """The requested metrics, on all rows or on the rows ``idx``; why a value is NaN goes into ``notes``."""
+    def metrics(
+        self, idx: np.ndarray[Any, Any] | None = None, notes: dict[str, str] | None = None, names: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """The requested metrics (or ``names``), on all rows or on the rows ``idx``; why a value is NaN goes into ``notes``."""
         import warnings
 
         import numpy as np
@@ -363,7 +365,7 @@ class _Scorer:
         pred = self.pred if idx is None else self.pred[idx]
         proba = None if self.proba is None else (self.proba if idx is None else self.proba[idx])
         out: dict[str, float] = {}
-        for name in self.params.metrics:
+        for name in self.params.metrics if names is None else names:
             reason = ""
             # scikit-learn warns and returns NaN where a metric is undefined (one class in a slice): the NaN is
             # kept (gates fail closed on it) and the reason goes into the report instead of the console.
@@ -589,9 +591,16 @@ class _Scorer:
         rng = np.random.default_rng(spec.seed)
         n = len(self.y)
         draws: dict[str, list[float]] = {m: [] for m in self.params.metrics}
-        for _ in range(spec.n):
-            for name, value in self.metrics(rng.integers(0, n, n)).items():
-                draws[name].append(value)
+        chunk = max(1, 2_000_000 // max(n, 1))  # resamples scored at once: a matrix of at most ~2M row indices
+        for start in range(0, spec.n, chunk):
+            rows = np.stack([rng.integers(0, n, n) for _ in range(min(chunk, spec.n - start))])  # the draws as one by one
+            fast = self._resampled(rows)
+            rest = [m for m in self.params.metrics if m not in fast]
+            for name, values in fast.items():
+                draws[name].extend(float(v) for v in values)
+            for row in rows if rest else ():
+                for name, value in self.metrics(row, names=rest).items():
+                    draws[name].append(value)
         tail = (1 - spec.confidence) / 2 * 100
         return {
             name: [float(np.nanpercentile(v, tail)), float(np.nanpercentile(v, 100 - tail))]
@@ -599,6 +608,40 @@ class _Scorer:
             else [math.nan] * 2
             for name, v in draws.items()
         }
+
+    def _resampled(self, rows: np.ndarray[Any, Any]) -> dict[str, np.ndarray[Any, Any]]:
+        """The metrics :mod:`~mlflowkit.kinds._resampled` computes on all ``rows`` at once, where its answers are scikit-learn's.
+
+        That is a binary classifier whose labels and predictions are all among its two classes (and, for
+        the scores, probabilities that are finite and within [0, 1]); anything else is scored one resample
+        at a time, as :meth:`metrics` does.
+        """
+        import numpy as np
+
+        from mlflowkit.kinds._resampled import RESAMPLED, binary_resampled
+
+        y, classes = np.asarray(self.y), np.asarray(self.classes, dtype=object)
+        if len(self.classes) != 2 or not (np.isin(y, classes).all() and np.isin(self.pred, classes).all()):
+            return {}
+        averaged = {"precision", "recall", "f1"}  # the counts of the positive class: only with average "binary"
+        names = [m for m in self.params.metrics if m in RESAMPLED and (self.average == "binary" or m not in averaged)]
+        proba = None if self.proba is None else np.asarray(self.proba, dtype=np.float64)
+        valid = proba is not None and proba.shape == (len(y), 2) and np.isfinite(proba).all()
+        if proba is None or not (valid and proba.min() >= 0 and proba.max() <= 1):
+            names = [m for m in names if m not in {"roc_auc", "log_loss"}]
+            proba = None
+        if list(self.classes) != sorted(self.classes):  # scikit-learn's log_loss reads the columns in sorted label order
+            names = [m for m in names if m != "log_loss"]
+        positive = self.classes[self.pos]
+        truth = y == positive
+        return binary_resampled(
+            names,
+            rows,
+            truth=truth,
+            predicted=np.asarray(self.pred) == positive,
+            score=None if proba is None else proba[:, self.pos],
+            p_true=None if proba is None else proba[np.arange(len(y)), np.where(truth, self.pos, 1 - self.pos)],
+        )
 
     def _fairness(self, test: pd.DataFrame, spec: FairnessParams) -> dict[str, Any]:
         import numpy as np
