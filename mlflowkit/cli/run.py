@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.markup import escape
@@ -19,6 +19,7 @@ from mlflowkit.cli.common import SetOpt, SpecArg, StoreOpt, err, fail, load_spec
 from mlflowkit.errors import MlflowkitError
 
 if TYPE_CHECKING:
+    from mlflowkit.cli.progress import RunDisplay
     from mlflowkit.handoff import RunResult
     from mlflowkit.plan.model import Plan
 
@@ -155,6 +156,19 @@ def _open_report(result: RunResult) -> None:
         err.print(f"[yellow]warning[/]: no browser to open {escape(path)} (set $BROWSER)")
 
 
+def _server_gone(display: RunDisplay, exc: MlflowkitError) -> NoReturn:
+    """The local Prefect server died mid-run (the record says so already): say it in one line and end now.
+
+    Prefect's client would retry every request for about a minute; the steps still running are cut off.
+    A version being registered then is committed whole or not at all (the registry commits in one atomic step).
+    """
+    display.close()
+    err.print(f"[bold red]error[/]: {escape(str(exc))}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exc.exit_code)  # from the watching thread, past Prefect's threads and their retries
+
+
 def run(
     spec_path: SpecArg,
     set_: SetOpt = None,
@@ -195,6 +209,7 @@ def run(
                 progress=display,
                 report="inline" if open_report else "background",  # a report to open must be written first
                 verbose=verbose,
+                on_server_gone=lambda exc: _server_gone(display, exc),
             )
         except MlflowkitError as exc:  # the policy changed since loading, the store cannot be opened: nothing ran
             display.close()

@@ -7,9 +7,10 @@ matplotlib) to decide that; :mod:`mlflowkit.runtime.flow` is loaded only when a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from mlflowkit.errors import MlflowkitError
 from mlflowkit.handoff import RunResult, StepRecord, Trigger
 from mlflowkit.plan.model import Plan
 from mlflowkit.runtime.locations import embedded_api, store_root
@@ -31,6 +32,7 @@ def run_spec(
     trigger: Trigger | Mapping[str, Any] | None = None,
     report: ReportMode = "inline",
     verbose: bool | None = None,
+    on_server_gone: Callable[[MlflowkitError], None] | None = None,
 ) -> RunResult:
     """Run a compiled spec and write its run record.
 
@@ -48,6 +50,9 @@ def run_spec(
             last step is done (the CLI does); ``inline`` has it written before the call returns.
         verbose: for a flow, whether Prefect's own log lines reach the terminal (False: only the steps'
             warnings; None: as Prefect is configured). The flow run's logs in Prefect get them either way.
+        on_server_gone: for a flow on the local Prefect server, called from another thread when that server
+            dies mid-run, once the run's record is finished as failed with the error it is given (the CLI
+            ends its process there); without it, the call returns that result when Prefect's client gives up.
 
     Returns:
         The run's result; ``result.ok`` says whether every step finished.
@@ -71,5 +76,5 @@ def run_spec(
     else:
         from mlflowkit.runtime.flow import run_as_flow
 
-        return run_as_flow(runner, session, verbose=verbose)
+        return run_as_flow(runner, session, verbose=verbose, on_server_gone=on_server_gone)
     return session.finish()

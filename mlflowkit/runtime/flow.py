@@ -12,10 +12,11 @@ import inspect
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflowkit.errors import MlflowkitError
 from mlflowkit.handoff import RunResult, Trigger
@@ -27,19 +28,27 @@ from mlflowkit.runtime.record import RunSession
 from mlflowkit.runtime.runner import Progress, Runner
 from mlflowkit.spec.models import SpecBase
 
-__all__ = ["expected_failure", "flow_tags", "prefect_settings", "run_as_flow", "run_in_flow", "run_logging"]
+if TYPE_CHECKING:
+    from mlflowkit.runtime.localapi import ServerInfo
+
+__all__ = ["ServerGone", "expected_failure", "flow_tags", "prefect_settings", "run_as_flow", "run_in_flow", "run_logging"]
+
+ServerGone = Callable[[MlflowkitError], None]
+"""Told that the local Prefect server died mid-run (the error says which, and where its log is)."""
 
 log = logging.getLogger("mlflowkit.runtime")
 
 
 @contextmanager
-def prefect_settings(say: Callable[[str], None] = lambda what: None) -> Iterator[None]:
+def prefect_settings(say: Callable[[str], None] = lambda what: None) -> Iterator[ServerInfo | None]:
     """Settings for a run: no analytics, no result persistence; without a configured server, the local one.
 
     The local server (:mod:`mlflowkit.runtime.localapi`) is started if none runs; the client then talks
     to it as to any server, so it never imports Prefect's server package nor waits for a server to stop.
-    ``say`` hears what takes time meanwhile (``starting the local Prefect server``).
+    ``say`` hears what takes time meanwhile (``starting the local Prefect server``). Yields the local
+    server, or None when a configured one is used.
     """
+    server: ServerInfo | None = None
     wanted = {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
@@ -50,7 +59,8 @@ def prefect_settings(say: Callable[[str], None] = lambda what: None) -> Iterator
         from mlflowkit.runtime.localapi import ensure_server
 
         say("finding the local Prefect server")
-        wanted["PREFECT_API_URL"] = ensure_server(on_start=say).url
+        server = ensure_server(on_start=say)
+        wanted["PREFECT_API_URL"] = server.url
         wanted["PREFECT_HOME"] = str(mlflowkit_home() / "prefect")
     updates = {k: v for k, v in wanted.items() if k not in os.environ}
     saved = {k: os.environ.get(k) for k in updates}
@@ -67,7 +77,7 @@ def prefect_settings(say: Callable[[str], None] = lambda what: None) -> Iterator
             # (a killed run is recognised by its record's pid instead).
             settings[prefect.settings.PREFECT_FLOWS_HEARTBEAT_FREQUENCY] = None
         with prefect.settings.temporary_settings(updates=settings):
-            yield
+            yield server
     finally:
         for k, v in saved.items():
             if v is None:
@@ -262,7 +272,9 @@ def expected_failure(exc: MlflowkitError) -> Any:
     return Failed(message=str(exc))
 
 
-def run_as_flow(runner: Runner, session: RunSession, *, verbose: bool | None = None) -> RunResult:
+def run_as_flow(
+    runner: Runner, session: RunSession, *, verbose: bool | None = None, on_server_gone: ServerGone | None = None
+) -> RunResult:
     """Run the runner's plan as a new Prefect flow run (on the local server, or the configured one).
 
     Args:
@@ -270,13 +282,16 @@ def run_as_flow(runner: Runner, session: RunSession, *, verbose: bool | None = N
         session: its record.
         verbose: False keeps Prefect's own lines (states, tracebacks) out of the terminal, True shows them
             at INFO; None leaves Prefect's console as configured. The flow run's logs get them either way.
+        on_server_gone: called (from a watching thread) when the local Prefect server dies mid-run, once
+            the run's record is finished as failed with the error it is given; the CLI ends its process
+            there. Without it, the call returns that result when Prefect's client gives up (minutes).
 
     Returns:
         The finished run; if the flow ended before it could finish the record, it is finished here.
     """
     plan = runner.plan
     session.orchestrated = True
-    with prefect_settings(say=runner.progress.starting), run_logging(verbose):
+    with prefect_settings(say=runner.progress.starting) as server, run_logging(verbose):
         from prefect import Flow, tags
 
         runner.prefetch.start()  # after Prefect's own imports: the two never import one library at once
@@ -297,12 +312,37 @@ def run_as_flow(runner: Runner, session: RunSession, *, verbose: bool | None = N
             persist_result=False,
         )
         runner.progress.starting("starting the flow run")
-        with tags(*flow_tags(plan)):
+        with tags(*flow_tags(plan)), _ended_if_server_dies(server, session, on_server_gone):
             state: Any = flow(**plan.params, return_state=True)
     if session.result is not None:
         return session.result
     # The flow crashed before the record was finished (the steps left show how far it got).
     return session.finish(flow_run_id=str(state.state_details.flow_run_id) if state.state_details else None)
+
+
+@contextmanager
+def _ended_if_server_dies(server: ServerInfo | None, session: RunSession, then: ServerGone | None) -> Iterator[None]:
+    """While the flow runs, watch the local server; if it dies, finish the record as failed and call ``then``."""
+    if server is None:  # a configured server is the user's to run; Prefect's retries are theirs to tune
+        yield
+        return
+    from mlflowkit.runtime.localapi import gone_message, watch_server
+
+    def gone(info: ServerInfo) -> None:
+        error = MlflowkitError(gone_message(info))
+        try:
+            session.finish(error=error)
+        except RuntimeError:  # the flow is finishing the record itself: give it a moment to write it
+            deadline = time.monotonic() + 10
+            while session.result is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+        except (OSError, MlflowkitError) as exc:
+            log.warning("run %s: its record was not finished (%s)", session.record.run_id, exc)
+        if then is not None:
+            then(error)
+
+    with watch_server(server, gone):
+        yield
 
 
 def run_in_flow(spec: SpecBase, plan: Plan, *, store: str | None = None, progress: Progress | None = None) -> RunResult:

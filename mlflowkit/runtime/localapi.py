@@ -6,7 +6,9 @@ once, not on every run, and no run waits for it to stop. The server writes ``ser
 versions) once it listens; clients read it under ``server.lock``, check that the pid is alive and is
 this server (its command line), that its versions are theirs and that it answers, and start a new one
 otherwise. A server left by another version is stopped and replaced. The server stops itself after
-:data:`IDLE_ENV` seconds without a request, so a killed run never leaves one running for good.
+:data:`IDLE_ENV` seconds without a request, so a killed run never leaves one running for good. A run
+watches the server's process (:func:`watch_server`): one that dies mid-run is noticed within a second,
+where Prefect's client would retry for minutes.
 
 This module never imports Prefect (the server is a process of its own); :mod:`.localserver` is
 the server process.
@@ -21,8 +23,9 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,9 +39,11 @@ __all__ = [
     "PORT_ENV",
     "ServerInfo",
     "ensure_server",
+    "gone_message",
     "prefect_version",
     "running_server",
     "stop_server",
+    "watch_server",
 ]
 
 IDLE_ENV = "MLFLOWKIT_SERVER_IDLE_SECONDS"
@@ -242,3 +247,37 @@ def stop_server(home: Path | None = None) -> ServerInfo | None:
         _terminate(info.pid)
         _state_file(home).unlink(missing_ok=True)
         return info
+
+
+def gone_message(info: ServerInfo, home: Path | None = None) -> str:
+    """One line for a run whose local server died under it: which server, where its log is, how to start it again."""
+    log = (home or mlflowkit_home()) / "server.log"
+    return (
+        f"the local Prefect server (pid {info.pid}, {info.url}) stopped during the run; its log: {log}; "
+        "`mlflowkit server start` starts it again (so does the next run)"
+    )
+
+
+@contextlib.contextmanager
+def watch_server(info: ServerInfo, on_gone: Callable[[ServerInfo], None], *, every: float = 0.5) -> Iterator[None]:
+    """While the block runs, check every ``every`` seconds that the server's process is alive and is the server.
+
+    ``on_gone(info)`` is called once, from the watching thread, when it is not (killed, crashed, replaced,
+    or stopped when idle): a run then ends at once instead of waiting for Prefect's client to give up on
+    a dead URL (it retries each request for about a minute, with back-off). The check is a signal 0 and a
+    read of ``/proc``: no request, so it does not keep an idle server alive.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every):
+            if not _alive(info.pid) or not _is_our_server(info.pid):
+                if not stop.is_set():
+                    on_gone(info)
+                return
+
+    threading.Thread(target=watch, name="mlflowkit-server-watch", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()  # not joined: on_gone may be ending the run (the caller decides how)

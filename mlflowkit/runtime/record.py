@@ -93,7 +93,8 @@ class RunSession:
             pid_started=process_start(os.getpid()),
         )
         self._lock = threading.Lock()  # steps end in several threads; one record at a time, never one after finish
-        self._closed = False
+        self._closed = False  # no more step-by-step writes
+        self._finishing = False  # finish() has begun (in some thread)
         self._write(self.record)
         runner.on_step_finished = self._step_finished
 
@@ -127,26 +128,36 @@ class RunSession:
     def _write(self, record: RunRecord, *, durable: bool = True) -> None:
         self.runner.store.write_json(f"runs/{record.run_id}.json", record.to_json(), durable=durable)
 
-    def finish(self, *, flow_run_id: str | None = None) -> RunResult:
+    def finish(self, *, flow_run_id: str | None = None, error: MlflowkitError | None = None) -> RunResult:
         """Close the run: its outcome, verdict, version and report, written once.
 
         Args:
             flow_run_id: the Prefect flow run, when it became known during the run.
+            error: what ended the run early when no step failed (the local Prefect server died): the run
+                fails with it, whatever steps were still to run.
 
         Raises:
-            RuntimeError: the run was finished already.
+            RuntimeError: the run was finished already, or another thread is finishing it.
         """
-        if self.result is not None:
-            raise RuntimeError(f"run {self.record.run_id} is finished already")
         with self._lock:
-            self._closed = True  # from here on, a step that ends does not write the record
+            if self._finishing:
+                raise RuntimeError(f"run {self.record.run_id} is finished already")
+            self._finishing = self._closed = True  # from here on, a step that ends does not write the record
+        try:
+            return self._close(flow_run_id, error)
+        except BaseException:
+            with self._lock:
+                self._finishing = False  # e.g. the store refused the write: the caller may try again
+            raise
+
+    def _close(self, flow_run_id: str | None, ended_by: MlflowkitError | None) -> RunResult:
         runner = self.runner
         records = [runner.records[s.name] for s in runner.plan.steps]
-        error: MlflowkitError | None = None
+        error: MlflowkitError | None = ended_by
         failed = [r for r in records if r.status == "failed"]
         if failed:  # the first failure in plan order is the cause; the steps after it did not run
             error = runner.errors.get(failed[0].name) or StepFailed(failed[0].name, failed[0].error or "failed")
-        elif any(r.status == "skipped" for r in records):
+        elif error is None and any(r.status == "skipped" for r in records):
             error = MlflowkitError("the flow ended before every step ran")
         record = self.record.model_copy(
             update={

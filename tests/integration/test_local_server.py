@@ -190,6 +190,40 @@ def test_a_killed_run_is_marked_killed_and_leaves_no_process_of_its_own(tmp_path
     assert any(line.split()[:3] == ["│", "load", "│"] for line in shown.stdout.splitlines()), shown.stdout
 
 
+def test_a_run_whose_server_dies_ends_at_once_and_says_so(tmp_path: Path) -> None:
+    """Prefect's client would retry each request for about a minute: the run notices the dead server and ends."""
+    make_project(tmp_path, steps=SLOW_STEPS)
+    server = localapi.ensure_server()
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen([*CLI, "run", "spec.yaml"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never reached its slow step"
+            time.sleep(0.1)
+        state = localapi.read_state(_home())
+        assert state is not None and state.pid == server.pid
+        os.kill(state.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        took = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert took < 60, f"the run took {took:.0f}s to end after its server died"  # a hang guard, not a benchmark
+    assert proc.returncode == 1, out + err
+    assert "Traceback" not in out + err
+    (line,) = [text for text in err.splitlines() if text.strip()]
+    assert line.startswith(f"error: the local Prefect server (pid {server.pid}, ") and "stopped during the run" in line
+    assert str(_home() / "server.log") in line and "mlflowkit server start" in line
+    record = json.loads(next((tmp_path / ".mlflowkit" / "runs").glob("*.json")).read_text())
+    assert record["status"] == "failed" and record["error"] == line.removeprefix("error: ")
+    assert [(s["name"], s["status"]) for s in record["steps"] if s["status"] != "skipped"] == [("load", "ran")]
+    assert not list((tmp_path / ".mlflowkit").rglob("version.json"))  # nothing registered
+    assert localapi.ensure_server().pid != server.pid  # the next run starts a new one
+
+
 def test_a_server_started_again_for_this_process_takes_its_port_back() -> None:
     """Prefect's in-process services keep the first API URL: a notebook's next run after an idle stop needs the same one."""
     first = localapi.ensure_server()

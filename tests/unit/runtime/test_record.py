@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import mlflowkit
 from mlflowkit.cli import app
-from mlflowkit.errors import GateFailed
+from mlflowkit.errors import GateFailed, MlflowkitError
 from mlflowkit.handoff import RegisteredVersion, RunRecord, StepRecord, Verdict
 from mlflowkit.report import collect, render
 from mlflowkit.runtime.engine import run_spec
@@ -126,6 +126,19 @@ def test_the_running_record_is_written_again_after_each_step(project: Project) -
     result = session.finish()  # a step ending after the finish does not write over the finished record
     runner.execute("second", {"first": runner.outputs["first"]})
     assert runner.store.read_json(f"runs/{runner.run_id}.json")["status"] == result.status == "failed"
+
+
+def test_a_run_ended_from_outside_fails_with_the_reason_given(project: Project) -> None:
+    """The local Prefect server died after `load`: the run is finished as failed with that reason, once."""
+    spec, plan = project()
+    runner = Runner(spec, plan, store_root(spec))
+    session = RunSession(runner)
+    runner.execute("load", {})
+    result = session.finish(error=MlflowkitError("the local Prefect server stopped during the run"))
+    assert result.status == "failed" and result.error == "the local Prefect server stopped during the run"
+    assert [s.status for s in result.steps] == ["ran", "skipped", "skipped", "skipped"]
+    with pytest.raises(RuntimeError, match="is finished already"):  # the flow's own finish, arriving later
+        session.finish()
 
 
 LEGACY = {  # a record as mlflowkit wrote it before the hand-offs were typed
