@@ -336,6 +336,8 @@ def _ended_if_server_dies(server: ServerInfo | None, session: RunSession, then: 
             deadline = time.monotonic() + 10
             while session.result is None and time.monotonic() < deadline:
                 time.sleep(0.1)
+            if session.result is not None and session.result.ok:
+                return  # every step had finished as the server went: the run ends as it would have
         except (OSError, MlflowkitError) as exc:
             log.warning("run %s: its record was not finished (%s)", session.record.run_id, exc)
         if then is not None:
