@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import logging
 
     from mlflowkit.handoff import Ref, Trigger
+    from mlflowkit.kinds.memo import ModelMemo
     from mlflowkit.policy.model import Policy
     from mlflowkit.store import ArtifactStore, ModelRegistry
 
@@ -58,6 +59,8 @@ class StepContext:
             so that every step of a run is governed by the same one; ``"find"`` (a context made outside
             the runner) means the policy governing ``spec_dir`` is looked up when a step needs it
             (:func:`mlflowkit.kinds._policy.governing_policy`).
+        models: the models this run stored, in memory (:class:`~mlflowkit.kinds.memo.ModelMemo`): pass it
+            to ``save_model`` and ``load_model`` so a later step skips rebuilding them; None outside a runner.
     """
 
     step: str
@@ -75,6 +78,7 @@ class StepContext:
     publish: Callable[[Report], None] = field(default=lambda report: None, repr=False)
     on_advance: Callable[[Advance], None] = field(default=lambda advance: None, repr=False)
     policy: Policy | Literal["find"] | None = field(default="find", repr=False)
+    models: ModelMemo | None = field(default=None, repr=False)
 
     def report(self, key: str, title: str, *, rows: list[dict[str, Any]] | None = None, markdown: str | None = None) -> None:
         """Publish a table (``rows``) or a markdown text under ``key`` (lowercase, digits, dashes).

@@ -226,7 +226,7 @@ class Evaluate(StepKind):
         x, y = test.drop(columns=[target]), test[target]
         positive = model_ref.meta.get("positive")
 
-        model = load_model(ctx.store, model_ref, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
+        model = load_model(ctx.store, model_ref, spec_dir=ctx.spec_dir, policy=governing_policy(ctx), kept=ctx.models)
         candidate = _Scorer(model, _inputs(x, model_ref.meta.get("features")), y, params, task, positive=positive)
         body: dict[str, Any] = {"n_test": len(test), **candidate.everything(test)}
         values = dict(body["metrics"])

@@ -96,7 +96,7 @@ class OnnxExport(StepKind):
 
     def run(self, ctx: StepContext, params: OnnxParams, inputs: Inputs) -> dict[str, Ref]:
         model_ref, test_ref = inputs["model"], inputs["test"]
-        model = load_model(ctx.store, model_ref, spec_dir=ctx.spec_dir, policy=governing_policy(ctx))
+        model = load_model(ctx.store, model_ref, spec_dir=ctx.spec_dir, policy=governing_policy(ctx), kept=ctx.models)
         test = load_frame(ctx.store, test_ref)
         if params.max_rows is not None:
             test = test.iloc[: params.max_rows]

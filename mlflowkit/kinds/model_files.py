@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from mlflowkit.errors import MlflowkitError, RegistryError
 from mlflowkit.handoff import JOBLIB, SKOPS
 from mlflowkit.kinds._skops import skops_io
+from mlflowkit.kinds.memo import ModelMemo
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,8 +61,8 @@ class UntrustedModel(MlflowkitError):
     """A stored model names types it may not be made of, or is a pickle that nothing vouches for."""
 
 
-def save_model(store: ArtifactStore, model: Any, **meta: Any) -> Ref:
-    """Store a fitted model with skops; ``meta`` travels with the reference.
+def save_model(store: ArtifactStore, model: Any, *, keep_in: ModelMemo | None = None, **meta: Any) -> Ref:
+    """Store a fitted model with skops; ``meta`` travels with the reference; ``keep_in`` keeps the object for the run.
 
     Raises:
         UntrustedModel: skops cannot write this model (an object it does not know how to rebuild).
@@ -76,7 +77,10 @@ def save_model(store: ArtifactStore, model: Any, **meta: Any) -> Ref:
         ) from exc
     # The types the file names beyond skops' own trusted ones, so that a reader parses it once: the reader
     # still judges each name, and skops refuses a file that names any other.
-    return store.put_bytes(data, SKOPS, {**meta, "skops_types": sorted(sio.get_untrusted_types(data=data))})
+    ref = store.put_bytes(data, SKOPS, {**meta, "skops_types": sorted(sio.get_untrusted_types(data=data))})
+    if keep_in is not None:
+        keep_in.keep(ref.sha256, model)
+    return ref
 
 
 def model_file_name(ref: Ref) -> str:
@@ -225,8 +229,18 @@ def _confined(model: Any, *, where: str, spec_dir: str | None, allowed: tuple[st
     return model
 
 
-def load_model(store: ArtifactStore, ref: Ref, *, spec_dir: str | None = None, policy: Policy | None = None) -> Any:
+def load_model(
+    store: ArtifactStore,
+    ref: Ref,
+    *,
+    spec_dir: str | None = None,
+    policy: Policy | None = None,
+    kept: ModelMemo | None = None,
+) -> Any:
     """Read a fitted model back from the store (its bytes checked against their hash, then loaded without pickle).
+
+    With ``kept``, a model this run stored is not rebuilt: once the bytes verify and their types are judged
+    as for any file, the object that was written as those bytes is returned (callers must not change it).
 
     Raises:
         IntegrityError: the object does not hash as the reference says.
@@ -236,7 +250,12 @@ def load_model(store: ArtifactStore, ref: Ref, *, spec_dir: str | None = None, p
         raise UntrustedModel(f"{ref.key} is a pickled model from an older mlflowkit, and pickles are not loaded; {_RETRAIN}")
     names = ref.meta.get("skops_types")
     declared = names if isinstance(names, list) else None
-    return loads_model(store.get_bytes(ref), where=ref.key, spec_dir=spec_dir, policy=policy, names=declared)
+    data = store.get_bytes(ref)  # verified against ref.sha256 (IntegrityError otherwise)
+    model = kept.get(ref.sha256) if kept is not None and ref.media_type == SKOPS else None
+    if model is None:
+        return loads_model(data, where=ref.key, spec_dir=spec_dir, policy=policy, names=declared)
+    _, allowed = _judged(data, where=ref.key, policy=policy, names=declared)
+    return _confined(model, where=ref.key, spec_dir=spec_dir, allowed=allowed)
 
 
 class OnnxModel:

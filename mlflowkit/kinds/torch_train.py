@@ -225,7 +225,7 @@ class TorchTrain(StepKind):
             positive=ref.meta.get("positive"),
             torch=outcome,
         )
-        return {"model": save_model(ctx.store, model, **meta.model_dump(mode="json", exclude_none=True))}
+        return {"model": save_model(ctx.store, model, keep_in=ctx.models, **meta.model_dump(mode="json", exclude_none=True))}
 
     @staticmethod
     def _check_network(ctx: StepContext, params: TorchParams, network_kwargs: dict[str, Any]) -> None:

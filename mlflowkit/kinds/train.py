@@ -232,7 +232,7 @@ class SklearnTrain(StepKind):
             positive=ref.meta.get("positive"),
             search=search_meta,
         )
-        outputs["model"] = save_model(ctx.store, model, **meta.model_dump(mode="json", exclude_none=True))
+        outputs["model"] = save_model(ctx.store, model, keep_in=ctx.models, **meta.model_dump(mode="json", exclude_none=True))
         return outputs
 
     def _search(

@@ -23,6 +23,7 @@ from mlflowkit.errors import MlflowkitError, StepFailed
 from mlflowkit.fmt import number
 from mlflowkit.handoff import Ref, StepRecord, StepStatus, Trigger
 from mlflowkit.kinds.base import Advance, Inputs, Report, StepContext
+from mlflowkit.kinds.memo import ModelMemo
 from mlflowkit.plan.model import Plan, PlanStep
 from mlflowkit.runtime.prefetch import Prefetch
 from mlflowkit.spec.models import SpecBase
@@ -148,6 +149,8 @@ class Runner:
         self._lock = threading.Lock()
         self.prefetch = Prefetch(list(self.kinds.values()))
         """Imports the steps' heavy libraries in the background once :meth:`Prefetch.start` is called (a flow does)."""
+        self.models = ModelMemo()
+        """The models this run's steps stored, in memory while a step still to finish reads them."""
         self.on_step_finished: Callable[[StepRecord], None] | None = None
         """Told each step's record as soon as the step ends (the run's record is written again then)."""
 
@@ -172,6 +175,7 @@ class Runner:
             params=dict(self.spec.params),
             trigger=self.trigger,
             policy=self.policy,
+            models=self.models,
             logger=step_logger,  # type: ignore[arg-type]
             publish=lambda report: self._publish(report, on_report),
             on_advance=lambda advance: self._advance(advance, step_logger),
@@ -325,9 +329,22 @@ class Runner:
             if error is not None:
                 self.errors[step.name] = error
             (self._retryable.add if retryable else self._retryable.discard)(step.name)
+            if status in {"ran", "cached"}:  # a failed step may be retried: it may still read what it needs
+                self.models.keep_only(self._still_read())
         if self.on_step_finished is not None:
             self.on_step_finished(record)
         self.progress.step_finished(record)
+
+    def _still_read(self) -> set[str]:
+        """The hashes of the outputs that a step which has not finished reads (call with the lock held)."""
+        done = {n for n, r in self.records.items() if r.status in {"ran", "cached"}}
+        return {
+            ref.sha256
+            for step in self.plan.steps
+            if step.name not in done
+            for need in step.needs
+            for ref in self.outputs.get(need, {}).values()
+        }
 
     def run_inline(self) -> None:
         """Execute every step in plan order in this thread; the first failure raises (and is recorded)."""

@@ -172,3 +172,42 @@ def test_a_cache_check_is_part_of_the_start_up(project: Project) -> None:
     events = Recorder()
     runner(spec, plan, progress=events).all_cached()
     assert events.startup == ["checking the cache"] and events.started == []
+
+
+MODEL_CHAIN = """\
+recipe: fitted
+stages:
+  load: {kind: load, section: data}
+  split: {kind: split, section: data.split, needs: [load]}
+  train: {kind: sklearn, needs: [split]}
+  evaluate: {kind: evaluate, needs: [train, split]}
+  last: {kind: noop, needs: [evaluate]}
+defaults:
+  train: {estimator: sklearn.tree.DecisionTreeClassifier}
+  evaluate: {metrics: [accuracy], champion: false}
+  last: {}
+"""
+
+
+def test_a_model_is_kept_in_memory_while_a_later_step_reads_it(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflowkit.kinds.model_files as model_files
+
+    rows = "x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(40))
+    spec, plan = project(MODEL_CHAIN, name="fitted", data=rows)
+    rebuilt: list[str] = []
+    loads = model_files.loads_model
+    monkeypatch.setattr(model_files, "loads_model", lambda data, **kw: rebuilt.append(kw["where"]) or loads(data, **kw))
+    kept: dict[str, int] = {}
+
+    class Kept(Recorder):
+        def step_finished(self, record):  # type: ignore[no-untyped-def]
+            kept[record.name] = len(r.models)
+
+    r = runner(spec, plan, progress=Kept())
+    r.run_inline()
+    assert {rec.status for rec in r.records.values()} == {"ran"}
+    assert kept == {"load": 0, "split": 0, "train": 1, "evaluate": 0, "last": 0}  # released once evaluate has read it
+    assert rebuilt == []  # evaluate used the object train stored, not one rebuilt from its bytes
+    again = runner(spec, plan, from_step="evaluate")  # train from the cache: nothing in memory, rebuilt
+    again.run_inline()
+    assert rebuilt == [again.outputs["train"]["model"].key]
