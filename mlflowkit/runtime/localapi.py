@@ -8,7 +8,8 @@ this server (its command line), that its versions are theirs and that it answers
 otherwise. A server left by another version is stopped and replaced. The server stops itself after
 :data:`IDLE_ENV` seconds without a request, so a killed run never leaves one running for good. A run
 watches the server's process (:func:`watch_server`): one that dies mid-run is noticed within a second,
-where Prefect's client would retry for minutes.
+where Prefect's client would retry for minutes; the watch also keeps the server from stopping as idle
+under a step that sends it nothing for a long time.
 
 This module never imports Prefect (the server is a process of its own); :mod:`.localserver` is
 the server process.
@@ -262,19 +263,25 @@ def gone_message(info: ServerInfo, home: Path | None = None) -> str:
 def watch_server(info: ServerInfo, on_gone: Callable[[ServerInfo], None], *, every: float = 0.5) -> Iterator[None]:
     """While the block runs, check every ``every`` seconds that the server's process is alive and is the server.
 
-    ``on_gone(info)`` is called once, from the watching thread, when it is not (killed, crashed, replaced,
-    or stopped when idle): a run then ends at once instead of waiting for Prefect's client to give up on
-    a dead URL (it retries each request for about a minute, with back-off). The check is a signal 0 and a
-    read of ``/proc``: no request, so it does not keep an idle server alive.
+    ``on_gone(info)`` is called once, from the watching thread, when it is not (killed, crashed, replaced):
+    a run then ends at once instead of waiting for Prefect's client to give up on a dead URL (it retries
+    each request for about a minute, with back-off). The check is a signal 0 and a read of ``/proc``.
+    A step may send the server nothing for longer than its idle time (an hour of training): the watch
+    asks the server's health four times per idle time, so it never stops itself under a running run.
     """
     stop = threading.Event()
+    keep_alive = max(info.idle_seconds / 4, every)
 
     def watch() -> None:
+        asked = time.monotonic()
         while not stop.wait(every):
             if not _alive(info.pid) or not _is_our_server(info.pid):
                 if not stop.is_set():
                     on_gone(info)
                 return
+            if time.monotonic() - asked >= keep_alive:
+                _answers(info.port)  # a request: the server's idle clock starts again
+                asked = time.monotonic()
 
     threading.Thread(target=watch, name="mlflowkit-server-watch", daemon=True).start()
     try:

@@ -116,6 +116,7 @@ def _watch(server: Any, activity: Activity, info: ServerInfo, home: Path, idle: 
         time.sleep(0.02)
     if server.should_exit:
         return
+    activity.last = time.monotonic()  # idle from now: migrating a new database may have taken longer than ``idle``
     write_state(info, home)
     while not server.should_exit:
         if activity.idle_for() > idle:

@@ -230,3 +230,26 @@ def test_a_server_started_again_for_this_process_takes_its_port_back() -> None:
     localapi.stop_server()
     again = localapi.ensure_server()
     assert again.pid != first.pid and again.url == first.url
+
+
+
+@pytest.mark.slow
+def test_a_watched_server_outlives_its_idle_time_and_stops_once_unwatched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step may send the server nothing for longer than its idle time: the run's watch keeps it up.
+
+    A new home, so the server migrates its database first (longer than its idle time here): its idle clock
+    starts once it answers, not when it was launched.
+    """
+    monkeypatch.setenv(localapi.IDLE_ENV, "2")
+    info = localapi.ensure_server(home=tmp_path)
+    gone: list[localapi.ServerInfo] = []
+    try:
+        with localapi.watch_server(info, gone.append):
+            time.sleep(7)
+        assert gone == [] and localapi.running_server(tmp_path) == info
+        deadline = time.monotonic() + 30
+        while _alive(info.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(info.pid)  # unwatched, it stops when idle as before
+    finally:
+        localapi.stop_server(tmp_path)
